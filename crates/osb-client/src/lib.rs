@@ -1,0 +1,1 @@
+//! osb-client (in progress).

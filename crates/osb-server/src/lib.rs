@@ -1,0 +1,1 @@
+//! osb-server (in progress).

@@ -1,0 +1,202 @@
+//! OSB API versions, the `since` tables and shaping values for an older peer.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// An OSB API version as sent in the `X-Broker-API-Version` header (`MAJOR.MINOR`).
+///
+/// ```
+/// use osb_types::ApiVersion;
+/// let v: ApiVersion = "2.15".parse().unwrap();
+/// assert!(v >= ApiVersion::V2_14 && v < ApiVersion::LATEST);
+/// assert_eq!(v.to_string(), "2.15");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion {
+    major: u16,
+    minor: u16,
+}
+
+impl ApiVersion {
+    /// OSB 2.13, the oldest version osb-rs speaks.
+    pub const V2_13: ApiVersion = ApiVersion::new(2, 13);
+    /// OSB 2.14.
+    pub const V2_14: ApiVersion = ApiVersion::new(2, 14);
+    /// OSB 2.15.
+    pub const V2_15: ApiVersion = ApiVersion::new(2, 15);
+    /// OSB 2.16.
+    pub const V2_16: ApiVersion = ApiVersion::new(2, 16);
+    /// OSB 2.17.
+    pub const V2_17: ApiVersion = ApiVersion::new(2, 17);
+    /// The newest version osb-rs knows.
+    pub const LATEST: ApiVersion = ApiVersion::V2_17;
+    /// The oldest version osb-rs interoperates with.
+    pub const OLDEST: ApiVersion = ApiVersion::V2_13;
+    /// Every version osb-rs knows, oldest first.
+    pub const KNOWN: [ApiVersion; 5] = [
+        ApiVersion::V2_13,
+        ApiVersion::V2_14,
+        ApiVersion::V2_15,
+        ApiVersion::V2_16,
+        ApiVersion::V2_17,
+    ];
+
+    /// Creates a version from its parts.
+    pub const fn new(major: u16, minor: u16) -> Self {
+        ApiVersion { major, minor }
+    }
+
+    /// The major version (2 for every OSB release so far).
+    pub const fn major(self) -> u16 {
+        self.major
+    }
+
+    /// The minor version.
+    pub const fn minor(self) -> u16 {
+        self.minor
+    }
+
+    /// Whether this is one of the versions in [`ApiVersion::KNOWN`].
+    pub fn is_known(self) -> bool {
+        Self::KNOWN.contains(&self)
+    }
+
+    /// Whether a peer on this version knows an item that appeared in `since`.
+    pub fn supports(self, since: ApiVersion) -> bool {
+        self >= since
+    }
+}
+
+impl Default for ApiVersion {
+    fn default() -> Self {
+        ApiVersion::LATEST
+    }
+}
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Why a string is not an `ApiVersion`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OSB API version {input:?}: expected MAJOR.MINOR, such as \"2.17\"")]
+pub struct ParseApiVersionError {
+    input: String,
+}
+
+impl FromStr for ApiVersion {
+    type Err = ParseApiVersionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || ParseApiVersionError { input: s.to_string() };
+        let (major, minor) = s.trim().split_once('.').ok_or_else(err)?;
+        let digits = |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(major) || !digits(minor) {
+            return Err(err());
+        }
+        Ok(ApiVersion::new(major.parse().map_err(|_| err())?, minor.parse().map_err(|_| err())?))
+    }
+}
+
+impl Serialize for ApiVersion {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ApiVersion {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One row of [`FIELD_SINCE`](crate::FIELD_SINCE): when a field of a model appeared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FieldSince {
+    /// The model (schema) name, e.g. `"Plan"`.
+    pub schema: &'static str,
+    /// The field's JSON name, e.g. `"maintenance_info"`.
+    pub field: &'static str,
+    /// The OSB version the field first appeared in.
+    pub since: ApiVersion,
+}
+
+/// The OSB version a field of a model first appeared in, from the generated table.
+///
+/// ```
+/// use osb_types::{field_since, ApiVersion};
+/// assert_eq!(field_since("Plan", "binding_rotatable"), Some(ApiVersion::V2_17));
+/// assert_eq!(field_since("Plan", "no_such_field"), None);
+/// ```
+pub fn field_since(schema: &str, field: &str) -> Option<ApiVersion> {
+    crate::FIELD_SINCE
+        .iter()
+        .find(|row| row.schema == schema && row.field == field)
+        .map(|row| row.since)
+}
+
+/// The OSB version a model first appeared in, from the generated table.
+pub fn schema_since(schema: &str) -> Option<ApiVersion> {
+    crate::SCHEMA_SINCE.iter().find(|(name, _)| *name == schema).map(|(_, since)| *since)
+}
+
+/// Removes what a peer on an older OSB version does not know.
+///
+/// Implemented for every generated model: fields that appeared after `version` are cleared,
+/// recursively. Extension fields in `extra` are kept, since a broker adds them on purpose.
+///
+/// ```
+/// use osb_types::{ApiVersion, Plan, ShapeForVersion};
+/// let mut plan = Plan::new("plan-1", "small", "A small plan").with_binding_rotatable(true);
+/// plan.shape_for_version(ApiVersion::V2_16);
+/// assert_eq!(plan.binding_rotatable, None);
+/// ```
+pub trait ShapeForVersion {
+    /// Clears everything that appeared after `version`.
+    fn shape_for_version(&mut self, version: ApiVersion);
+}
+
+impl<T: ShapeForVersion> ShapeForVersion for Option<T> {
+    fn shape_for_version(&mut self, version: ApiVersion) {
+        if let Some(inner) = self {
+            inner.shape_for_version(version);
+        }
+    }
+}
+
+impl<T: ShapeForVersion> ShapeForVersion for Vec<T> {
+    fn shape_for_version(&mut self, version: ApiVersion) {
+        for item in self {
+            item.shape_for_version(version);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_orders_versions() {
+        assert_eq!("2.13".parse::<ApiVersion>().unwrap(), ApiVersion::V2_13);
+        assert_eq!(" 2.17 ".parse::<ApiVersion>().unwrap(), ApiVersion::V2_17);
+        assert_eq!("3.0".parse::<ApiVersion>().unwrap(), ApiVersion::new(3, 0));
+        assert!(ApiVersion::V2_13 < ApiVersion::V2_17);
+        assert!(ApiVersion::new(2, 9) < ApiVersion::V2_13);
+        for bad in ["", "2", "2.", ".1", "2.x", "two.one", "2.1.1", "-2.1", "99999.1"] {
+            assert!(bad.parse::<ApiVersion>().is_err(), "{bad:?} must not parse");
+        }
+    }
+
+    #[test]
+    fn serde_uses_the_header_form() {
+        assert_eq!(serde_json::to_string(&ApiVersion::V2_15).unwrap(), "\"2.15\"");
+        let v: ApiVersion = serde_json::from_str("\"2.14\"").unwrap();
+        assert_eq!(v, ApiVersion::V2_14);
+    }
+}

@@ -1,0 +1,66 @@
+//! Development tasks for the osb-rs workspace, run as `cargo xtask <task>`.
+//!
+//! - `codegen [--check]`: regenerate `crates/osb-types/src/generated/` from `spec/osb.openapi.yaml`.
+//! - `spec-diff --upstream FILE`: compare our spec with an upstream OpenAPI 3 or Swagger 2 file.
+//!
+//! `cargo test -p xtask` runs the generator in check mode, so stale generated code fails the tests.
+
+mod codegen;
+mod spec;
+mod spec_diff;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "xtask", about = "osb-rs development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand, Debug)]
+enum Task {
+    /// Regenerate the osb-types models from spec/osb.openapi.yaml.
+    Codegen {
+        /// Do not write; fail if the generated files are not up to date.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Compare spec/osb.openapi.yaml with an upstream OpenAPI 3 or Swagger 2 file.
+    SpecDiff {
+        /// The upstream file to compare against.
+        #[arg(long)]
+        upstream: PathBuf,
+    },
+}
+
+/// The workspace root (the parent of this crate's directory).
+pub(crate) fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Codegen { check } => codegen::generate(if check {
+            codegen::Mode::Check
+        } else {
+            codegen::Mode::Write
+        }),
+        Task::SpecDiff { upstream } => spec_diff::run(&upstream, &project_root().join("spec")),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
