@@ -81,18 +81,11 @@ impl fmt::Display for ApiVersion {
     }
 }
 
-/// Why a string is not an `ApiVersion`.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid OSB API version {input:?}: expected MAJOR.MINOR, such as \"2.17\"")]
-pub struct ParseApiVersionError {
-    input: String,
-}
-
 impl FromStr for ApiVersion {
-    type Err = ParseApiVersionError;
+    type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseApiVersionError { input: s.to_string() };
+        let err = || crate::Error::InvalidApiVersion { input: s.to_string() };
         let (major, minor) = s.trim().split_once('.').ok_or_else(err)?;
         let digits = |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(major) || !digits(minor) {

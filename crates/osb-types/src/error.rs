@@ -1,0 +1,60 @@
+//! The one error type of osb-types.
+
+/// Everything that can go wrong in osb-types: parsing headers, decoding replies, validation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `X-Broker-API-Version` is not `MAJOR.MINOR`.
+    #[error("invalid OSB API version {input:?}: expected MAJOR.MINOR, such as \"2.17\"")]
+    InvalidApiVersion {
+        /// The text that did not parse.
+        input: String,
+    },
+    /// `X-Broker-API-Originating-Identity` is malformed.
+    #[error("invalid originating identity: {reason}")]
+    InvalidOriginatingIdentity {
+        /// What is wrong, in words a person can act on.
+        reason: String,
+    },
+    /// `Retry-After` is neither a number of seconds nor an HTTP date.
+    #[error("invalid Retry-After value {input:?}: expected seconds or an HTTP date")]
+    InvalidRetryAfter {
+        /// The text that did not parse.
+        input: String,
+    },
+    /// A request or model breaks a rule of the spec.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// The JSON path of the offending field, e.g. `maintenance_info.version`.
+        field: String,
+        /// What is wrong, in words a person can act on.
+        reason: String,
+    },
+    /// A reply's status code is not one of the successful outcomes of the operation.
+    #[error("status {status} is not a successful outcome of this operation")]
+    UnexpectedStatus {
+        /// The HTTP status code received.
+        status: u16,
+    },
+    /// A `202 Accepted` reply to a request that did not allow asynchronous operations.
+    #[error("the broker answered 202 Accepted although the request did not set accepts_incomplete=true")]
+    AsyncNotPermitted,
+    /// A reply body does not match the model of its status code.
+    #[error("the body of the {status} reply does not decode: {reason}")]
+    Decode {
+        /// The HTTP status code received.
+        status: u16,
+        /// What serde reported.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// A validation error for `field`.
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid { field: field.into(), reason: reason.into() }
+    }
+}
+
+/// `Result` with [`Error`](enum@Error) as the default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,541 @@
+//! Typed outcomes of every operation: the status code follows from the variant.
+//!
+//! Brokers built on osb-server return these; osb-client decodes replies into the same types, so
+//! `decode(encode(x)) == x` holds for every outcome.
+
+use std::time::{Duration, SystemTime};
+
+use http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::{Serialize, Serializer};
+
+use crate::{
+    AsyncOperation, Error, LastOperationResource, OperationId, ServiceBindingResource,
+    ServiceBindingResponse, ServiceInstanceAsyncOperation, ServiceInstanceProvisionResponse,
+    ServiceInstanceResource, ServiceInstanceUpdateResponse,
+};
+
+/// Proof that the platform accepts an asynchronous answer (`accepts_incomplete=true`).
+///
+/// An [`Accepted`] outcome can only be built from a permit, so a broker cannot answer
+/// `202 Accepted` to a platform that did not opt in. The server hands one to the broker only when
+/// the request carried `accepts_incomplete=true`; the client holds one only when it sent it.
+///
+/// ```
+/// use osb_types::AsyncPermit;
+/// assert!(AsyncPermit::from_accepts_incomplete(Some(true)).is_some());
+/// assert!(AsyncPermit::from_accepts_incomplete(Some(false)).is_none());
+/// assert!(AsyncPermit::from_accepts_incomplete(None).is_none());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AsyncPermit {
+    _private: (),
+}
+
+impl AsyncPermit {
+    /// A permit if and only if `accepts_incomplete` is `Some(true)`.
+    pub fn from_accepts_incomplete(accepts_incomplete: Option<bool>) -> Option<AsyncPermit> {
+        (accepts_incomplete == Some(true)).then_some(AsyncPermit { _private: () })
+    }
+}
+
+/// An asynchronous answer (`202 Accepted`) with its body; needs an [`AsyncPermit`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Accepted<T> {
+    body: T,
+    permit: AsyncPermit,
+}
+
+impl<T> Accepted<T> {
+    /// An accepted answer with `body`.
+    pub fn new(permit: AsyncPermit, body: T) -> Self {
+        Accepted { body, permit }
+    }
+
+    /// The reply body.
+    pub fn body(&self) -> &T {
+        &self.body
+    }
+
+    /// The reply body, mutably.
+    pub fn body_mut(&mut self) -> &mut T {
+        &mut self.body
+    }
+
+    /// Unwraps the reply body.
+    pub fn into_body(self) -> T {
+        self.body
+    }
+
+    /// The permit this answer was built from.
+    pub fn permit(&self) -> AsyncPermit {
+        self.permit
+    }
+}
+
+impl Accepted<ServiceInstanceAsyncOperation> {
+    /// The operation token, if the broker gave one.
+    pub fn operation(&self) -> Option<&OperationId> {
+        self.body.operation.as_ref().and_then(Option::as_ref)
+    }
+}
+
+impl Accepted<AsyncOperation> {
+    /// The operation token, if the broker gave one.
+    pub fn operation(&self) -> Option<&OperationId> {
+        self.body.operation.as_ref()
+    }
+}
+
+/// Parses a body, treating an empty body as `{}`.
+fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
+    serde_json::from_slice(body).map_err(|e| Error::Decode { status, reason: e.to_string() })
+}
+
+fn permit_for(permit: Option<AsyncPermit>) -> Result<AsyncPermit, Error> {
+    permit.ok_or(Error::AsyncNotPermitted)
+}
+
+/// The empty JSON object `{}` that several replies carry.
+#[derive(Serialize)]
+struct Empty {}
+
+/// Outcome of provisioning (`PUT /v2/service_instances/{instance_id}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum ProvisionOutcome {
+    /// `201 Created`: provisioned synchronously by this request.
+    Created(ServiceInstanceProvisionResponse),
+    /// `200 OK`: the instance already exists with identical attributes.
+    AlreadyExists(ServiceInstanceProvisionResponse),
+    /// `202 Accepted`: provisioning continues asynchronously; poll the last operation.
+    Accepted(Accepted<ServiceInstanceAsyncOperation>),
+}
+
+/// Outcome of updating (`PATCH /v2/service_instances/{instance_id}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum UpdateOutcome {
+    /// `200 OK`: the update was applied (or changed nothing).
+    Updated(ServiceInstanceUpdateResponse),
+    /// `202 Accepted`: the update continues asynchronously.
+    Accepted(Accepted<ServiceInstanceAsyncOperation>),
+}
+
+/// Outcome of deprovisioning or unbinding (`DELETE`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum DeleteOutcome {
+    /// `200 OK`: deleted.
+    Deleted,
+    /// `202 Accepted`: the delete continues asynchronously.
+    Accepted(Accepted<AsyncOperation>),
+    /// `410 Gone`: the resource does not exist (platforms treat this as deleted).
+    Gone,
+}
+
+/// Outcome of deprovisioning (`DELETE /v2/service_instances/{instance_id}`).
+pub type DeprovisionOutcome = DeleteOutcome;
+/// Outcome of unbinding (`DELETE .../service_bindings/{binding_id}`).
+pub type UnbindOutcome = DeleteOutcome;
+
+/// Outcome of binding (`PUT .../service_bindings/{binding_id}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum BindOutcome {
+    /// `201 Created`: the binding was created by this request.
+    Created(ServiceBindingResponse),
+    /// `200 OK`: the binding already exists with identical parameters.
+    AlreadyExists(ServiceBindingResponse),
+    /// `202 Accepted`: binding continues asynchronously (the body carries no credentials).
+    Accepted(Accepted<AsyncOperation>),
+}
+
+/// Outcome of fetching an instance (`GET /v2/service_instances/{instance_id}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum FetchInstanceOutcome {
+    /// `200 OK`.
+    Found(ServiceInstanceResource),
+    /// `404 Not Found`: no such instance, or it is still being provisioned.
+    NotFound,
+}
+
+/// Outcome of fetching a binding (`GET .../service_bindings/{binding_id}`).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum FetchBindingOutcome {
+    /// `200 OK`.
+    Found(ServiceBindingResource),
+    /// `404 Not Found`: no such binding, or it is still being created.
+    NotFound,
+}
+
+/// When to poll again, from the `Retry-After` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryAfter {
+    /// A delay in whole seconds (the form the spec recommends).
+    Delay(Duration),
+    /// A point in time (an HTTP date).
+    At(SystemTime),
+}
+
+impl RetryAfter {
+    /// A delay of `seconds`.
+    pub fn seconds(seconds: u64) -> Self {
+        RetryAfter::Delay(Duration::from_secs(seconds))
+    }
+
+    /// Parses a header value: delay seconds or an HTTP date.
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let value = value.trim();
+        if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+            return value
+                .parse::<u64>()
+                .map(RetryAfter::seconds)
+                .map_err(|_| Error::InvalidRetryAfter { input: value.to_string() });
+        }
+        httpdate::parse_http_date(value)
+            .map(RetryAfter::At)
+            .map_err(|_| Error::InvalidRetryAfter { input: value.to_string() })
+    }
+
+    /// The header value.
+    pub fn to_header_value(&self) -> String {
+        match self {
+            RetryAfter::Delay(d) => d.as_secs().to_string(),
+            RetryAfter::At(t) => httpdate::fmt_http_date(*t),
+        }
+    }
+
+    /// How long to wait from `now`.
+    pub fn delay_from(&self, now: SystemTime) -> Duration {
+        match self {
+            RetryAfter::Delay(d) => *d,
+            RetryAfter::At(t) => t.duration_since(now).unwrap_or(Duration::ZERO),
+        }
+    }
+}
+
+/// A `200 OK` answer to a last-operation poll.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct LastOperation {
+    /// The reply body.
+    pub resource: LastOperationResource,
+    /// The `Retry-After` header, if the broker sent one.
+    pub retry_after: Option<RetryAfter>,
+}
+
+impl LastOperation {
+    /// A reply without `Retry-After`.
+    pub fn new(resource: LastOperationResource) -> Self {
+        LastOperation { resource, retry_after: None }
+    }
+
+    /// Sets `Retry-After`.
+    #[must_use]
+    pub fn with_retry_after(mut self, retry_after: RetryAfter) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+}
+
+/// Outcome of polling a last operation (instance or binding).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum LastOperationOutcome {
+    /// `200 OK` with the operation's state.
+    State(LastOperation),
+    /// `410 Gone`: while polling a delete, the resource is gone (the delete succeeded).
+    Gone,
+    /// `404 Not Found`: the instance or binding does not exist.
+    NotFound,
+}
+
+macro_rules! outcome_status {
+    ($ty:ident { $($pat:pat => $status:ident),* $(,)? }) => {
+        impl $ty {
+            /// The HTTP status of this outcome.
+            pub fn status(&self) -> StatusCode {
+                match self {
+                    $($pat => StatusCode::$status,)*
+                }
+            }
+        }
+    };
+}
+
+outcome_status!(ProvisionOutcome {
+    ProvisionOutcome::Created(_) => CREATED,
+    ProvisionOutcome::AlreadyExists(_) => OK,
+    ProvisionOutcome::Accepted(_) => ACCEPTED,
+});
+outcome_status!(UpdateOutcome { UpdateOutcome::Updated(_) => OK, UpdateOutcome::Accepted(_) => ACCEPTED });
+outcome_status!(DeleteOutcome {
+    DeleteOutcome::Deleted => OK,
+    DeleteOutcome::Accepted(_) => ACCEPTED,
+    DeleteOutcome::Gone => GONE,
+});
+outcome_status!(BindOutcome {
+    BindOutcome::Created(_) => CREATED,
+    BindOutcome::AlreadyExists(_) => OK,
+    BindOutcome::Accepted(_) => ACCEPTED,
+});
+outcome_status!(FetchInstanceOutcome {
+    FetchInstanceOutcome::Found(_) => OK,
+    FetchInstanceOutcome::NotFound => NOT_FOUND,
+});
+outcome_status!(FetchBindingOutcome {
+    FetchBindingOutcome::Found(_) => OK,
+    FetchBindingOutcome::NotFound => NOT_FOUND,
+});
+outcome_status!(LastOperationOutcome {
+    LastOperationOutcome::State(_) => OK,
+    LastOperationOutcome::Gone => GONE,
+    LastOperationOutcome::NotFound => NOT_FOUND,
+});
+
+/// The body of each outcome serialises as the reply body (`{}` where the spec says so).
+impl Serialize for ProvisionOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ProvisionOutcome::Created(b) | ProvisionOutcome::AlreadyExists(b) => b.serialize(s),
+            ProvisionOutcome::Accepted(a) => a.body.serialize(s),
+        }
+    }
+}
+
+impl Serialize for UpdateOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            UpdateOutcome::Updated(b) => b.serialize(s),
+            UpdateOutcome::Accepted(a) => a.body.serialize(s),
+        }
+    }
+}
+
+impl Serialize for DeleteOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            DeleteOutcome::Accepted(a) => a.body.serialize(s),
+            DeleteOutcome::Deleted | DeleteOutcome::Gone => Empty {}.serialize(s),
+        }
+    }
+}
+
+impl Serialize for BindOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b.serialize(s),
+            BindOutcome::Accepted(a) => a.body.serialize(s),
+        }
+    }
+}
+
+impl Serialize for FetchInstanceOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FetchInstanceOutcome::Found(b) => b.serialize(s),
+            FetchInstanceOutcome::NotFound => Empty {}.serialize(s),
+        }
+    }
+}
+
+impl Serialize for FetchBindingOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FetchBindingOutcome::Found(b) => b.serialize(s),
+            FetchBindingOutcome::NotFound => Empty {}.serialize(s),
+        }
+    }
+}
+
+impl Serialize for LastOperationOutcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            LastOperationOutcome::State(op) => op.resource.serialize(s),
+            LastOperationOutcome::Gone | LastOperationOutcome::NotFound => Empty {}.serialize(s),
+        }
+    }
+}
+
+impl ProvisionOutcome {
+    /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        match status {
+            201 => decode(status, body).map(ProvisionOutcome::Created),
+            200 => decode(status, body).map(ProvisionOutcome::AlreadyExists),
+            202 => {
+                let permit = permit_for(permit)?;
+                decode(status, body).map(|b| ProvisionOutcome::Accepted(Accepted::new(permit, b)))
+            }
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl UpdateOutcome {
+    /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        match status {
+            200 => decode(status, body).map(UpdateOutcome::Updated),
+            202 => {
+                let permit = permit_for(permit)?;
+                decode(status, body).map(|b| UpdateOutcome::Accepted(Accepted::new(permit, b)))
+            }
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl DeleteOutcome {
+    /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        match status {
+            200 => Ok(DeleteOutcome::Deleted),
+            410 => Ok(DeleteOutcome::Gone),
+            202 => {
+                let permit = permit_for(permit)?;
+                decode(status, body).map(|b| DeleteOutcome::Accepted(Accepted::new(permit, b)))
+            }
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl BindOutcome {
+    /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        match status {
+            201 => decode(status, body).map(BindOutcome::Created),
+            200 => decode(status, body).map(BindOutcome::AlreadyExists),
+            202 => {
+                let permit = permit_for(permit)?;
+                decode(status, body).map(|b| BindOutcome::Accepted(Accepted::new(permit, b)))
+            }
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl FetchInstanceOutcome {
+    /// Decodes a reply.
+    pub fn decode(status: u16, body: &[u8]) -> Result<Self, Error> {
+        match status {
+            200 => decode(status, body).map(FetchInstanceOutcome::Found),
+            404 => Ok(FetchInstanceOutcome::NotFound),
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl FetchBindingOutcome {
+    /// Decodes a reply.
+    pub fn decode(status: u16, body: &[u8]) -> Result<Self, Error> {
+        match status {
+            200 => decode(status, body).map(FetchBindingOutcome::Found),
+            404 => Ok(FetchBindingOutcome::NotFound),
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+impl LastOperationOutcome {
+    /// Decodes a reply; `retry_after` is the raw `Retry-After` header, if any.
+    ///
+    /// An unparsable `Retry-After` is ignored rather than failing the poll.
+    pub fn decode(status: u16, body: &[u8], retry_after: Option<&str>) -> Result<Self, Error> {
+        match status {
+            200 => {
+                let resource: LastOperationResource = decode(status, body)?;
+                let retry_after = retry_after.and_then(|v| RetryAfter::parse(v).ok());
+                Ok(LastOperationOutcome::State(LastOperation { resource, retry_after }))
+            }
+            410 => Ok(LastOperationOutcome::Gone),
+            404 => Ok(LastOperationOutcome::NotFound),
+            _ => Err(Error::UnexpectedStatus { status }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LastOperationState;
+
+    #[test]
+    fn provision_round_trips_through_status_and_body() {
+        let permit = AsyncPermit::from_accepts_incomplete(Some(true));
+        let outcomes = [
+            ProvisionOutcome::Created(
+                ServiceInstanceProvisionResponse::new().with_dashboard_url("https://d"),
+            ),
+            ProvisionOutcome::AlreadyExists(ServiceInstanceProvisionResponse::new().with_dashboard_url_null()),
+            ProvisionOutcome::Accepted(Accepted::new(
+                permit.unwrap(),
+                ServiceInstanceAsyncOperation::new().with_operation("op-1"),
+            )),
+        ];
+        for outcome in outcomes {
+            let body = serde_json::to_vec(&outcome).unwrap();
+            let back = ProvisionOutcome::decode(outcome.status().as_u16(), &body, permit).unwrap();
+            assert_eq!(back, outcome);
+        }
+    }
+
+    #[test]
+    fn accepted_without_permit_is_refused() {
+        assert_eq!(
+            ProvisionOutcome::decode(202, b"{}", None).unwrap_err(),
+            Error::AsyncNotPermitted
+        );
+        assert_eq!(DeleteOutcome::decode(202, b"{}", None).unwrap_err(), Error::AsyncNotPermitted);
+    }
+
+    #[test]
+    fn delete_bodies_are_empty_objects() {
+        assert_eq!(serde_json::to_string(&DeleteOutcome::Deleted).unwrap(), "{}");
+        assert_eq!(DeleteOutcome::Gone.status(), StatusCode::GONE);
+        assert_eq!(DeleteOutcome::decode(200, b"", None).unwrap(), DeleteOutcome::Deleted);
+        assert!(matches!(
+            DeleteOutcome::decode(201, b"{}", None),
+            Err(Error::UnexpectedStatus { status: 201 })
+        ));
+    }
+
+    #[test]
+    fn malformed_bodies_are_decode_errors() {
+        assert!(matches!(
+            BindOutcome::decode(201, b"{\"credentials\": 5}", None),
+            Err(Error::Decode { status: 201, .. })
+        ));
+        assert!(matches!(
+            LastOperationOutcome::decode(200, b"{}", None),
+            Err(Error::Decode { status: 200, .. })
+        ));
+    }
+
+    #[test]
+    fn last_operation_keeps_retry_after() {
+        let body = br#"{"state":"in progress","description":"half way"}"#;
+        let LastOperationOutcome::State(op) =
+            LastOperationOutcome::decode(200, body, Some("7")).unwrap()
+        else {
+            panic!("expected a state")
+        };
+        assert_eq!(op.resource.state, LastOperationState::InProgress);
+        assert_eq!(op.retry_after, Some(RetryAfter::seconds(7)));
+    }
+
+    #[test]
+    fn retry_after_parses_both_forms() {
+        assert_eq!(RetryAfter::parse("10").unwrap(), RetryAfter::seconds(10));
+        let at = RetryAfter::parse("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(at.to_header_value(), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(at.delay_from(SystemTime::now()), Duration::ZERO);
+        assert!(RetryAfter::parse("soon").is_err());
+        assert!(RetryAfter::parse("-5").is_err());
+    }
+}
