@@ -14,6 +14,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod catalog;
 mod context;
 mod error;
 mod error_code;
@@ -25,6 +26,12 @@ mod ids;
 mod lint;
 pub(crate) mod nullable;
 mod outcome;
+#[cfg(feature = "json-schema")]
+#[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
+pub mod schema;
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 mod validate;
 mod version;
 
