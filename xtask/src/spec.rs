@@ -21,7 +21,9 @@ fn yaml_to_json(value: serde_yaml_ng::Value) -> Result<Value> {
         Y::Bool(b) => Value::Bool(b),
         Y::Number(n) => serde_json::to_value(&n)?,
         Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(yaml_to_json).collect::<Result<_>>()?),
+        Y::Sequence(items) => {
+            Value::Array(items.into_iter().map(yaml_to_json).collect::<Result<_>>()?)
+        }
         Y::Mapping(map) => {
             let mut out = Map::new();
             for (k, v) in map {
@@ -47,13 +49,19 @@ pub(crate) struct Since {
 }
 
 impl Since {
-    pub(crate) const BASE: Since = Since { major: 2, minor: 13 };
+    pub(crate) const BASE: Since = Since {
+        major: 2,
+        minor: 13,
+    };
 
     fn parse(text: &str) -> Result<Since> {
         let (major, minor) = text
             .split_once('.')
             .ok_or_else(|| anyhow!("x-osb-since {text:?} is not MAJOR.MINOR"))?;
-        Ok(Since { major: major.parse()?, minor: minor.parse()? })
+        Ok(Since {
+            major: major.parse()?,
+            minor: minor.parse()?,
+        })
     }
 }
 
@@ -157,7 +165,11 @@ fn schema_ref(schema: &Value) -> Result<Option<String>> {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         return Ok(Some(ref_name(r)?));
     }
-    if let Some([single]) = schema.get("allOf").and_then(Value::as_array).map(Vec::as_slice) {
+    if let Some([single]) = schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+    {
         return schema_ref(single);
     }
     Ok(None)
@@ -177,12 +189,16 @@ fn type_of(schema: &Value, what: &str) -> Result<Ty> {
         Some("number") => Ty::Number,
         Some("object") => {
             if schema.get("properties").is_some() {
-                bail!("{what}: inline object schemas with properties are not supported; use a $ref");
+                bail!(
+                    "{what}: inline object schemas with properties are not supported; use a $ref"
+                );
             }
             Ty::Object
         }
         Some("array") => {
-            let items = schema.get("items").ok_or_else(|| anyhow!("{what}: array without items"))?;
+            let items = schema
+                .get("items")
+                .ok_or_else(|| anyhow!("{what}: array without items"))?;
             Ty::Array(Box::new(type_of(items, what)?))
         }
         None => Ty::Any,
@@ -217,7 +233,9 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
             let names = schema.get("x-enum-names").and_then(Value::as_array);
             let mut variants = Vec::new();
             for (i, v) in values.iter().enumerate() {
-                let value = v.as_str().ok_or_else(|| anyhow!("{what}: enum values are strings"))?;
+                let value = v
+                    .as_str()
+                    .ok_or_else(|| anyhow!("{what}: enum values are strings"))?;
                 let rust = match names {
                     Some(names) => names
                         .get(i)
@@ -247,8 +265,14 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                         since: since_of(prop, &what)?,
                         ty: type_of(prop, &what)?,
                         required: required.contains(&prop_name.as_str()),
-                        nullable: prop.get("nullable").and_then(Value::as_bool).unwrap_or(false),
-                        deprecated: prop.get("deprecated").and_then(Value::as_bool).unwrap_or(false),
+                        nullable: prop
+                            .get("nullable")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        deprecated: prop
+                            .get("deprecated")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                     });
                 }
                 for r in &required {
@@ -261,7 +285,12 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
         },
         other => bail!("{what}: unsupported schema type {other:?}"),
     };
-    Ok(Schema { name: name.to_string(), description, since, kind })
+    Ok(Schema {
+        name: name.to_string(),
+        description,
+        since,
+        kind,
+    })
 }
 
 /// Resolves a parameter that may be a `$ref` into `components/parameters`.
@@ -284,14 +313,21 @@ fn response_schema(response: &Value) -> Result<Option<String>> {
 fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result<Operation> {
     let what = format!("{} {path}", method.to_uppercase());
     let mut query = Vec::new();
-    for param in op.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for param in op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let param = resolve_parameter(root, param)?;
         if param.get("in").and_then(Value::as_str) != Some("query") {
             continue;
         }
         let name = str_field(param, "name", &what)?.to_string();
         let what = format!("{what} query {name}");
-        let schema = param.get("schema").ok_or_else(|| anyhow!("{what}: no schema"))?;
+        let schema = param
+            .get("schema")
+            .ok_or_else(|| anyhow!("{what}: no schema"))?;
         let ty = match param.get("x-rust-type").and_then(Value::as_str) {
             Some(rust) => Ty::Rust(rust.to_string()),
             None => type_of(schema, &what)?,
@@ -299,7 +335,10 @@ fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result
         query.push(QueryParam {
             description: str_field(param, "description", &what)?.to_string(),
             since: since_of(param, &what)?,
-            required: param.get("required").and_then(Value::as_bool).unwrap_or(false),
+            required: param
+                .get("required")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             name,
             ty,
         });
@@ -317,7 +356,9 @@ fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result
         if code == "default" {
             continue;
         }
-        let status: u16 = code.parse().with_context(|| format!("{what}: status {code}"))?;
+        let status: u16 = code
+            .parse()
+            .with_context(|| format!("{what}: status {code}"))?;
         responses.push((status, response_schema(response)?));
     }
     responses.sort_by_key(|(status, _)| *status);
@@ -359,7 +400,10 @@ impl Spec {
                 }
             }
         }
-        let spec = Spec { schemas, operations };
+        let spec = Spec {
+            schemas,
+            operations,
+        };
         spec.check_references()?;
         Ok(spec)
     }
@@ -386,7 +430,11 @@ impl Spec {
             }
         }
         for op in &self.operations {
-            for name in op.request_body.iter().chain(op.responses.iter().filter_map(|r| r.1.as_ref())) {
+            for name in op
+                .request_body
+                .iter()
+                .chain(op.responses.iter().filter_map(|r| r.1.as_ref()))
+            {
                 check(self, &Ty::Named(name.clone()), &op.operation_id)?;
             }
         }
