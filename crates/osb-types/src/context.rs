@@ -173,7 +173,10 @@ impl Context {
     }
 }
 
-fn with_platform<T: Serialize>(platform: &str, body: &T) -> Result<Map<String, Value>, serde_json::Error> {
+fn with_platform<T: Serialize>(
+    platform: &str,
+    body: &T,
+) -> Result<Map<String, Value>, serde_json::Error> {
     let mut out = Map::new();
     out.insert("platform".into(), Value::String(platform.into()));
     if let Value::Object(fields) = serde_json::to_value(body)? {
@@ -219,7 +222,9 @@ mod tests {
             "x-custom": [1, 2]
         });
         let ctx: Context = serde_json::from_value(input.clone()).unwrap();
-        let Context::CloudFoundry(cf) = &ctx else { panic!("expected CF: {ctx:?}") };
+        let Context::CloudFoundry(cf) = &ctx else {
+            panic!("expected CF: {ctx:?}")
+        };
         assert_eq!(cf.space_name.as_deref(), Some("s"));
         assert_eq!(cf.extra["x-custom"], json!([1, 2]));
         assert_eq!(serde_json::to_value(&ctx).unwrap(), input);

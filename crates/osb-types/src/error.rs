@@ -37,7 +37,9 @@ pub enum Error {
         status: u16,
     },
     /// A `202 Accepted` reply to a request that did not allow asynchronous operations.
-    #[error("the broker answered 202 Accepted although the request did not set accepts_incomplete=true")]
+    #[error(
+        "the broker answered 202 Accepted although the request did not set accepts_incomplete=true"
+    )]
     AsyncNotPermitted,
     /// A reply body does not match the model of its status code.
     #[error("the body of the {status} reply does not decode: {reason}")]
@@ -52,7 +54,10 @@ pub enum Error {
 impl Error {
     /// A validation error for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), reason: reason.into() }
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
     }
 }
 

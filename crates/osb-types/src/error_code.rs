@@ -69,7 +69,9 @@ impl ErrorResponse {
     /// assert_eq!(body.code(), Some(ErrorCode::ConcurrencyError));
     /// ```
     pub fn coded(code: ErrorCode, description: impl Into<String>) -> Self {
-        ErrorResponse::new().with_code(code).with_description(description)
+        ErrorResponse::new()
+            .with_code(code)
+            .with_description(description)
     }
 
     /// An error body with only a description.

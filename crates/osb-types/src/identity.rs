@@ -50,7 +50,10 @@ pub struct CloudFoundryIdentity {
 impl CloudFoundryIdentity {
     /// An identity for a user id.
     pub fn new(user_id: impl Into<String>) -> Self {
-        CloudFoundryIdentity { user_id: user_id.into(), extra: Map::new() }
+        CloudFoundryIdentity {
+            user_id: user_id.into(),
+            extra: Map::new(),
+        }
     }
 }
 
@@ -77,12 +80,18 @@ pub struct KubernetesIdentity {
 impl KubernetesIdentity {
     /// An identity for a user name and uid.
     pub fn new(username: impl Into<String>, uid: impl Into<String>) -> Self {
-        KubernetesIdentity { username: username.into(), uid: uid.into(), ..Default::default() }
+        KubernetesIdentity {
+            username: username.into(),
+            uid: uid.into(),
+            ..Default::default()
+        }
     }
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
-    Error::InvalidOriginatingIdentity { reason: reason.into() }
+    Error::InvalidOriginatingIdentity {
+        reason: reason.into(),
+    }
 }
 
 impl OriginatingIdentity {
@@ -100,7 +109,11 @@ impl OriginatingIdentity {
         let bytes = STANDARD
             .decode(encoded)
             .or_else(|_| STANDARD_NO_PAD.decode(encoded))
-            .map_err(|e| invalid(format!("the value after `{platform} ` is not standard Base64: {e}")))?;
+            .map_err(|e| {
+                invalid(format!(
+                    "the value after `{platform} ` is not standard Base64: {e}"
+                ))
+            })?;
         let value: Value = serde_json::from_slice(&bytes)
             .map_err(|e| invalid(format!("the decoded value is not JSON: {e}")))?;
         let Value::Object(map) = value else {
@@ -118,7 +131,10 @@ impl OriginatingIdentity {
             PLATFORM_KUBERNETES => serde_json::from_value(Value::Object(map))
                 .map(OriginatingIdentity::Kubernetes)
                 .map_err(|e| invalid(format!("kubernetes identity: {e}"))),
-            other => Ok(OriginatingIdentity::Other { platform: other.to_string(), value: map }),
+            other => Ok(OriginatingIdentity::Other {
+                platform: other.to_string(),
+                value: map,
+            }),
         }
     }
 

@@ -11,6 +11,33 @@
 //! - Typed outcomes whose status follows from the variant ([`ProvisionOutcome`], …) and the
 //!   [`AsyncPermit`] that guards `202 Accepted`.
 //! - The [`ErrorResponse`] body and its [`ErrorCode`].
+//! - Catalog lookups and effective flags ([`Catalog::find_plan`], [`Plan::effective_bindable`],
+//!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation
+//!   ([`ServiceInstanceProvisionRequest::validate`], …) and, with the `json-schema` feature,
+//!   `parameters` validation against a plan's schemas (`schema::PlanSchemas`).
+//!
+//! ```
+//! use osb_types::{Catalog, MaintenanceInfo, ServiceInstanceProvisionRequest, has_errors};
+//!
+//! let catalog: Catalog = serde_json::from_str(r#"{"services": [{
+//!     "id": "6c5a1d1e-0d5c-4f5e-9a4b-2f1c6f0e9b11", "name": "postgres",
+//!     "description": "PostgreSQL databases", "bindable": true,
+//!     "plans": [{"id": "9d1b8e36-62c6-4a4b-8b36-5a1f1a7f4c02", "name": "small",
+//!                "description": "One small node", "maintenance_info": {"version": "1.4.0"}}]
+//! }]}"#).unwrap();
+//! let problems = catalog.lint();
+//! assert!(!has_errors(&problems), "{problems:?}");
+//!
+//! let (service, plan) = catalog.find_plan("9d1b8e36-62c6-4a4b-8b36-5a1f1a7f4c02").unwrap();
+//! assert!(plan.effective_bindable(service));
+//!
+//! let request = ServiceInstanceProvisionRequest::new(&service.id, &plan.id, "org-guid", "space-guid")
+//!     .with_maintenance_info(MaintenanceInfo::new("1.4.0"));
+//! assert!(request.validate().is_ok());
+//!
+//! let bad = request.with_space_guid("");
+//! assert_eq!(bad.validate().unwrap_err().to_string(), "invalid `space_guid`: must not be empty");
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -35,6 +62,7 @@ pub mod testing;
 mod validate;
 mod version;
 
+pub use catalog::CatalogIndex;
 pub use context::{
     CloudFoundryContext, Context, KubernetesContext, PLATFORM_CLOUDFOUNDRY, PLATFORM_KUBERNETES,
 };
@@ -43,9 +71,13 @@ pub use error_code::ErrorCode;
 pub use generated::*;
 pub use identity::{CloudFoundryIdentity, KubernetesIdentity, OriginatingIdentity};
 pub use ids::{BindingId, InstanceId, OperationId, PlanId, ServiceId};
+pub use lint::{Problem, Severity, has_errors};
 pub use outcome::{
     Accepted, AsyncPermit, BindOutcome, DeleteOutcome, DeprovisionOutcome, FetchBindingOutcome,
     FetchInstanceOutcome, LastOperation, LastOperationOutcome, ProvisionOutcome, RetryAfter,
     UnbindOutcome, UpdateOutcome,
 };
+#[cfg(feature = "json-schema")]
+pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
+pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
 pub use version::{ApiVersion, FieldSince, ShapeForVersion, field_since, schema_since};

@@ -89,8 +89,15 @@ impl Accepted<AsyncOperation> {
 
 /// Parses a body, treating an empty body as `{}`.
 fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { body };
-    serde_json::from_slice(body).map_err(|e| Error::Decode { status, reason: e.to_string() })
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| Error::Decode {
+        status,
+        reason: e.to_string(),
+    })
 }
 
 fn permit_for(permit: Option<AsyncPermit>) -> Result<AsyncPermit, Error> {
@@ -155,6 +162,7 @@ pub enum BindOutcome {
 /// Outcome of fetching an instance (`GET /v2/service_instances/{instance_id}`).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // `NotFound` is rare; boxing `Found` would cost every hit.
 pub enum FetchInstanceOutcome {
     /// `200 OK`.
     Found(ServiceInstanceResource),
@@ -165,6 +173,7 @@ pub enum FetchInstanceOutcome {
 /// Outcome of fetching a binding (`GET .../service_bindings/{binding_id}`).
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)] // `NotFound` is rare; boxing `Found` would cost every hit.
 pub enum FetchBindingOutcome {
     /// `200 OK`.
     Found(ServiceBindingResource),
@@ -191,14 +200,17 @@ impl RetryAfter {
     pub fn parse(value: &str) -> Result<Self, Error> {
         let value = value.trim();
         if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
-            return value
-                .parse::<u64>()
-                .map(RetryAfter::seconds)
-                .map_err(|_| Error::InvalidRetryAfter { input: value.to_string() });
+            return value.parse::<u64>().map(RetryAfter::seconds).map_err(|_| {
+                Error::InvalidRetryAfter {
+                    input: value.to_string(),
+                }
+            });
         }
         httpdate::parse_http_date(value)
             .map(RetryAfter::At)
-            .map_err(|_| Error::InvalidRetryAfter { input: value.to_string() })
+            .map_err(|_| Error::InvalidRetryAfter {
+                input: value.to_string(),
+            })
     }
 
     /// The header value.
@@ -231,7 +243,10 @@ pub struct LastOperation {
 impl LastOperation {
     /// A reply without `Retry-After`.
     pub fn new(resource: LastOperationResource) -> Self {
-        LastOperation { resource, retry_after: None }
+        LastOperation {
+            resource,
+            retry_after: None,
+        }
     }
 
     /// Sets `Retry-After`.
@@ -451,7 +466,10 @@ impl LastOperationOutcome {
             200 => {
                 let resource: LastOperationResource = decode(status, body)?;
                 let retry_after = retry_after.and_then(|v| RetryAfter::parse(v).ok());
-                Ok(LastOperationOutcome::State(LastOperation { resource, retry_after }))
+                Ok(LastOperationOutcome::State(LastOperation {
+                    resource,
+                    retry_after,
+                }))
             }
             410 => Ok(LastOperationOutcome::Gone),
             404 => Ok(LastOperationOutcome::NotFound),
@@ -472,7 +490,9 @@ mod tests {
             ProvisionOutcome::Created(
                 ServiceInstanceProvisionResponse::new().with_dashboard_url("https://d"),
             ),
-            ProvisionOutcome::AlreadyExists(ServiceInstanceProvisionResponse::new().with_dashboard_url_null()),
+            ProvisionOutcome::AlreadyExists(
+                ServiceInstanceProvisionResponse::new().with_dashboard_url_null(),
+            ),
             ProvisionOutcome::Accepted(Accepted::new(
                 permit.unwrap(),
                 ServiceInstanceAsyncOperation::new().with_operation("op-1"),
@@ -491,14 +511,23 @@ mod tests {
             ProvisionOutcome::decode(202, b"{}", None).unwrap_err(),
             Error::AsyncNotPermitted
         );
-        assert_eq!(DeleteOutcome::decode(202, b"{}", None).unwrap_err(), Error::AsyncNotPermitted);
+        assert_eq!(
+            DeleteOutcome::decode(202, b"{}", None).unwrap_err(),
+            Error::AsyncNotPermitted
+        );
     }
 
     #[test]
     fn delete_bodies_are_empty_objects() {
-        assert_eq!(serde_json::to_string(&DeleteOutcome::Deleted).unwrap(), "{}");
+        assert_eq!(
+            serde_json::to_string(&DeleteOutcome::Deleted).unwrap(),
+            "{}"
+        );
         assert_eq!(DeleteOutcome::Gone.status(), StatusCode::GONE);
-        assert_eq!(DeleteOutcome::decode(200, b"", None).unwrap(), DeleteOutcome::Deleted);
+        assert_eq!(
+            DeleteOutcome::decode(200, b"", None).unwrap(),
+            DeleteOutcome::Deleted
+        );
         assert!(matches!(
             DeleteOutcome::decode(201, b"{}", None),
             Err(Error::UnexpectedStatus { status: 201 })

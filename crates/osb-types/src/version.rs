@@ -85,13 +85,19 @@ impl FromStr for ApiVersion {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || crate::Error::InvalidApiVersion { input: s.to_string() };
+        let err = || crate::Error::InvalidApiVersion {
+            input: s.to_string(),
+        };
         let (major, minor) = s.trim().split_once('.').ok_or_else(err)?;
-        let digits = |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+        let digits =
+            |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(major) || !digits(minor) {
             return Err(err());
         }
-        Ok(ApiVersion::new(major.parse().map_err(|_| err())?, minor.parse().map_err(|_| err())?))
+        Ok(ApiVersion::new(
+            major.parse().map_err(|_| err())?,
+            minor.parse().map_err(|_| err())?,
+        ))
     }
 }
 
@@ -135,7 +141,10 @@ pub fn field_since(schema: &str, field: &str) -> Option<ApiVersion> {
 
 /// The OSB version a model first appeared in, from the generated table.
 pub fn schema_since(schema: &str) -> Option<ApiVersion> {
-    crate::SCHEMA_SINCE.iter().find(|(name, _)| *name == schema).map(|(_, since)| *since)
+    crate::SCHEMA_SINCE
+        .iter()
+        .find(|(name, _)| *name == schema)
+        .map(|(_, since)| *since)
 }
 
 /// Removes what a peer on an older OSB version does not know.
@@ -181,14 +190,19 @@ mod tests {
         assert_eq!("3.0".parse::<ApiVersion>().unwrap(), ApiVersion::new(3, 0));
         assert!(ApiVersion::V2_13 < ApiVersion::V2_17);
         assert!(ApiVersion::new(2, 9) < ApiVersion::V2_13);
-        for bad in ["", "2", "2.", ".1", "2.x", "two.one", "2.1.1", "-2.1", "99999.1"] {
+        for bad in [
+            "", "2", "2.", ".1", "2.x", "two.one", "2.1.1", "-2.1", "99999.1",
+        ] {
             assert!(bad.parse::<ApiVersion>().is_err(), "{bad:?} must not parse");
         }
     }
 
     #[test]
     fn serde_uses_the_header_form() {
-        assert_eq!(serde_json::to_string(&ApiVersion::V2_15).unwrap(), "\"2.15\"");
+        assert_eq!(
+            serde_json::to_string(&ApiVersion::V2_15).unwrap(),
+            "\"2.15\""
+        );
         let v: ApiVersion = serde_json::from_str("\"2.14\"").unwrap();
         assert_eq!(v, ApiVersion::V2_14);
     }

@@ -1,0 +1,239 @@
+//! Request validation: each rule, and the field it names.
+
+use osb_types::{
+    BindingId, CloudFoundryContext, Context, Error, KubernetesContext, MAX_OPERATION_LEN,
+    MaintenanceInfo, OperationId, ServiceBindingRequest, ServiceBindingResourceObject,
+    ServiceInstancePreviousValues, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
+    validate_id, validate_operation,
+};
+use serde_json::{Value, json};
+
+fn invalid_field(result: Result<(), Error>) -> String {
+    match result {
+        Err(Error::Invalid { field, reason }) => {
+            assert!(!reason.is_empty());
+            field
+        }
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+}
+
+fn other_context(value: Value) -> Context {
+    match value {
+        Value::Object(map) => Context::Other(map),
+        _ => unreachable!(),
+    }
+}
+
+fn provision() -> ServiceInstanceProvisionRequest {
+    ServiceInstanceProvisionRequest::new("svc", "plan", "org-guid", "space-guid")
+        .with_context(CloudFoundryContext::new("org-guid", "space-guid"))
+        .with_maintenance_info(MaintenanceInfo::new("1.2.3"))
+}
+
+fn update() -> ServiceInstanceUpdateRequest {
+    ServiceInstanceUpdateRequest::new("svc")
+        .with_plan_id("plan-2")
+        .with_context(KubernetesContext::new("dev", "cluster-1"))
+        .with_maintenance_info(MaintenanceInfo::new("2.0.0"))
+        .with_previous_values(
+            ServiceInstancePreviousValues::new()
+                .with_plan_id("plan-1")
+                .with_service_id("svc")
+                .with_organization_id("org")
+                .with_space_id("space")
+                .with_maintenance_info(MaintenanceInfo::new("1.0.0")),
+        )
+}
+
+fn bind() -> ServiceBindingRequest {
+    ServiceBindingRequest::new("svc", "plan")
+        .with_app_guid("app")
+        .with_predecessor_binding_id("old-binding")
+        .with_bind_resource(
+            ServiceBindingResourceObject::new()
+                .with_app_guid("app")
+                .with_route("https://route.example.com")
+                .with_space_guid("space")
+                .with_credential_client_id("client"),
+        )
+        .with_context(other_context(json!({"platform": "mesos", "x": 1})))
+}
+
+#[test]
+fn valid_requests_pass() {
+    provision().validate().unwrap();
+    update().validate().unwrap();
+    bind().validate().unwrap();
+    // Optional fields may simply be absent.
+    ServiceInstanceProvisionRequest::new("s", "p", "o", "sp")
+        .validate()
+        .unwrap();
+    ServiceInstanceUpdateRequest::new("s").validate().unwrap();
+    ServiceBindingRequest::new("s", "p").validate().unwrap();
+}
+
+#[test]
+fn provision_rules_name_the_field() {
+    let cases: Vec<(ServiceInstanceProvisionRequest, &str)> = vec![
+        (provision().with_service_id(""), "service_id"),
+        (provision().with_plan_id(""), "plan_id"),
+        (provision().with_organization_guid(""), "organization_guid"),
+        (provision().with_space_guid(""), "space_guid"),
+        (
+            provision().with_maintenance_info(MaintenanceInfo::new("1.2")),
+            "maintenance_info.version",
+        ),
+        (
+            provision().with_maintenance_info(MaintenanceInfo::new("")),
+            "maintenance_info.version",
+        ),
+        (
+            provision().with_context(other_context(json!({"namespace": "x"}))),
+            "context.platform",
+        ),
+        (
+            provision().with_context(other_context(json!({"platform": ""}))),
+            "context.platform",
+        ),
+        (
+            provision().with_context(other_context(json!({"platform": null}))),
+            "context.platform",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_eq!(invalid_field(request.validate()), field, "{request:?}");
+    }
+}
+
+#[test]
+fn update_rules_name_the_field() {
+    let previous = |p: ServiceInstancePreviousValues| update().with_previous_values(p);
+    let cases: Vec<(ServiceInstanceUpdateRequest, &str)> = vec![
+        (update().with_service_id(""), "service_id"),
+        (update().with_plan_id(""), "plan_id"),
+        (
+            update().with_maintenance_info(MaintenanceInfo::new("v2")),
+            "maintenance_info.version",
+        ),
+        (
+            update().with_context(other_context(json!({}))),
+            "context.platform",
+        ),
+        (
+            previous(ServiceInstancePreviousValues::new().with_plan_id("")),
+            "previous_values.plan_id",
+        ),
+        (
+            previous(ServiceInstancePreviousValues::new().with_service_id("")),
+            "previous_values.service_id",
+        ),
+        (
+            previous(ServiceInstancePreviousValues::new().with_organization_id("")),
+            "previous_values.organization_id",
+        ),
+        (
+            previous(ServiceInstancePreviousValues::new().with_space_id("")),
+            "previous_values.space_id",
+        ),
+        (
+            previous(
+                ServiceInstancePreviousValues::new()
+                    .with_maintenance_info(MaintenanceInfo::new("1")),
+            ),
+            "previous_values.maintenance_info.version",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_eq!(invalid_field(request.validate()), field, "{request:?}");
+    }
+}
+
+#[test]
+fn bind_rules_name_the_field() {
+    let resource = |r: ServiceBindingResourceObject| bind().with_bind_resource(r);
+    let cases: Vec<(ServiceBindingRequest, &str)> = vec![
+        (bind().with_service_id(""), "service_id"),
+        (bind().with_plan_id(""), "plan_id"),
+        (bind().with_app_guid(""), "app_guid"),
+        (
+            bind().with_predecessor_binding_id(BindingId::new("")),
+            "predecessor_binding_id",
+        ),
+        (
+            resource(ServiceBindingResourceObject::new().with_app_guid("")),
+            "bind_resource.app_guid",
+        ),
+        (
+            resource(ServiceBindingResourceObject::new().with_route("")),
+            "bind_resource.route",
+        ),
+        (
+            resource(ServiceBindingResourceObject::new().with_space_guid("")),
+            "bind_resource.space_guid",
+        ),
+        (
+            resource(ServiceBindingResourceObject::new().with_credential_client_id("")),
+            "bind_resource.credential_client_id",
+        ),
+        (
+            bind().with_context(other_context(json!({"platform": 7}))),
+            "context.platform",
+        ),
+    ];
+    for (request, field) in cases {
+        assert_eq!(invalid_field(request.validate()), field, "{request:?}");
+    }
+}
+
+#[test]
+fn the_first_problem_in_field_order_is_reported() {
+    let request = ServiceInstanceProvisionRequest::new("", "", "", "");
+    assert_eq!(invalid_field(request.validate()), "service_id");
+    let request = ServiceBindingRequest::new("svc", "").with_app_guid("");
+    assert_eq!(invalid_field(request.validate()), "plan_id");
+}
+
+#[test]
+fn requests_parsed_from_json_are_validated() {
+    let request: ServiceInstanceProvisionRequest = serde_json::from_value(json!({
+        "service_id": "svc", "plan_id": "plan", "organization_guid": "org", "space_guid": "",
+        "context": {"platform": "cloudfoundry", "organization_guid": "org", "space_guid": ""},
+        "parameters": {"size": 3}
+    }))
+    .unwrap();
+    let err = request.validate().unwrap_err();
+    assert_eq!(err.to_string(), "invalid `space_guid`: must not be empty");
+}
+
+#[test]
+fn maintenance_info_validates_semver() {
+    for ok in ["1.0.0", "2.1.1+abcdef", "1.0.0-beta.2"] {
+        MaintenanceInfo::new(ok).validate().unwrap();
+    }
+    for bad in ["", "1", "1.0", "v1.0.0", "1.0.0.0", "01.0.0", "latest"] {
+        assert_eq!(
+            invalid_field(MaintenanceInfo::new(bad).validate()),
+            "maintenance_info.version",
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn ids_and_operations() {
+    validate_id("instance_id", "abc").unwrap();
+    assert_eq!(invalid_field(validate_id("binding_id", "")), "binding_id");
+
+    validate_operation(&OperationId::new("task-42")).unwrap();
+    validate_operation(&OperationId::new("o".repeat(MAX_OPERATION_LEN))).unwrap();
+    assert_eq!(
+        invalid_field(validate_operation(&OperationId::new(""))),
+        "operation"
+    );
+    let err = validate_operation(&OperationId::new("o".repeat(MAX_OPERATION_LEN + 1))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid `operation`: is 10001 characters long; the limit is 10000"
+    );
+}
