@@ -180,7 +180,8 @@ fn with_platform<T: Serialize>(
     let mut out = Map::new();
     out.insert("platform".into(), Value::String(platform.into()));
     if let Value::Object(fields) = serde_json::to_value(body)? {
-        out.extend(fields);
+        // The variant decides the platform; a stray `platform` key in `extra` must not override it.
+        out.extend(fields.into_iter().filter(|(k, _)| k != "platform"));
     }
     Ok(out)
 }
@@ -228,6 +229,14 @@ mod tests {
         assert_eq!(cf.space_name.as_deref(), Some("s"));
         assert_eq!(cf.extra["x-custom"], json!([1, 2]));
         assert_eq!(serde_json::to_value(&ctx).unwrap(), input);
+    }
+
+    #[test]
+    fn extra_platform_key_does_not_change_the_variant() {
+        let mut cf = CloudFoundryContext::new("o", "s");
+        cf.extra.insert("platform".into(), json!("kubernetes"));
+        let json = serde_json::to_value(Context::CloudFoundry(cf)).unwrap();
+        assert_eq!(json["platform"], "cloudfoundry");
     }
 
     #[test]

@@ -67,10 +67,10 @@ pub struct KubernetesIdentity {
     #[serde(default)]
     pub uid: String,
     /// The user's groups.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub groups: Vec<String>,
     /// The user's extra attributes (`extra` in Kubernetes' user info).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub extra: Map<String, Value>,
     /// Any other keys of the object, kept as received.
     #[serde(flatten)]
@@ -86,6 +86,15 @@ impl KubernetesIdentity {
             ..Default::default()
         }
     }
+}
+
+/// Reads `null` as the empty value (Go encoders write `null` for nil slices and maps).
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
@@ -223,6 +232,20 @@ mod tests {
             let err = OriginatingIdentity::parse(header).unwrap_err().to_string();
             assert!(err.contains(needle), "{header:?}: {err}");
         }
+    }
+
+    #[test]
+    fn kubernetes_null_collections_read_as_empty() {
+        let map = serde_json::json!({"username": "u", "uid": "1", "groups": null, "extra": null});
+        let Value::Object(map) = map else {
+            unreachable!()
+        };
+        let OriginatingIdentity::Kubernetes(k) =
+            OriginatingIdentity::from_parts("kubernetes", map).unwrap()
+        else {
+            panic!("expected kubernetes")
+        };
+        assert!(k.groups.is_empty() && k.extra.is_empty());
     }
 
     #[test]

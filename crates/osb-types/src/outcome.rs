@@ -213,11 +213,19 @@ impl RetryAfter {
             })
     }
 
-    /// The header value.
+    /// The header value: whole seconds (rounded up, so a poll never comes early) or an HTTP
+    /// date (clamped to the years 1970–9999 that HTTP dates can express).
     pub fn to_header_value(&self) -> String {
         match self {
-            RetryAfter::Delay(d) => d.as_secs().to_string(),
-            RetryAfter::At(t) => httpdate::fmt_http_date(*t),
+            RetryAfter::Delay(d) => {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                secs.to_string()
+            }
+            RetryAfter::At(t) => {
+                // 9999-12-31T23:59:59Z, the last instant an HTTP date can name.
+                let last = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+                httpdate::fmt_http_date((*t).clamp(SystemTime::UNIX_EPOCH, last))
+            }
         }
     }
 
@@ -566,5 +574,27 @@ mod tests {
         assert_eq!(at.delay_from(SystemTime::now()), Duration::ZERO);
         assert!(RetryAfter::parse("soon").is_err());
         assert!(RetryAfter::parse("-5").is_err());
+    }
+
+    #[test]
+    fn retry_after_never_panics_when_formatting() {
+        let early = SystemTime::UNIX_EPOCH - Duration::from_secs(10);
+        assert_eq!(
+            RetryAfter::At(early).to_header_value(),
+            "Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        let late = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(
+            RetryAfter::At(late).to_header_value(),
+            "Fri, 31 Dec 9999 23:59:59 GMT"
+        );
+        assert_eq!(
+            RetryAfter::Delay(Duration::from_millis(500)).to_header_value(),
+            "1"
+        );
+        assert_eq!(
+            RetryAfter::Delay(Duration::from_secs(3)).to_header_value(),
+            "3"
+        );
     }
 }

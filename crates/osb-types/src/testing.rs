@@ -1,4 +1,4 @@
-//! [proptest] strategies for osb-types values, for property tests in this and other crates.
+//! [proptest](mod@proptest) strategies for osb-types values, for property tests in this and other crates.
 //!
 //! Enabled by the `testing` feature. The base strategies here produce the building blocks
 //! (free-form JSON, text, ids, extension fields, unknown enum values, [`Context`],

@@ -90,7 +90,7 @@ impl FromStr for ApiVersion {
         };
         let (major, minor) = s.trim().split_once('.').ok_or_else(err)?;
         let digits =
-            |p: &str| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit());
+            |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(major) || !digits(minor) {
             return Err(err());
         }
@@ -190,6 +190,8 @@ mod tests {
         assert_eq!("3.0".parse::<ApiVersion>().unwrap(), ApiVersion::new(3, 0));
         assert!(ApiVersion::V2_13 < ApiVersion::V2_17);
         assert!(ApiVersion::new(2, 9) < ApiVersion::V2_13);
+        let max = ApiVersion::new(u16::MAX, u16::MAX);
+        assert_eq!(max.to_string().parse::<ApiVersion>().unwrap(), max);
         for bad in [
             "", "2", "2.", ".1", "2.x", "two.one", "2.1.1", "-2.1", "99999.1",
         ] {
