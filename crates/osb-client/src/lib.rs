@@ -1,1 +1,175 @@
-//! osb-client (in progress).
+//! # osb-client
+//!
+//! An async client for [Open Service Broker API](https://www.openservicebrokerapi.org/) brokers
+//! (v2.13 to v2.17), for platforms, CLIs and tests, on `reqwest`.
+//!
+//! - [`Client`]: one method per endpoint ([`catalog`](Client::catalog),
+//!   [`provision`](Client::provision), [`update`](Client::update),
+//!   [`deprovision`](Client::deprovision), [`instance_last_operation`](Client::instance_last_operation),
+//!   [`fetch_instance`](Client::fetch_instance), [`bind`](Client::bind), [`unbind`](Client::unbind),
+//!   [`binding_last_operation`](Client::binding_last_operation), [`fetch_binding`](Client::fetch_binding)),
+//!   taking the models and query structs of [`osb_types`] and returning its typed outcomes
+//!   ([`ProvisionOutcome`](osb_types::ProvisionOutcome), …). The status code of a success is the
+//!   variant; everything else is an [`Error`].
+//! - Headers done for you: `X-Broker-API-Version`, Basic or Bearer credentials, a fresh
+//!   `X-Broker-API-Request-Identity` per request, the originating identity ([`CallOptions`]).
+//!   Ids are percent-encoded in paths and queries. Endpoints and features newer than the
+//!   configured version are refused before anything is sent.
+//! - [`wait_for_instance_operation`](Client::wait_for_instance_operation) /
+//!   [`wait_for_binding_operation`](Client::wait_for_binding_operation): polling with
+//!   `Retry-After` (seconds or HTTP date), backoff between a floor and a cap ([`PollPolicy`]),
+//!   the plan's `maximum_polling_duration`, `410` = done for deletes, progress reports, and
+//!   cancellation by dropping the future.
+//! - Orphan mitigation: the decision table as a pure function ([`orphan_mitigation`]) and a
+//!   helper that performs the cleanup ([`Client::cleanup_orphan`]).
+//! - Optional checks before sending: [`Client::check_catalog`] lints a catalog;
+//!   [`check_provision`], [`check_update`] and [`check_bind`] check a request against the catalog
+//!   (plan of the offering, bindable, plan changes, rotation, `parameters` against the plan's JSON
+//!   schemas); [`validate_parameters`] reuses compiled schemas.
+//!
+//! ## Choices
+//!
+//! - **Request bodies are shaped for the configured version** ([`ClientBuilder::shape_requests`],
+//!   on by default): fields newer than it are left out (extension fields are kept). Receivers
+//!   must ignore unknown fields, so this only keeps the wire exactly as the declared version
+//!   describes it. The `service_id`/`plan_id` hints of the fetch endpoints (2.16) are left out
+//!   for older versions; `accepts_incomplete=true` on bind/unbind (2.14) is refused for 2.13.
+//! - **`X-Broker-API-Request-Identity` is always sent**, even to brokers older than 2.15 (which
+//!   ignore unknown headers).
+//! - **Errors keep what the broker said**: a JSON error body becomes [`Error::Broker`] with its
+//!   [`ErrorCode`](osb_types::ErrorCode); anything else keeps the raw body. Bodies are never
+//!   printed by `Display` or `Debug`, and tracing spans carry ids and statuses only — never
+//!   credentials or parameters.
+//!
+//! ## Example: the whole lifecycle
+//!
+//! ```no_run
+//! use osb_client::{CallOptions, Client, OperationKind, PollOutcome};
+//! use osb_types::{
+//!     BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity, DeleteOutcome,
+//!     DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery, InstanceId, InstanceLastOperationQuery,
+//!     OriginatingIdentity, ProvisionOutcome, ProvisionQuery, ServiceBindingRequest,
+//!     ServiceInstanceProvisionRequest, UnbindQuery,
+//! };
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::builder("https://broker.example.com")
+//!     .basic_auth("admin", "secret")
+//!     .originating_identity(OriginatingIdentity::from(CloudFoundryIdentity::new("user-1")))
+//!     .build()?;
+//! let opts = CallOptions::new();
+//!
+//! // Pick a plan from the catalog.
+//! let catalog = client.catalog(&opts).await?;
+//! let service = &catalog.services[0];
+//! let plan = &service.plans[0];
+//!
+//! // Provision, allowing the broker to work asynchronously.
+//! let instance = InstanceId::new("instance-1");
+//! let request = ServiceInstanceProvisionRequest::new(&service.id, &plan.id, "org-guid", "space-guid");
+//! let query = ProvisionQuery::new().with_accepts_incomplete(true);
+//! match client.provision(&instance, &request, &query, &opts).await? {
+//!     ProvisionOutcome::Accepted(accepted) => {
+//!         // Poll until the broker is done (honours Retry-After and the plan's limit).
+//!         let mut poll = InstanceLastOperationQuery::new().with_service_id(&service.id).with_plan_id(&plan.id);
+//!         if let Some(operation) = accepted.operation() {
+//!             poll = poll.with_operation(operation);
+//!         }
+//!         let outcome = client
+//!             .wait_for_instance_operation(&instance, &poll, OperationKind::Create)
+//!             .plan(plan)
+//!             .on_progress(|p| eprintln!("provisioning: {:?} ({:?})", p.state, p.description))
+//!             .await?;
+//!         if !outcome.is_success() {
+//!             return Err(format!("provisioning failed: {outcome:?}").into());
+//!         }
+//!     }
+//!     ProvisionOutcome::Created(_) | ProvisionOutcome::AlreadyExists(_) => {}
+//!     _ => {}
+//! }
+//!
+//! // Bind and read the credentials.
+//! let binding = BindingId::new("binding-1");
+//! let request = ServiceBindingRequest::new(&service.id, &plan.id);
+//! let query = BindQuery::new().with_accepts_incomplete(true);
+//! let credentials = match client.bind(&instance, &binding, &request, &query, &opts).await? {
+//!     BindOutcome::Created(reply) | BindOutcome::AlreadyExists(reply) => reply.credentials,
+//!     BindOutcome::Accepted(accepted) => {
+//!         let mut poll = BindingLastOperationQuery::new();
+//!         if let Some(operation) = accepted.operation() {
+//!             poll = poll.with_operation(operation);
+//!         }
+//!         let outcome = client
+//!             .wait_for_binding_operation(&instance, &binding, &poll, OperationKind::Create)
+//!             .plan(plan)
+//!             .await?;
+//!         if !matches!(outcome, PollOutcome::Succeeded(_)) {
+//!             return Err("binding failed".into());
+//!         }
+//!         match client.fetch_binding(&instance, &binding, &FetchBindingQuery::new(), &opts).await? {
+//!             FetchBindingOutcome::Found(resource) => resource.credentials,
+//!             _ => None,
+//!         }
+//!     }
+//!     _ => None,
+//! };
+//! println!("got {} credential fields", credentials.map_or(0, |c| c.len()));
+//!
+//! // Unbind, then deprovision; 410 Gone counts as deleted.
+//! let query = UnbindQuery::new(&service.id, &plan.id).with_accepts_incomplete(true);
+//! if let DeleteOutcome::Accepted(accepted) = client.unbind(&instance, &binding, &query, &opts).await? {
+//!     let mut poll = BindingLastOperationQuery::new();
+//!     if let Some(operation) = accepted.operation() {
+//!         poll = poll.with_operation(operation);
+//!     }
+//!     client.wait_for_binding_operation(&instance, &binding, &poll, OperationKind::Delete).await?;
+//! }
+//! let query = DeprovisionQuery::new(&service.id, &plan.id).with_accepts_incomplete(true);
+//! if let DeleteOutcome::Accepted(accepted) = client.deprovision(&instance, &query, &opts).await? {
+//!     let mut poll = InstanceLastOperationQuery::new().with_service_id(&service.id).with_plan_id(&plan.id);
+//!     if let Some(operation) = accepted.operation() {
+//!         poll = poll.with_operation(operation);
+//!     }
+//!     let outcome = client.wait_for_instance_operation(&instance, &poll, OperationKind::Delete).await?;
+//!     assert!(outcome.is_success());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! ## Orphan mitigation
+//!
+//! ```no_run
+//! # async fn run(client: osb_client::Client, request: osb_types::ServiceInstanceProvisionRequest) {
+//! use osb_client::{orphan_mitigation_for, CallOptions, Cleanup, CleanupPolicy, OmOperation, OrphanTarget};
+//! use osb_types::{InstanceId, ProvisionQuery};
+//! let instance = InstanceId::new("instance-2");
+//! let query = ProvisionQuery::new().with_accepts_incomplete(true);
+//! let result = client.provision(&instance, &request, &query, &CallOptions::new()).await;
+//! if orphan_mitigation_for(OmOperation::Provision, &result) == Cleanup::Instance {
+//!     let target = OrphanTarget::instance(instance, &request.service_id, &request.plan_id);
+//!     let _ = client.cleanup_orphan(&target, &CleanupPolicy::new()).await;
+//! }
+//! # }
+//! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+mod builder;
+mod checks;
+mod client;
+mod error;
+mod orphan;
+mod poll;
+
+pub use builder::{ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
+pub use checks::{ParametersFor, check_bind, check_provision, check_update, validate_parameters};
+pub use client::{CallOptions, Client, encode_component};
+pub use error::{Error, RawBody, Result};
+pub use orphan::{
+    Cleanup, CleanupOutcome, CleanupPolicy, Observed, OmOperation, OrphanTarget, Outcome,
+    orphan_mitigation, orphan_mitigation_for,
+};
+pub use poll::{OperationKind, PollOutcome, PollPolicy, PollProgress, WaitForOperation};
+
+/// The models, ids and outcomes the client speaks, re-exported for convenience.
+pub use osb_types as types;

@@ -1,0 +1,264 @@
+//! [`ClientBuilder`]: base URL, credentials, API version, HTTP client and defaults.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::HeaderValue;
+use osb_types::{ApiVersion, OriginatingIdentity};
+
+use crate::client::{Client, Inner};
+use crate::error::Error;
+
+/// The request timeout Cloud Controller uses, and the client's default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default limit on the size of a reply body (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+#[derive(Clone)]
+enum Auth {
+    None,
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+/// Builds a [`Client`]. Start with [`Client::builder`].
+///
+/// ```
+/// use osb_client::Client;
+/// use osb_types::ApiVersion;
+/// let client = Client::builder("https://broker.example.com")
+///     .basic_auth("admin", "secret")
+///     .api_version(ApiVersion::V2_16)
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.api_version(), ApiVersion::V2_16);
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    base_url: String,
+    auth: Auth,
+    version: ApiVersion,
+    http: Option<reqwest::Client>,
+    timeout: Option<Duration>,
+    identity: Option<OriginatingIdentity>,
+    shape_requests: bool,
+    max_response_bytes: usize,
+    catalog_cache: bool,
+    validate_requests: bool,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let auth = match &self.auth {
+            Auth::None => "none",
+            Auth::Basic { .. } => "basic",
+            Auth::Bearer(_) => "bearer",
+        };
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("auth", &auth)
+            .field("version", &self.version)
+            .field("custom_http_client", &self.http.is_some())
+            .field("timeout", &self.timeout)
+            .field(
+                "originating_identity",
+                &self.identity.as_ref().map(OriginatingIdentity::platform),
+            )
+            .field("shape_requests", &self.shape_requests)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("catalog_cache", &self.catalog_cache)
+            .field("validate_requests", &self.validate_requests)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    pub(crate) fn new(base_url: impl Into<String>) -> Self {
+        ClientBuilder {
+            base_url: base_url.into(),
+            auth: Auth::None,
+            version: ApiVersion::LATEST,
+            http: None,
+            timeout: Some(DEFAULT_TIMEOUT),
+            identity: None,
+            shape_requests: true,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            catalog_cache: true,
+            validate_requests: true,
+        }
+    }
+
+    /// HTTP Basic authentication (the spec's default scheme).
+    pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.auth = Auth::Basic {
+            user: user.into(),
+            password: password.into(),
+        };
+        self
+    }
+
+    /// Bearer token authentication (`Authorization: Bearer <token>`).
+    pub fn bearer_auth(mut self, token: impl Into<String>) -> Self {
+        self.auth = Auth::Bearer(token.into());
+        self
+    }
+
+    /// The OSB version sent in `X-Broker-API-Version` (default 2.17; 2.13 to 2.17 accepted).
+    ///
+    /// Endpoints and features newer than this version are refused before anything is sent.
+    pub fn api_version(mut self, version: ApiVersion) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// Uses your `reqwest::Client` (its TLS roots, proxies, connection pool…).
+    ///
+    /// The builder's [`timeout`](Self::timeout) is still applied to every request unless you call
+    /// [`no_timeout`](Self::no_timeout).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http = Some(client);
+        self
+    }
+
+    /// Timeout of each request, from sending to the end of the reply body (default 60 s, like
+    /// Cloud Controller). [`CallOptions::timeout`](crate::CallOptions::timeout) overrides it per call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// No client-side timeout (only the HTTP client's own, if any).
+    pub fn no_timeout(mut self) -> Self {
+        self.timeout = None;
+        self
+    }
+
+    /// The originating identity sent with every user-initiated request, unless a call overrides
+    /// or suppresses it ([`CallOptions`](crate::CallOptions)).
+    pub fn originating_identity(mut self, identity: OriginatingIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Whether request bodies are shaped for the configured version before sending (default on):
+    /// fields that appeared after it are left out, extension fields in `extra` are kept.
+    ///
+    /// Receivers must ignore unknown fields, so sending them is harmless; shaping keeps the wire
+    /// exactly as the declared version describes it.
+    pub fn shape_requests(mut self, shape: bool) -> Self {
+        self.shape_requests = shape;
+        self
+    }
+
+    /// The largest reply body the client reads (default 16 MiB).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Whether [`Client::catalog`] remembers the catalog with its `ETag` / `Last-Modified` and
+    /// revalidates it with `If-None-Match` / `If-Modified-Since` (default on; OSB 2.16).
+    pub fn catalog_cache(mut self, cache: bool) -> Self {
+        self.catalog_cache = cache;
+        self
+    }
+
+    /// Whether request bodies are checked with their `validate()` rules before sending (default
+    /// on): non-empty ids, SemVer `maintenance_info.version`, a context that names its platform…
+    /// A request that fails is not sent ([`Error::Validation`]). Turn it off to send deliberately
+    /// invalid requests, e.g. when testing a broker's own checks.
+    pub fn validate_requests(mut self, validate: bool) -> Self {
+        self.validate_requests = validate;
+        self
+    }
+
+    /// Checks the configuration and builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        let config = |reason: String| Error::Config { reason };
+        if !(ApiVersion::OLDEST..=ApiVersion::LATEST).contains(&self.version) {
+            return Err(config(format!(
+                "API version {} is not supported; use {} to {}",
+                self.version,
+                ApiVersion::OLDEST,
+                ApiVersion::LATEST
+            )));
+        }
+        let url = reqwest::Url::parse(self.base_url.trim())
+            .map_err(|e| config(format!("base URL {:?} does not parse: {e}", self.base_url)))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(config(format!(
+                "base URL must use http or https, not {:?}",
+                url.scheme()
+            )));
+        }
+        if url.cannot_be_a_base() || url.host_str().is_none() {
+            return Err(config(format!("base URL {:?} has no host", self.base_url)));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(config(
+                "base URL must not carry credentials; use basic_auth() or bearer_auth()"
+                    .to_string(),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(config(
+                "base URL must not have a query or fragment".to_string(),
+            ));
+        }
+        let base = url.as_str().trim_end_matches('/').to_string();
+
+        let auth = match &self.auth {
+            Auth::None => None,
+            Auth::Basic { user, password } => {
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(sensitive(&format!("Basic {token}"), "basic credentials")?)
+            }
+            Auth::Bearer(token) => Some(sensitive(&format!("Bearer {token}"), "bearer token")?),
+        };
+        let identity = match &self.identity {
+            Some(identity) => Some(crate::client::identity_header(identity)?),
+            None => None,
+        };
+        let http = match self.http {
+            Some(http) => http,
+            None => {
+                let mut builder = reqwest::Client::builder()
+                    .user_agent(concat!("osb-rs/", env!("CARGO_PKG_VERSION")));
+                if let Some(timeout) = self.timeout {
+                    builder = builder.connect_timeout(timeout);
+                }
+                builder
+                    .build()
+                    .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?
+            }
+        };
+        let version_header = HeaderValue::from_str(&self.version.to_string())
+            .map_err(|e| config(format!("API version header: {e}")))?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                auth,
+                version: self.version,
+                version_header,
+                identity,
+                timeout: self.timeout,
+                shape_requests: self.shape_requests,
+                max_response_bytes: self.max_response_bytes,
+                catalog_cache: self.catalog_cache.then(|| Mutex::new(None)),
+                validate_requests: self.validate_requests,
+            }),
+        })
+    }
+}
+
+fn sensitive(value: &str, what: &str) -> Result<HeaderValue, Error> {
+    let mut header = HeaderValue::from_str(value).map_err(|_| Error::Config {
+        reason: format!("the {what} contain characters not allowed in a header"),
+    })?;
+    header.set_sensitive(true);
+    Ok(header)
+}

@@ -1,0 +1,841 @@
+//! [`Client`]: one method per OSB endpoint.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use osb_types::header::{API_VERSION, ORIGINATING_IDENTITY, REQUEST_IDENTITY, RETRY_AFTER};
+use osb_types::{
+    ApiVersion, AsyncPermit, BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, Catalog,
+    DeleteOutcome, DeprovisionQuery, ErrorResponse, FetchBindingOutcome, FetchBindingQuery,
+    FetchInstanceOutcome, FetchInstanceQuery, InstanceId, InstanceLastOperationQuery,
+    LastOperationOutcome, Operation, OriginatingIdentity, ProvisionOutcome, ProvisionQuery,
+    ServiceBindingRequest, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
+    ShapeForVersion, UnbindQuery, UpdateOutcome, UpdateQuery,
+};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Serialize;
+use tracing::Instrument as _;
+
+use crate::builder::ClientBuilder;
+use crate::error::{Error, RawBody};
+
+/// Every byte outside RFC 3986 "unreserved" (`A-Z a-z 0-9 - . _ ~`) is percent-encoded in ids,
+/// both in paths and in query strings.
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value: every byte outside RFC 3986 "unreserved".
+///
+/// ```
+/// assert_eq!(osb_client::encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
+/// assert_eq!(osb_client::encode_component("Az09-._~"), "Az09-._~");
+/// ```
+pub fn encode_component(value: &str) -> String {
+    utf8_percent_encode(value, NOT_UNRESERVED).to_string()
+}
+
+/// An asynchronous client for one service broker.
+///
+/// Cheap to clone (the state sits behind an `Arc`), `Send` and `Sync`. Every method sends
+/// `X-Broker-API-Version`, the credentials, a fresh `X-Broker-API-Request-Identity` (unless the
+/// call gives one) and the originating identity (unless the call overrides or suppresses it).
+/// Endpoints newer than the configured version fail with [`Error::UnsupportedVersion`] before
+/// anything is sent.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) auth: Option<HeaderValue>,
+    pub(crate) version: ApiVersion,
+    pub(crate) version_header: HeaderValue,
+    pub(crate) identity: Option<HeaderValue>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) shape_requests: bool,
+    pub(crate) max_response_bytes: usize,
+    pub(crate) catalog_cache: Option<Mutex<Option<CachedCatalog>>>,
+    pub(crate) validate_requests: bool,
+}
+
+pub(crate) struct CachedCatalog {
+    etag: Option<HeaderValue>,
+    last_modified: Option<HeaderValue>,
+    catalog: Catalog,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.inner.base)
+            .field("api_version", &self.inner.version)
+            .field("auth", &self.inner.auth.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-call options: originating identity, request identity and timeout.
+///
+/// ```
+/// use osb_client::CallOptions;
+/// use osb_types::{CloudFoundryIdentity, OriginatingIdentity};
+/// let opts = CallOptions::new()
+///     .originating_identity(OriginatingIdentity::from(CloudFoundryIdentity::new("user-1")))
+///     .request_identity("4b0f6c1e-7d0e-4a53-9a1b-0d3c2f1e5a77");
+/// let background = CallOptions::new().without_originating_identity();
+/// # let _ = (opts, background);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct CallOptions {
+    identity: IdentityChoice,
+    request_identity: Option<String>,
+    timeout: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default)]
+enum IdentityChoice {
+    #[default]
+    ClientDefault,
+    Use(Box<OriginatingIdentity>),
+    Omit,
+}
+
+impl CallOptions {
+    /// The client's defaults.
+    pub fn new() -> Self {
+        CallOptions::default()
+    }
+
+    /// Sends this originating identity instead of the client's default.
+    pub fn originating_identity(mut self, identity: OriginatingIdentity) -> Self {
+        self.identity = IdentityChoice::Use(Box::new(identity));
+        self
+    }
+
+    /// Sends no originating identity (for requests no user asked for, such as orphan
+    /// mitigation or background polling).
+    pub fn without_originating_identity(mut self) -> Self {
+        self.identity = IdentityChoice::Omit;
+        self
+    }
+
+    /// Sends this `X-Broker-API-Request-Identity` instead of a fresh UUID.
+    pub fn request_identity(mut self, id: impl Into<String>) -> Self {
+        self.request_identity = Some(id.into());
+        self
+    }
+
+    /// Overrides the client's request timeout for this call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+pub(crate) fn identity_header(identity: &OriginatingIdentity) -> Result<HeaderValue, Error> {
+    HeaderValue::from_str(&identity.to_header_value()).map_err(|_| {
+        Error::Validation(osb_types::Error::InvalidOriginatingIdentity {
+            reason: "the platform name contains characters not allowed in a header".to_string(),
+        })
+    })
+}
+
+/// One reply, read in full.
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Reply {
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Turns an osb-types decoding failure into the client's error.
+    fn fail(&self, e: osb_types::Error) -> Error {
+        match e {
+            osb_types::Error::AsyncNotPermitted => Error::AsyncNotPermitted {
+                body: RawBody::from_bytes(&self.body),
+            },
+            osb_types::Error::Decode { status, reason } => Error::Decode {
+                status: self.status,
+                body: RawBody::from_bytes(&self.body),
+                source: osb_types::Error::Decode {
+                    status,
+                    reason: redact_quoted(&reason),
+                },
+            },
+            _ => self.error_reply(),
+        }
+    }
+
+    /// Classifies a reply that is not an outcome of the operation.
+    pub(crate) fn error_reply(&self) -> Error {
+        if !self.status.is_success() {
+            if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice(&self.body) {
+                if let Ok(body) = serde_json::from_value::<ErrorResponse>(value) {
+                    return Error::Broker {
+                        status: self.status,
+                        code: body.code(),
+                        body: Box::new(body),
+                    };
+                }
+            }
+        }
+        Error::UnexpectedStatus {
+            status: self.status,
+            body: RawBody::from_bytes(&self.body),
+        }
+    }
+}
+
+/// What one request is made of.
+struct Call<'a> {
+    op: Operation,
+    instance_id: Option<&'a InstanceId>,
+    binding_id: Option<&'a BindingId>,
+    query: Vec<(&'static str, String)>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    body: Option<Vec<u8>>,
+    opts: &'a CallOptions,
+}
+
+impl<'a> Call<'a> {
+    fn new(op: Operation, opts: &'a CallOptions) -> Self {
+        Call {
+            op,
+            instance_id: None,
+            binding_id: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            opts,
+        }
+    }
+}
+
+fn invalid(field: &str, reason: &str) -> Error {
+    Error::Validation(osb_types::Error::invalid(field, reason))
+}
+
+/// Checks an id that goes into a path and encodes it.
+fn path_segment(field: &str, id: &str) -> Result<String, Error> {
+    if id.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    // URL parsers collapse "." and ".." segments (even percent-encoded), so such an id could
+    // never reach the broker intact.
+    if id == "." || id == ".." {
+        return Err(invalid(
+            field,
+            "must not be \".\" or \"..\" (URLs treat them as path navigation)",
+        ));
+    }
+    Ok(encode_component(id))
+}
+
+fn non_empty(field: &str, value: &str) -> Result<String, Error> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    Ok(value.to_string())
+}
+
+fn push_opt(
+    query: &mut Vec<(&'static str, String)>,
+    name: &'static str,
+    value: Option<&str>,
+) -> Result<(), Error> {
+    if let Some(value) = value {
+        query.push((name, non_empty(name, value)?));
+    }
+    Ok(())
+}
+
+impl Client {
+    /// Starts building a client for the broker at `base_url` (e.g. `https://broker.example.com`;
+    /// a path prefix is kept, a trailing slash ignored).
+    pub fn builder(base_url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(base_url)
+    }
+
+    /// The OSB version the client sends.
+    pub fn api_version(&self) -> ApiVersion {
+        self.inner.version
+    }
+
+    /// The broker's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Whether the configured API version has this endpoint.
+    pub fn supports(&self, operation: Operation) -> bool {
+        self.inner.version.supports(operation.since())
+    }
+
+    fn require(
+        &self,
+        operation: Operation,
+        feature: Option<&'static str>,
+        since: ApiVersion,
+    ) -> Result<(), Error> {
+        if self.inner.version.supports(since) {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedVersion {
+                operation,
+                feature,
+                since,
+                configured: self.inner.version,
+            })
+        }
+    }
+
+    /// Checks a request body (when enabled) and serialises it, shaped for the configured version
+    /// (when enabled).
+    fn body<T: Serialize + ShapeForVersion + Clone>(
+        &self,
+        body: &T,
+        validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
+    ) -> Result<Vec<u8>, Error> {
+        if self.inner.validate_requests {
+            validate(body).map_err(Error::Validation)?;
+        }
+        let result = if self.inner.shape_requests && self.inner.version < ApiVersion::LATEST {
+            let mut shaped = body.clone();
+            shaped.shape_for_version(self.inner.version);
+            serde_json::to_vec(&shaped)
+        } else {
+            serde_json::to_vec(body)
+        };
+        result.map_err(|e| invalid("body", &e.to_string()))
+    }
+
+    fn url(&self, call: &Call<'_>) -> Result<reqwest::Url, Error> {
+        let mut path = call.op.path().to_string();
+        if let Some(id) = call.instance_id {
+            path = path.replace("{instance_id}", &path_segment("instance_id", id)?);
+        }
+        if let Some(id) = call.binding_id {
+            path = path.replace("{binding_id}", &path_segment("binding_id", id)?);
+        }
+        let mut url = format!("{}{}", self.inner.base, path);
+        for (i, (name, value)) in call.query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(name);
+            url.push('=');
+            url.push_str(&encode_component(value));
+        }
+        reqwest::Url::parse(&url).map_err(|e| invalid("url", &e.to_string()))
+    }
+
+    /// Sends one request and reads the whole reply.
+    async fn send(&self, call: Call<'_>) -> Result<Reply, Error> {
+        let op = call.op;
+        self.require(op, None, op.since())?;
+        let url = self.url(&call)?;
+        let method = Method::from_bytes(op.method().as_bytes())
+            .map_err(|e| invalid("method", &e.to_string()))?;
+        let request_identity = match &call.opts.request_identity {
+            Some(id) if id.is_empty() => {
+                return Err(invalid("request_identity", "must not be empty"));
+            }
+            Some(id) => HeaderValue::from_str(id).map_err(|_| {
+                invalid(
+                    "request_identity",
+                    "contains characters not allowed in a header",
+                )
+            })?,
+            None => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+                .map_err(|e| invalid("request_identity", &e.to_string()))?,
+        };
+        let identity = match &call.opts.identity {
+            IdentityChoice::ClientDefault => self.inner.identity.clone(),
+            IdentityChoice::Use(identity) => Some(identity_header(identity)?),
+            IdentityChoice::Omit => None,
+        };
+
+        let span = tracing::debug_span!(
+            "osb_request",
+            operation = op.operation_id(),
+            instance_id = call.instance_id.map(InstanceId::as_str),
+            binding_id = call.binding_id.map(BindingId::as_str),
+            request_identity = request_identity.to_str().unwrap_or_default(),
+            status = tracing::field::Empty,
+        );
+        let mut request = self
+            .inner
+            .http
+            .request(method, url)
+            .header(API_VERSION, self.inner.version_header.clone())
+            .header(REQUEST_IDENTITY, request_identity)
+            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(auth) = &self.inner.auth {
+            request = request.header(AUTHORIZATION, auth.clone());
+        }
+        if let Some(identity) = identity {
+            request = request.header(ORIGINATING_IDENTITY, identity);
+        }
+        for (name, value) in call.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = call.body {
+            request = request
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(body);
+        }
+        if let Some(timeout) = call.opts.timeout.or(self.inner.timeout) {
+            request = request.timeout(timeout);
+        }
+        let limit = self.inner.max_response_bytes;
+        async move {
+            tracing::debug!("sending request");
+            let mut response = request.send().await.map_err(|e| {
+                tracing::debug!(error = %e, "request failed");
+                Error::from_reqwest(e)
+            })?;
+            let status = response.status();
+            tracing::Span::current().record("status", status.as_u16());
+            let headers = std::mem::take(response.headers_mut());
+            let body = read_body(&mut response, status, limit).await?;
+            tracing::debug!(bytes = body.len(), "reply received");
+            Ok(Reply {
+                status,
+                headers,
+                body,
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Fetches the catalog (`GET /v2/catalog`).
+    ///
+    /// With the catalog cache on (the default), the catalog is remembered with its `ETag` /
+    /// `Last-Modified` and revalidated with `If-None-Match` / `If-Modified-Since`; a
+    /// `304 Not Modified` returns the remembered catalog.
+    #[doc(alias = "catalog_get")]
+    #[doc(alias = "get_catalog")]
+    pub async fn catalog(&self, opts: &CallOptions) -> Result<Catalog, Error> {
+        let mut call = Call::new(Operation::Catalog, opts);
+        if let Some(cache) = &self.inner.catalog_cache {
+            if let Some(cached) = lock(cache).as_ref() {
+                if let Some(etag) = &cached.etag {
+                    call.headers.push((IF_NONE_MATCH, etag.clone()));
+                }
+                if let Some(modified) = &cached.last_modified {
+                    call.headers.push((IF_MODIFIED_SINCE, modified.clone()));
+                }
+            }
+        }
+        let reply = self.send(call).await?;
+        match reply.status {
+            StatusCode::OK => {
+                let catalog: Catalog =
+                    serde_json::from_slice(&reply.body).map_err(|e| Error::Decode {
+                        status: reply.status,
+                        body: RawBody::from_bytes(&reply.body),
+                        source: osb_types::Error::Decode {
+                            status: 200,
+                            reason: redact_quoted(&e.to_string()),
+                        },
+                    })?;
+                if let Some(cache) = &self.inner.catalog_cache {
+                    let etag = reply.headers.get(ETAG).cloned();
+                    let last_modified = reply.headers.get(LAST_MODIFIED).cloned();
+                    *lock(cache) =
+                        (etag.is_some() || last_modified.is_some()).then(|| CachedCatalog {
+                            etag,
+                            last_modified,
+                            catalog: catalog.clone(),
+                        });
+                }
+                Ok(catalog)
+            }
+            StatusCode::NOT_MODIFIED => {
+                let cached = self
+                    .inner
+                    .catalog_cache
+                    .as_ref()
+                    .and_then(|cache| lock(cache).as_ref().map(|c| c.catalog.clone()));
+                cached.ok_or_else(|| reply.error_reply())
+            }
+            _ => Err(reply.error_reply()),
+        }
+    }
+
+    /// Provisions a service instance (`PUT /v2/service_instances/{instance_id}`).
+    ///
+    /// `202 Accepted` is only accepted when `query.accepts_incomplete` is `Some(true)`; poll it
+    /// with [`wait_for_instance_operation`](Self::wait_for_instance_operation).
+    #[doc(alias = "service_instance_provision")]
+    #[doc(alias = "provision_service_instance")]
+    pub async fn provision(
+        &self,
+        instance_id: &InstanceId,
+        body: &ServiceInstanceProvisionRequest,
+        query: &ProvisionQuery,
+        opts: &CallOptions,
+    ) -> Result<ProvisionOutcome, Error> {
+        let mut call = Call::new(Operation::Provision, opts);
+        call.instance_id = Some(instance_id);
+        push_bool(
+            &mut call.query,
+            "accepts_incomplete",
+            query.accepts_incomplete,
+        );
+        call.body = Some(self.body(body, ServiceInstanceProvisionRequest::validate)?);
+        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
+        let reply = self.send(call).await?;
+        ProvisionOutcome::decode(reply.status.as_u16(), &reply.body, permit)
+            .map_err(|e| reply.fail(e))
+    }
+
+    /// Updates a service instance (`PATCH /v2/service_instances/{instance_id}`).
+    #[doc(alias = "service_instance_update")]
+    #[doc(alias = "update_service_instance")]
+    pub async fn update(
+        &self,
+        instance_id: &InstanceId,
+        body: &ServiceInstanceUpdateRequest,
+        query: &UpdateQuery,
+        opts: &CallOptions,
+    ) -> Result<UpdateOutcome, Error> {
+        let mut call = Call::new(Operation::Update, opts);
+        call.instance_id = Some(instance_id);
+        push_bool(
+            &mut call.query,
+            "accepts_incomplete",
+            query.accepts_incomplete,
+        );
+        call.body = Some(self.body(body, ServiceInstanceUpdateRequest::validate)?);
+        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
+        let reply = self.send(call).await?;
+        UpdateOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+    }
+
+    /// Deprovisions a service instance (`DELETE /v2/service_instances/{instance_id}`).
+    ///
+    /// `410 Gone` is an outcome ([`DeleteOutcome::Gone`]), not an error.
+    #[doc(alias = "service_instance_deprovision")]
+    #[doc(alias = "deprovision_service_instance")]
+    pub async fn deprovision(
+        &self,
+        instance_id: &InstanceId,
+        query: &DeprovisionQuery,
+        opts: &CallOptions,
+    ) -> Result<DeleteOutcome, Error> {
+        let mut call = Call::new(Operation::Deprovision, opts);
+        call.instance_id = Some(instance_id);
+        push_bool(
+            &mut call.query,
+            "accepts_incomplete",
+            query.accepts_incomplete,
+        );
+        call.query
+            .push(("service_id", non_empty("service_id", &query.service_id)?));
+        call.query
+            .push(("plan_id", non_empty("plan_id", &query.plan_id)?));
+        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
+        let reply = self.send(call).await?;
+        DeleteOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+    }
+
+    /// Polls the last operation on a service instance
+    /// (`GET /v2/service_instances/{instance_id}/last_operation`), once.
+    ///
+    /// After a plan change, `query.plan_id` must be the plan *before* the update.
+    #[doc(alias = "service_instance_last_operation_get")]
+    #[doc(alias = "last_operation")]
+    pub async fn instance_last_operation(
+        &self,
+        instance_id: &InstanceId,
+        query: &InstanceLastOperationQuery,
+        opts: &CallOptions,
+    ) -> Result<LastOperationOutcome, Error> {
+        let mut call = Call::new(Operation::InstanceLastOperation, opts);
+        call.instance_id = Some(instance_id);
+        push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
+        push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
+        push_opt(&mut call.query, "operation", query.operation.as_deref())?;
+        let reply = self.send(call).await?;
+        LastOperationOutcome::decode(
+            reply.status.as_u16(),
+            &reply.body,
+            reply.header_str(RETRY_AFTER),
+        )
+        .map_err(|e| reply.fail(e))
+    }
+
+    /// Fetches a service instance (`GET /v2/service_instances/{instance_id}`, OSB 2.14).
+    ///
+    /// The `service_id` / `plan_id` hints appeared in 2.16 and are left out for older versions.
+    #[doc(alias = "service_instance_get")]
+    #[doc(alias = "get_service_instance")]
+    pub async fn fetch_instance(
+        &self,
+        instance_id: &InstanceId,
+        query: &FetchInstanceQuery,
+        opts: &CallOptions,
+    ) -> Result<FetchInstanceOutcome, Error> {
+        let mut call = Call::new(Operation::FetchInstance, opts);
+        call.instance_id = Some(instance_id);
+        if self.inner.version.supports(ApiVersion::V2_16) {
+            push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
+            push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
+        }
+        let reply = self.send(call).await?;
+        FetchInstanceOutcome::decode(reply.status.as_u16(), &reply.body).map_err(|e| reply.fail(e))
+    }
+
+    /// Creates a service binding
+    /// (`PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}`).
+    ///
+    /// Asynchronous bindings appeared in OSB 2.14: `accepts_incomplete=true` is refused with
+    /// [`Error::UnsupportedVersion`] when the client is configured for 2.13.
+    #[doc(alias = "service_binding_binding")]
+    #[doc(alias = "create_service_binding")]
+    pub async fn bind(
+        &self,
+        instance_id: &InstanceId,
+        binding_id: &BindingId,
+        body: &ServiceBindingRequest,
+        query: &BindQuery,
+        opts: &CallOptions,
+    ) -> Result<BindOutcome, Error> {
+        let accepts_incomplete = self.binding_async(Operation::Bind, query.accepts_incomplete)?;
+        let mut call = Call::new(Operation::Bind, opts);
+        call.instance_id = Some(instance_id);
+        call.binding_id = Some(binding_id);
+        push_bool(&mut call.query, "accepts_incomplete", accepts_incomplete);
+        call.body = Some(self.body(body, ServiceBindingRequest::validate)?);
+        let permit = AsyncPermit::from_accepts_incomplete(accepts_incomplete);
+        let reply = self.send(call).await?;
+        BindOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+    }
+
+    /// Deletes a service binding
+    /// (`DELETE /v2/service_instances/{instance_id}/service_bindings/{binding_id}`).
+    ///
+    /// `410 Gone` is an outcome ([`DeleteOutcome::Gone`]), not an error.
+    #[doc(alias = "service_binding_unbinding")]
+    #[doc(alias = "delete_service_binding")]
+    pub async fn unbind(
+        &self,
+        instance_id: &InstanceId,
+        binding_id: &BindingId,
+        query: &UnbindQuery,
+        opts: &CallOptions,
+    ) -> Result<DeleteOutcome, Error> {
+        let accepts_incomplete = self.binding_async(Operation::Unbind, query.accepts_incomplete)?;
+        let mut call = Call::new(Operation::Unbind, opts);
+        call.instance_id = Some(instance_id);
+        call.binding_id = Some(binding_id);
+        push_bool(&mut call.query, "accepts_incomplete", accepts_incomplete);
+        call.query
+            .push(("service_id", non_empty("service_id", &query.service_id)?));
+        call.query
+            .push(("plan_id", non_empty("plan_id", &query.plan_id)?));
+        let permit = AsyncPermit::from_accepts_incomplete(accepts_incomplete);
+        let reply = self.send(call).await?;
+        DeleteOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+    }
+
+    /// Polls the last operation on a service binding
+    /// (`GET …/service_bindings/{binding_id}/last_operation`, OSB 2.14), once.
+    #[doc(alias = "service_binding_last_operation_get")]
+    pub async fn binding_last_operation(
+        &self,
+        instance_id: &InstanceId,
+        binding_id: &BindingId,
+        query: &BindingLastOperationQuery,
+        opts: &CallOptions,
+    ) -> Result<LastOperationOutcome, Error> {
+        let mut call = Call::new(Operation::BindingLastOperation, opts);
+        call.instance_id = Some(instance_id);
+        call.binding_id = Some(binding_id);
+        push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
+        push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
+        push_opt(&mut call.query, "operation", query.operation.as_deref())?;
+        let reply = self.send(call).await?;
+        LastOperationOutcome::decode(
+            reply.status.as_u16(),
+            &reply.body,
+            reply.header_str(RETRY_AFTER),
+        )
+        .map_err(|e| reply.fail(e))
+    }
+
+    /// Fetches a service binding (`GET …/service_bindings/{binding_id}`, OSB 2.14).
+    ///
+    /// The `service_id` / `plan_id` hints appeared in 2.16 and are left out for older versions.
+    #[doc(alias = "service_binding_get")]
+    #[doc(alias = "get_service_binding")]
+    pub async fn fetch_binding(
+        &self,
+        instance_id: &InstanceId,
+        binding_id: &BindingId,
+        query: &FetchBindingQuery,
+        opts: &CallOptions,
+    ) -> Result<FetchBindingOutcome, Error> {
+        let mut call = Call::new(Operation::FetchBinding, opts);
+        call.instance_id = Some(instance_id);
+        call.binding_id = Some(binding_id);
+        if self.inner.version.supports(ApiVersion::V2_16) {
+            push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
+            push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
+        }
+        let reply = self.send(call).await?;
+        FetchBindingOutcome::decode(reply.status.as_u16(), &reply.body).map_err(|e| reply.fail(e))
+    }
+
+    /// `accepts_incomplete` on bind/unbind appeared in 2.14: `true` is refused before then,
+    /// `false` (the same as absent) is left out.
+    fn binding_async(
+        &self,
+        operation: Operation,
+        accepts_incomplete: Option<bool>,
+    ) -> Result<Option<bool>, Error> {
+        if self.inner.version.supports(ApiVersion::V2_14) {
+            return Ok(accepts_incomplete);
+        }
+        match accepts_incomplete {
+            Some(true) => {
+                self.require(operation, Some("accepts_incomplete"), ApiVersion::V2_14)?;
+                Ok(accepts_incomplete)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// serde quotes offending string values in its messages (`invalid type: string "…"`); a
+/// credential must not reach logs that way.
+fn redact_quoted(reason: &str) -> String {
+    match (reason.find('"'), reason.rfind('"')) {
+        (Some(first), Some(last)) if first < last => {
+            format!("{}\"<redacted>\"{}", &reason[..first], &reason[last + 1..])
+        }
+        _ => reason.to_string(),
+    }
+}
+
+fn push_bool(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<bool>) {
+    if let Some(value) = value {
+        query.push((name, value.to_string()));
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+async fn read_body(
+    response: &mut reqwest::Response,
+    status: StatusCode,
+    limit: usize,
+) -> Result<Vec<u8>, Error> {
+    if response
+        .content_length()
+        .is_some_and(|len| len > limit as u64)
+    {
+        return Err(Error::BodyTooLarge { status, limit });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(Error::from_reqwest)? {
+        if body.len() + chunk.len() > limit {
+            return Err(Error::BodyTooLarge { status, limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_encoded_outside_unreserved() {
+        assert_eq!(
+            path_segment("instance_id", "a/b c%d").unwrap(),
+            "a%2Fb%20c%25d"
+        );
+        assert_eq!(path_segment("instance_id", "ünï").unwrap(), "%C3%BCn%C3%AF");
+        assert!(path_segment("instance_id", "").is_err());
+        assert!(path_segment("instance_id", "..").is_err());
+        assert!(path_segment("instance_id", ".").is_err());
+        assert_eq!(path_segment("instance_id", "...").unwrap(), "...");
+    }
+
+    #[test]
+    fn quoted_values_are_redacted_from_decode_reasons() {
+        let reason = r#"invalid type: string "p@ss \"w\"", expected a map at line 1 column 30"#;
+        assert_eq!(
+            redact_quoted(reason),
+            r#"invalid type: string "<redacted>", expected a map at line 1 column 30"#
+        );
+        assert_eq!(
+            redact_quoted("missing field `state`"),
+            "missing field `state`"
+        );
+    }
+
+    #[test]
+    fn client_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Client>();
+    }
+
+    #[test]
+    fn error_replies_are_classified() {
+        let reply = |status: u16, body: &str| Reply {
+            status: StatusCode::from_u16(status).unwrap(),
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        assert!(matches!(
+            reply(422, r#"{"error":"AsyncRequired"}"#).error_reply(),
+            Error::Broker {
+                code: Some(osb_types::ErrorCode::AsyncRequired),
+                ..
+            }
+        ));
+        assert!(matches!(
+            reply(500, "oops").error_reply(),
+            Error::UnexpectedStatus { .. }
+        ));
+        assert!(matches!(
+            reply(500, "[1]").error_reply(),
+            Error::UnexpectedStatus { .. }
+        ));
+        assert!(matches!(
+            reply(400, r#"{"error": 5}"#).error_reply(),
+            Error::UnexpectedStatus { .. }
+        ));
+        assert!(matches!(
+            reply(204, "{}").error_reply(),
+            Error::UnexpectedStatus { .. }
+        ));
+        assert!(matches!(
+            reply(409, "{}").error_reply(),
+            Error::Broker { code: None, .. }
+        ));
+    }
+}
