@@ -1,1 +1,135 @@
-//! osb-server (in progress).
+//! # osb-server
+//!
+//! A framework for [Open Service Broker API](https://www.openservicebrokerapi.org/) v2.17 brokers on
+//! [axum]: implement [`ServiceBroker`], get an axum [`Router`](axum::Router) that speaks the
+//! protocol correctly.
+//!
+//! - **Typed in, typed out.** Each trait method gets the typed request from osb-types
+//!   ([`ServiceInstanceProvisionRequest`](osb_types::ServiceInstanceProvisionRequest), …, or the
+//!   query struct for DELETE and GET) and a [`RequestContext`] (declared version, originating and
+//!   request identity, the catalog offering and plan, and an
+//!   [`AsyncPermit`](osb_types::AsyncPermit) only when the platform sent
+//!   `accepts_incomplete=true`). It returns an outcome enum whose variant decides the status
+//!   (`Created` → 201, `Accepted` → 202, …) or a [`BrokerError`].
+//! - **Every endpoint, every rule.** All ten endpoints with their query parameters, `{}` bodies
+//!   where the spec says so, `Retry-After` on last operation, `X-Broker-API-Request-Identity`
+//!   echoed on every reply, the catalog's `ETag` with `If-None-Match` → `304`.
+//! - **Policies.** Authentication ([`Auth`]: Basic with several credentials compared in constant
+//!   time, Bearer tokens, or your own check; `401` with `WWW-Authenticate`), the version header
+//!   ([`VersionPolicy`]), a body-size limit (`413`) and a request timeout (`503`).
+//! - **Guards on by default** ([`Guards`]): ids exist in the catalog and the plan belongs to the
+//!   offering, `bindable`, `plan_updateable`, `*_retrievable`, `maintenance_info`, `parameters`
+//!   against the plan's JSON Schemas (`400` listing the failing JSON pointers), and the
+//!   `operation` length. A rejected request never reaches the broker.
+//! - **OSB error bodies for everything.** Unparsable JSON, wrong types, missing fields, wrong
+//!   content type, a bad originating-identity header, unknown routes (`404`) and methods (`405`)
+//!   all get `{"description": …}` saying what to change.
+//! - **Replies shaped for the platform's version**: fields newer than the declared
+//!   `X-Broker-API-Version` are left out (a 2.13 platform sees a 2.13 catalog); extension fields
+//!   the broker adds are kept.
+//! - **Built once, fast per request.** The catalog is fetched, linted (errors refuse to build,
+//!   warnings are logged) and serialized once per OSB version; schemas are compiled once; guards
+//!   use an index.
+//! - **tracing**: one `osb_request` span per request with method, route, instance and binding
+//!   ids, request identity and status. Credentials and `parameters` are never logged.
+//!
+//! ## Quick start
+//!
+//! ```no_run
+//! use osb_server::{Broker, BrokerError, RequestContext, ServiceBroker, async_trait};
+//! use osb_types::{
+//!     Catalog, DeleteOutcome, DeprovisionQuery, InstanceId, Plan, ProvisionOutcome, Service,
+//!     ServiceInstanceProvisionRequest, ServiceInstanceProvisionResponse,
+//! };
+//!
+//! struct MyBroker;
+//!
+//! #[async_trait]
+//! impl ServiceBroker for MyBroker {
+//!     async fn catalog(&self) -> Result<Catalog, BrokerError> {
+//!         Ok(Catalog::new([Service::new("db", "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20",
+//!             "A database", true,
+//!             [Plan::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "small", "One small node")])]))
+//!     }
+//!
+//!     async fn provision(
+//!         &self,
+//!         instance_id: InstanceId,
+//!         request: ServiceInstanceProvisionRequest,
+//!         ctx: RequestContext,
+//!     ) -> Result<ProvisionOutcome, BrokerError> {
+//!         let plan = ctx.plan().map(|p| p.name.clone()).unwrap_or_default();
+//!         tracing::info!(%instance_id, %plan, "creating a database");
+//!         let _ = request;
+//!         Ok(ProvisionOutcome::Created(ServiceInstanceProvisionResponse::new()))
+//!     }
+//!
+//!     async fn deprovision(
+//!         &self,
+//!         _instance_id: InstanceId,
+//!         _query: DeprovisionQuery,
+//!         _ctx: RequestContext,
+//!     ) -> Result<DeleteOutcome, BrokerError> {
+//!         Ok(DeleteOutcome::Deleted)
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let app: axum::Router = Broker::builder(MyBroker)
+//!         .basic_auth("platform", "s3cret")
+//!         .build()
+//!         .await?;
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The router is generic over its state, so it can be nested (`Router::new().nest("/osb", app)`)
+//! or merged with your own routes, and takes your own tower layers. Its unknown-route reply
+//! covers only paths under `/v2`, so merging never clashes with your fallback.
+//!
+//! ## Choices where the spec leaves room
+//!
+//! - Missing or unparsable `X-Broker-API-Version`: `412` by default, `400` configurable.
+//! - `409 Conflict` bodies are error objects with a `description` (2.13's `{}` reading is also
+//!   satisfied: both are JSON objects).
+//! - Optional operations a broker does not implement: update answers `422`, the others `400`,
+//!   each naming the operation ([`BrokerError::NotSupported`]).
+//! - Unknown `service_id`/`plan_id`, an unbindable plan, rotation on a non-rotatable plan, and
+//!   fetching from an offering without `*_retrievable`: `400` (the spec's "invalid data").
+//!   A refused plan change is `422` (the spec's "change not supported").
+//! - A bad `X-Broker-API-Originating-Identity` header, or one whose platform differs from
+//!   `context.platform`: `400`.
+//! - A timed-out request: `503` (the broker is the origin server, not a gateway).
+//! - A broker that answers `Accepted` without the request's permit: `422 AsyncRequired`, and an
+//!   error is logged.
+//! - Async bind and unbind need OSB 2.14 (when they appeared): older requests get no permit.
+//!
+//! ## Feature flags
+//!
+//! osb-server has no optional features; JSON Schema validation (through osb-types' `json-schema`
+//! feature) is always on.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![warn(missing_docs)]
+
+mod auth;
+mod broker;
+mod error;
+mod extract;
+mod guards;
+mod handlers;
+mod router;
+mod version;
+
+pub use async_trait::async_trait;
+pub use auth::Auth;
+pub use broker::{RequestContext, ServiceBroker};
+pub use error::{BoxError, BrokerError};
+pub use guards::Guards;
+pub use router::{Broker, BrokerBuilder, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, router};
+pub use version::VersionPolicy;
+
+/// The osb-types crate, re-exported so brokers use the same version of the models.
+pub use osb_types as types;

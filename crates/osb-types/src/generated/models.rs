@@ -2734,8 +2734,7 @@ impl crate::ShapeForVersion for ServiceBindingVolumeMountDevice {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct ErrorResponse {
-    /// Single CamelCase word naming the error condition, such as AsyncRequired or ConcurrencyError.
-    /// Since OSB 2.14.
+    /// Single CamelCase word naming the error condition, such as AsyncRequired or ConcurrencyError. OSB 2.13 already required the codes AsyncRequired and RequiresApp here; 2.14 formalised the field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Message explaining the error, suitable for showing to users.
@@ -2808,9 +2807,6 @@ impl ErrorResponse {
 }
 impl crate::ShapeForVersion for ErrorResponse {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        if version < crate::ApiVersion::new(2, 14) {
-            self.error = None;
-        }
         if version < crate::ApiVersion::new(2, 16) {
             self.instance_usable = None;
         }
@@ -3435,7 +3431,7 @@ pub static FIELD_SINCE: &[crate::FieldSince] = &[
     crate::FieldSince {
         schema: "ErrorResponse",
         field: "error",
-        since: crate::ApiVersion::new(2, 14),
+        since: crate::ApiVersion::new(2, 13),
     },
     crate::FieldSince {
         schema: "ErrorResponse",

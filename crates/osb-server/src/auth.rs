@@ -1,0 +1,238 @@
+//! Authentication: Basic credentials, Bearer tokens, or a check of your own.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::error::Rejection;
+
+type CheckFuture = Pin<Box<dyn Future<Output = bool> + Send>>;
+type CheckFn = dyn Fn(&HeaderMap) -> CheckFuture + Send + Sync;
+
+/// Who may call the broker.
+///
+/// A request passes when it matches any configured method: one of the Basic credentials, one of
+/// the Bearer tokens, or the custom check. Credentials and tokens are compared in constant time
+/// (all of them, every time). A failed check is answered `401 Unauthorized` with an OSB error
+/// body and a `WWW-Authenticate` challenge for each configured scheme.
+///
+/// An `Auth` with nothing configured lets every request through; the router logs a warning at
+/// startup unless [`Auth::anonymous`] was chosen on purpose.
+///
+/// ```
+/// use osb_server::Auth;
+/// let auth = Auth::new().basic("platform", "s3cret").basic("rotating", "n3xt").bearer("token-1");
+/// assert!(auth.is_configured());
+/// ```
+#[derive(Clone, Default)]
+pub struct Auth {
+    basic: Vec<(Vec<u8>, Vec<u8>)>,
+    bearer: Vec<Vec<u8>>,
+    check: Option<Arc<CheckFn>>,
+    anonymous: bool,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("basic_credentials", &self.basic.len())
+            .field("bearer_tokens", &self.bearer.len())
+            .field("custom_check", &self.check.is_some())
+            .field("anonymous", &self.anonymous)
+            .finish()
+    }
+}
+
+impl Auth {
+    /// No methods yet (every request passes until one is added).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every request passes, on purpose (no startup warning).
+    pub fn anonymous() -> Self {
+        Auth {
+            anonymous: true,
+            ..Self::default()
+        }
+    }
+
+    /// Accepts HTTP Basic with this user name and password (call again for more credentials,
+    /// e.g. while rotating them).
+    #[must_use]
+    pub fn basic(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
+        self.basic
+            .push((username.into().into_bytes(), password.into().into_bytes()));
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <token>` with this token (call again for more tokens).
+    #[must_use]
+    pub fn bearer(mut self, token: impl Into<String>) -> Self {
+        self.bearer.push(token.into().into_bytes());
+        self
+    }
+
+    /// Accepts requests for which `check` resolves to `true`, e.g. a token review against an
+    /// identity service. The check sees the request headers; copy what it needs before the
+    /// returned future.
+    ///
+    /// ```
+    /// use osb_server::Auth;
+    /// let auth = Auth::new().check(|headers| {
+    ///     let ok = headers.get("x-api-key").is_some_and(|v| v == "k-1");
+    ///     async move { ok }
+    /// });
+    /// # let _ = auth;
+    /// ```
+    #[must_use]
+    pub fn check<F, Fut>(mut self, check: F) -> Self
+    where
+        F: Fn(&HeaderMap) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.check = Some(Arc::new(move |headers: &HeaderMap| -> CheckFuture {
+            Box::pin(check(headers))
+        }));
+        self
+    }
+
+    /// Whether any method is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.basic.is_empty() || !self.bearer.is_empty() || self.check.is_some()
+    }
+
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.anonymous
+    }
+
+    /// Checks a request's headers.
+    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+        if !self.is_configured() {
+            return Ok(());
+        }
+        if self.matches_static(headers) {
+            return Ok(());
+        }
+        if let Some(check) = &self.check {
+            if check(headers).await {
+                return Ok(());
+            }
+        }
+        Err(self.unauthorized(headers.contains_key(header::AUTHORIZATION)))
+    }
+
+    fn matches_static(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return false;
+        };
+        let value = value.as_bytes();
+        let Some(space) = value.iter().position(|b| *b == b' ') else {
+            return false;
+        };
+        let (scheme, rest) = value.split_at(space);
+        let rest = rest.trim_ascii();
+        if scheme.eq_ignore_ascii_case(b"basic") && !self.basic.is_empty() {
+            let Ok(decoded) = STANDARD.decode(rest) else {
+                return false;
+            };
+            let Some(colon) = decoded.iter().position(|b| *b == b':') else {
+                return false;
+            };
+            let (user, pass) = (&decoded[..colon], &decoded[colon + 1..]);
+            let mut found = Choice::from(0);
+            for (u, p) in &self.basic {
+                found |= u.as_slice().ct_eq(user) & p.as_slice().ct_eq(pass);
+            }
+            return found.into();
+        }
+        if scheme.eq_ignore_ascii_case(b"bearer") && !self.bearer.is_empty() {
+            let mut found = Choice::from(0);
+            for token in &self.bearer {
+                found |= token.as_slice().ct_eq(rest);
+            }
+            return found.into();
+        }
+        false
+    }
+
+    fn unauthorized(&self, had_credentials: bool) -> Rejection {
+        let description = if had_credentials {
+            "The credentials in the Authorization header are not valid for this broker."
+        } else {
+            "This broker requires authentication; send the credentials the broker was registered with in the Authorization header."
+        };
+        let mut rejection = Rejection::described(StatusCode::UNAUTHORIZED, description);
+        if !self.basic.is_empty() || self.bearer.is_empty() {
+            rejection = rejection.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"osb\", charset=\"UTF-8\""),
+            );
+        }
+        if !self.bearer.is_empty() {
+            rejection = rejection.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"osb\""),
+            );
+        }
+        rejection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, auth.parse().unwrap());
+        h
+    }
+
+    fn basic(user: &str, pass: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
+    }
+
+    #[tokio::test]
+    async fn basic_and_bearer() {
+        let auth = Auth::new()
+            .basic("a", "1")
+            .basic("b", "2:with:colons")
+            .bearer("tok");
+        assert!(auth.authenticate(&headers(&basic("a", "1"))).await.is_ok());
+        assert!(
+            auth.authenticate(&headers(&basic("b", "2:with:colons")))
+                .await
+                .is_ok()
+        );
+        assert!(auth.authenticate(&headers(&basic("a", "2"))).await.is_err());
+        assert!(auth.authenticate(&headers(&basic("", ""))).await.is_err());
+        assert!(auth.authenticate(&headers("basic !!!")).await.is_err());
+        assert!(auth.authenticate(&headers("Bearer tok")).await.is_ok());
+        assert!(auth.authenticate(&headers("bearer tok")).await.is_ok());
+        assert!(auth.authenticate(&headers("Bearer to")).await.is_err());
+        assert!(auth.authenticate(&headers("Digest x")).await.is_err());
+        let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+        assert_eq!(err.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(err.headers.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn custom_check_and_unconfigured() {
+        let auth = Auth::new().check(|h| {
+            let ok = h.contains_key("x-ok");
+            async move { ok }
+        });
+        let mut h = HeaderMap::new();
+        assert!(auth.authenticate(&h).await.is_err());
+        h.insert("x-ok", HeaderValue::from_static("1"));
+        assert!(auth.authenticate(&h).await.is_ok());
+        assert!(Auth::new().authenticate(&HeaderMap::new()).await.is_ok());
+    }
+}

@@ -1,0 +1,440 @@
+//! Spec guards: checks against the catalog that run before the broker is called.
+
+use std::collections::HashMap;
+
+use http::StatusCode;
+use osb_types::schema::{ParameterSchema, PlanSchemas, SchemaViolation};
+use osb_types::{
+    CatalogIndex, ErrorCode, ErrorResponse, MaintenanceInfo, OperationId, Plan, PlanId, Service,
+    validate_operation,
+};
+use serde_json::{Map, Value};
+
+use crate::error::Rejection;
+
+/// Which spec guards run before the broker is called; all are on by default.
+///
+/// Each guard answers with an OSB error body whose description says what to change:
+///
+/// | Guard | Applies to | Answer |
+/// |---|---|---|
+/// | [`known_ids`](Self::known_ids) | provision, update, deprovision, bind, unbind | `400` when `service_id` is not in the catalog or `plan_id` is not one of its plans |
+/// | [`bindable`](Self::bindable) | bind | `400` when the plan is not (effectively) bindable |
+/// | [`binding_rotation`](Self::binding_rotation) | bind | `400` when `predecessor_binding_id` is sent for a plan without `binding_rotatable` |
+/// | [`plan_updateable`](Self::plan_updateable) | update | `422` when the plan changes and the current plan is not (effectively) `plan_updateable` |
+/// | [`retrievable`](Self::retrievable) | fetch instance, fetch binding | `400` when the offering (or, without a `service_id` hint, every offering) lacks `instances_retrievable` / `bindings_retrievable` |
+/// | [`maintenance_info`](Self::maintenance_info) | provision, update | `422 MaintenanceInfoConflict` when `maintenance_info.version` differs from the plan's |
+/// | [`parameters`](Self::parameters) | provision, update, bind | `400` listing the JSON pointers of `parameters` that fail the plan's schema |
+/// | [`operation_length`](Self::operation_length) | last operation (request), 202 replies | `400` for an `operation` over 10,000 characters; a broker's over-long token is a `500` |
+///
+/// Required query parameters on DELETE and well-formed bodies are not guards: they are always
+/// checked, since the typed request cannot exist without them.
+///
+/// ```
+/// use osb_server::Guards;
+/// let guards = Guards::default().with_parameters(false);
+/// assert!(guards.known_ids && !guards.parameters);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Guards {
+    /// `service_id` and `plan_id` exist, and the plan belongs to the offering.
+    pub known_ids: bool,
+    /// Bind only on effectively bindable plans.
+    pub bindable: bool,
+    /// `predecessor_binding_id` only on plans with `binding_rotatable: true`.
+    pub binding_rotation: bool,
+    /// Plan changes only from effectively `plan_updateable` plans.
+    pub plan_updateable: bool,
+    /// Fetch endpoints only for offerings with `instances_retrievable` / `bindings_retrievable`.
+    pub retrievable: bool,
+    /// `maintenance_info.version` equals the catalog's.
+    pub maintenance_info: bool,
+    /// `parameters` valid against the plan's JSON schemas.
+    pub parameters: bool,
+    /// `operation` at most 10,000 characters.
+    pub operation_length: bool,
+}
+
+impl Default for Guards {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+macro_rules! setter {
+    ($($field:ident => $name:ident),* $(,)?) => {
+        $(
+            #[doc = concat!("Turns the `", stringify!($field), "` guard on or off.")]
+            #[must_use]
+            pub fn $name(mut self, on: bool) -> Self {
+                self.$field = on;
+                self
+            }
+        )*
+    };
+}
+
+impl Guards {
+    /// Every guard on (the default).
+    pub const fn all() -> Self {
+        Guards {
+            known_ids: true,
+            bindable: true,
+            binding_rotation: true,
+            plan_updateable: true,
+            retrievable: true,
+            maintenance_info: true,
+            parameters: true,
+            operation_length: true,
+        }
+    }
+
+    /// Every guard off: the broker sees every well-formed request.
+    pub const fn none() -> Self {
+        Guards {
+            known_ids: false,
+            bindable: false,
+            binding_rotation: false,
+            plan_updateable: false,
+            retrievable: false,
+            maintenance_info: false,
+            parameters: false,
+            operation_length: false,
+        }
+    }
+
+    setter! {
+        known_ids => with_known_ids,
+        bindable => with_bindable,
+        binding_rotation => with_binding_rotation,
+        plan_updateable => with_plan_updateable,
+        retrievable => with_retrievable,
+        maintenance_info => with_maintenance_info,
+        parameters => with_parameters,
+        operation_length => with_operation_length,
+    }
+}
+
+/// Which schema of a plan applies.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum SchemaKind {
+    InstanceCreate,
+    InstanceUpdate,
+    BindingCreate,
+}
+
+impl SchemaKind {
+    fn path(self) -> &'static str {
+        match self {
+            SchemaKind::InstanceCreate => "schemas.service_instance.create.parameters",
+            SchemaKind::InstanceUpdate => "schemas.service_instance.update.parameters",
+            SchemaKind::BindingCreate => "schemas.service_binding.create.parameters",
+        }
+    }
+}
+
+/// The catalog, indexed once, with the compiled schemas of every plan.
+#[derive(Debug)]
+pub(crate) struct CatalogGuards {
+    pub(crate) index: std::sync::Arc<CatalogIndex>,
+    schemas: HashMap<PlanId, PlanSchemas>,
+    any_instances_retrievable: bool,
+    any_bindings_retrievable: bool,
+}
+
+fn bad(description: String) -> Rejection {
+    Rejection::bad_request(description)
+}
+
+impl CatalogGuards {
+    pub(crate) fn new(index: std::sync::Arc<CatalogIndex>) -> Result<Self, String> {
+        let catalog = index.catalog();
+        let mut schemas = HashMap::new();
+        for service in &catalog.services {
+            for plan in &service.plans {
+                let compiled = PlanSchemas::compile(plan).map_err(|e| {
+                    format!(
+                        "the schemas of plan {:?} ({}) do not compile: {e}",
+                        plan.name, plan.id
+                    )
+                })?;
+                if !compiled.is_empty() {
+                    schemas.insert(plan.id.clone(), compiled);
+                }
+            }
+        }
+        let any_instances_retrievable = catalog
+            .services
+            .iter()
+            .any(Service::instances_retrievable_or_default);
+        let any_bindings_retrievable = catalog
+            .services
+            .iter()
+            .any(Service::bindings_retrievable_or_default);
+        Ok(CatalogGuards {
+            index,
+            schemas,
+            any_instances_retrievable,
+            any_bindings_retrievable,
+        })
+    }
+
+    /// Checks that `service_id` is an offering and `plan_id` one of its plans.
+    pub(crate) fn known_plan(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
+        let Some(service) = self.index.service(service_id) else {
+            return Err(self.unknown_service(service_id));
+        };
+        if service.plan(plan_id).is_some() {
+            return Ok(());
+        }
+        if let Some((other, plan)) = self.index.find_plan(plan_id) {
+            return Err(bad(format!(
+                "plan_id {plan_id:?} (plan {:?}) belongs to offering {:?} ({}), not to service_id {service_id:?} (offering {:?}).",
+                plan.name, other.name, other.id, service.name
+            )));
+        }
+        Err(bad(format!(
+            "plan_id {plan_id:?} is not a plan of offering {:?} ({service_id}); its plans are {}.",
+            service.name,
+            plan_list(service)
+        )))
+    }
+
+    /// Checks that `service_id` is an offering.
+    pub(crate) fn known_service(&self, service_id: &str) -> Result<(), Rejection> {
+        match self.index.service(service_id) {
+            Some(_) => Ok(()),
+            None => Err(self.unknown_service(service_id)),
+        }
+    }
+
+    fn unknown_service(&self, service_id: &str) -> Rejection {
+        let offerings: Vec<String> = self
+            .index
+            .catalog()
+            .services
+            .iter()
+            .map(|s| format!("{:?} ({})", s.name, s.id))
+            .collect();
+        bad(format!(
+            "service_id {service_id:?} is not an offering in this broker's catalog; the offerings are {} (GET /v2/catalog).",
+            if offerings.is_empty() {
+                "none".to_string()
+            } else {
+                offerings.join(", ")
+            }
+        ))
+    }
+
+    pub(crate) fn lookup(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
+        self.index.lookup(service_id, plan_id)
+    }
+
+    /// Bind only on bindable plans.
+    pub(crate) fn bindable(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
+        match self.lookup(service_id, plan_id) {
+            Some((service, plan)) if !plan.effective_bindable(service) => Err(bad(format!(
+                "Plan {:?} of offering {:?} is not bindable; the catalog does not allow bindings for it.",
+                plan.name, service.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rotation only on rotatable plans.
+    pub(crate) fn rotation(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
+        match self.lookup(service_id, plan_id) {
+            Some((service, plan)) if !plan.effective_binding_rotatable() => Err(bad(format!(
+                "predecessor_binding_id is only allowed for plans with binding_rotatable: true; plan {:?} of offering {:?} does not rotate bindings.",
+                plan.name, service.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// A plan change needs the current plan to be plan_updateable.
+    pub(crate) fn plan_change(
+        &self,
+        service_id: &str,
+        current_plan: &str,
+        new_plan: &str,
+    ) -> Result<(), Rejection> {
+        if current_plan == new_plan {
+            return Ok(());
+        }
+        let Some(service) = self.index.service(service_id) else {
+            return Ok(());
+        };
+        let updateable = match service.plan(current_plan) {
+            Some(plan) => plan.effective_plan_updateable(service),
+            None => service.plan_updateable.unwrap_or(false),
+        };
+        if updateable {
+            return Ok(());
+        }
+        let name = service
+            .plan(current_plan)
+            .map_or(current_plan, |p| p.name.as_str());
+        Err(Rejection::described(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "Plan {name:?} of offering {:?} cannot be changed to another plan (plan_updateable is false); parameters can still be updated.",
+                service.name
+            ),
+        ))
+    }
+
+    /// `maintenance_info.version` equals the plan's.
+    pub(crate) fn maintenance(
+        &self,
+        service_id: &str,
+        plan_id: &str,
+        requested: &MaintenanceInfo,
+    ) -> Result<(), Rejection> {
+        let Some((_, plan)) = self.lookup(service_id, plan_id) else {
+            return Ok(());
+        };
+        let description = match &plan.maintenance_info {
+            Some(current) if current.version == requested.version => return Ok(()),
+            Some(current) => format!(
+                "maintenance_info.version {:?} does not match the version {:?} of plan {:?} in the catalog; fetch the catalog again and retry.",
+                requested.version, current.version, plan.name
+            ),
+            None => format!(
+                "maintenance_info.version {:?} was sent, but plan {:?} has no maintenance_info in the catalog; fetch the catalog again and retry without it.",
+                requested.version, plan.name
+            ),
+        };
+        Err(Rejection::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorResponse::coded(ErrorCode::MaintenanceInfoConflict, description),
+        ))
+    }
+
+    /// `parameters` valid against the plan's schema of this kind (absent parameters count as
+    /// `{}` for create requests and are not checked for updates).
+    pub(crate) fn parameters(
+        &self,
+        plan_id: &str,
+        kind: SchemaKind,
+        parameters: &mut Option<Map<String, Value>>,
+    ) -> Result<(), Rejection> {
+        let Some(schemas) = self.schemas.get(plan_id) else {
+            return Ok(());
+        };
+        let schema: Option<&ParameterSchema> = match kind {
+            SchemaKind::InstanceCreate => schemas.instance_create.as_ref(),
+            SchemaKind::InstanceUpdate => schemas.instance_update.as_ref(),
+            SchemaKind::BindingCreate => schemas.binding_create.as_ref(),
+        };
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        let result = match parameters.take() {
+            Some(map) => {
+                let value = Value::Object(map);
+                let result = schema.validate(&value);
+                if let Value::Object(map) = value {
+                    *parameters = Some(map);
+                }
+                result
+            }
+            None if matches!(kind, SchemaKind::InstanceUpdate) => Ok(()),
+            None => schema.validate(&Value::Object(Map::new())),
+        };
+        result.map_err(|violations| {
+            let plan = self
+                .index
+                .find_plan(plan_id)
+                .map_or(plan_id, |(_, p)| p.name.as_str());
+            bad(describe_violations(&violations, plan, kind))
+        })
+    }
+
+    /// Fetching instances needs `instances_retrievable`.
+    pub(crate) fn instances_retrievable(
+        &self,
+        service_hint: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let ok = match service_hint.and_then(|id| self.index.service(id)) {
+            Some(service) => service.instances_retrievable_or_default(),
+            None => self.any_instances_retrievable,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(bad(match service_hint.and_then(|id| self.index.service(id)) {
+            Some(service) => format!(
+                "Offering {:?} does not set instances_retrievable, so its instances cannot be fetched.",
+                service.name
+            ),
+            None => "No offering of this broker sets instances_retrievable, so instances cannot be fetched.".to_string(),
+        }))
+    }
+
+    /// Fetching bindings needs `bindings_retrievable`.
+    pub(crate) fn bindings_retrievable(&self, service_hint: Option<&str>) -> Result<(), Rejection> {
+        let ok = match service_hint.and_then(|id| self.index.service(id)) {
+            Some(service) => service.bindings_retrievable_or_default(),
+            None => self.any_bindings_retrievable,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(bad(match service_hint.and_then(|id| self.index.service(id)) {
+            Some(service) => format!(
+                "Offering {:?} does not set bindings_retrievable, so its bindings cannot be fetched.",
+                service.name
+            ),
+            None => "No offering of this broker sets bindings_retrievable, so bindings cannot be fetched.".to_string(),
+        }))
+    }
+}
+
+/// Checks a request's `operation` query value.
+pub(crate) fn operation_length(operation: &OperationId) -> Result<(), Rejection> {
+    validate_operation(operation).map_err(|e| match e {
+        osb_types::Error::Invalid { field, reason } => bad(format!(
+            "The query parameter `{field}` {reason}; send back the operation exactly as the broker returned it."
+        )),
+        other => bad(format!("{other}.")),
+    })
+}
+
+fn plan_list(service: &Service) -> String {
+    let plans: Vec<String> = service
+        .plans
+        .iter()
+        .map(|p| format!("{:?} ({})", p.name, p.id))
+        .collect();
+    if plans.is_empty() {
+        "none".to_string()
+    } else {
+        plans.join(", ")
+    }
+}
+
+fn describe_violations(violations: &[SchemaViolation], plan: &str, kind: SchemaKind) -> String {
+    const SHOWN: usize = 20;
+    let mut parts: Vec<String> = violations
+        .iter()
+        .take(SHOWN)
+        .map(|v| {
+            let pointer = if v.pointer.is_empty() {
+                "(root)"
+            } else {
+                v.pointer.as_str()
+            };
+            format!("{pointer}: {}", v.message)
+        })
+        .collect();
+    if violations.len() > SHOWN {
+        parts.push(format!("and {} more", violations.len() - SHOWN));
+    }
+    format!(
+        "parameters do not match the schema of plan {plan:?} ({}): {}.",
+        kind.path(),
+        parts.join("; ")
+    )
+}

@@ -1,0 +1,476 @@
+//! A complete OSB broker that keeps everything in memory, built on osb-server.
+//!
+//! Run with: cargo run -p example-memory-broker
+//!
+//! One offering, `memory-db`, with three plans: `sync` (everything answers at once), `schema`
+//! (publishes JSON Schemas for provision and bind `parameters`) and `async` (provision, bind,
+//! unbind and deprovision answer `202` and finish after [`Config::async_delay`]). Other crates'
+//! tests start it in-process with [`start`] and drive it over loopback.
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use osb_server::{Broker, BrokerError, RequestContext, ServiceBroker, async_trait};
+use osb_types::{
+    Accepted, AsyncOperation, AsyncPermit, BindOutcome, BindingId, BindingLastOperationQuery,
+    Catalog, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery,
+    FetchInstanceOutcome, FetchInstanceQuery, InstanceId, InstanceLastOperationQuery,
+    LastOperation, LastOperationOutcome, LastOperationResource, LastOperationState, OperationId,
+    PlanId, ProvisionOutcome, RetryAfter, ServiceBindingRequest, ServiceBindingResource,
+    ServiceBindingResponse, ServiceInstanceAsyncOperation, ServiceInstanceProvisionRequest,
+    ServiceInstanceProvisionResponse, ServiceInstanceResource, ServiceInstanceUpdateRequest,
+    ServiceInstanceUpdateResponse, UnbindQuery, UpdateOutcome,
+};
+use serde_json::{Map, Value, json};
+
+/// The id of the `memory-db` offering.
+pub const SERVICE_ID: &str = "7d3b2e8a-5c41-4f0e-9b6a-1e2d3c4b5a60";
+/// The `sync` plan: every operation completes at once (`maintenance_info.version` 1.0.0).
+pub const SYNC_PLAN_ID: &str = "0f6e1c2d-8a3b-4c5d-9e7f-a1b2c3d4e5f6";
+/// The `schema` plan: `parameters` must match its schemas (`size` 1–10; bind: `role`).
+pub const SCHEMA_PLAN_ID: &str = "3a9c8b7d-6e5f-4a1b-8c2d-0e9f8a7b6c5d";
+/// The `async` plan: provision, bind, unbind and deprovision take [`Config::async_delay`].
+pub const ASYNC_PLAN_ID: &str = "5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b";
+
+/// Settings of the memory broker.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// How long asynchronous work takes (`OSB_ASYNC_DELAY_MS`, default 3000).
+    pub async_delay: Duration,
+    /// How long a finished async delete answers `200 succeeded` before `410 Gone`
+    /// (`OSB_RETENTION_MS`, default 60000).
+    pub retention: Duration,
+    /// Basic auth user name (`OSB_BROKER_USERNAME`, default `admin`).
+    pub username: String,
+    /// Basic auth password (`OSB_BROKER_PASSWORD`, default: a fresh random one).
+    pub password: String,
+}
+
+impl Config {
+    /// These credentials, 3 s async work and 60 s retention.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
+        let (username, password) = (username.into(), password.into());
+        let (async_delay, retention) = (Duration::from_secs(3), Duration::from_secs(60));
+        Config {
+            async_delay,
+            retention,
+            username,
+            password,
+        }
+    }
+
+    /// Reads the environment; the flag says whether the password was generated.
+    pub fn from_env() -> (Self, bool) {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let ms = |name, default| {
+            Duration::from_millis(var(name).and_then(|v| v.parse().ok()).unwrap_or(default))
+        };
+        let password = var("OSB_BROKER_PASSWORD");
+        let generated = password.is_none();
+        let password = password.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut config = Config::new(
+            var("OSB_BROKER_USERNAME").unwrap_or("admin".into()),
+            password,
+        );
+        config.async_delay = ms("OSB_ASYNC_DELAY_MS", 3000);
+        config.retention = ms("OSB_RETENTION_MS", 60_000);
+        (config, generated)
+    }
+}
+
+/// The catalog: one offering with the three plans.
+pub fn catalog() -> Catalog {
+    let schema = |properties: Value| {
+        json!({"parameters": {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",
+            "properties": properties, "additionalProperties": false}})
+    };
+    let size = json!({"size": {"type": "integer", "minimum": 1, "maximum": 10}});
+    let role = json!({"role": {"enum": ["read", "write"]}});
+    serde_json::from_value(json!({"services": [{
+        "id": SERVICE_ID, "name": "memory-db", "description": "A key-value store that lives in memory",
+        "bindable": true, "instances_retrievable": true, "bindings_retrievable": true,
+        "plan_updateable": true, "tags": ["memory", "example"], "metadata": {"displayName": "Memory DB"},
+        "plans": [
+            {"id": SYNC_PLAN_ID, "name": "sync", "description": "Everything happens at once",
+             "maintenance_info": {"version": "1.0.0", "description": "First release"}},
+            {"id": SCHEMA_PLAN_ID, "name": "schema", "description": "Checks parameters against schemas",
+             "schemas": {"service_instance": {"create": schema(size.clone()), "update": schema(size)},
+                         "service_binding": {"create": schema(role)}}},
+            {"id": ASYNC_PLAN_ID, "name": "async", "description": "Work takes a few seconds",
+             "maximum_polling_duration": 600}]}]}))
+    .expect("the built-in catalog is valid")
+}
+
+/// The broker's router, with Basic auth from `config`.
+pub async fn app(config: Config) -> Result<axum::Router, BrokerError> {
+    let (user, password) = (config.username.clone(), config.password.clone());
+    let broker = MemoryBroker {
+        state: Mutex::default(),
+        config,
+    };
+    Broker::builder(broker)
+        .catalog(catalog())
+        .basic_auth(user, password)
+        .build()
+        .await
+}
+
+/// A broker started by [`start`]; abort `task` to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Starts the broker on `127.0.0.1` at a free port, in the current tokio runtime.
+pub async fn start(config: Config) -> std::io::Result<Running> {
+    let app = app(config).await.map_err(std::io::Error::other)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Running { addr, task })
+}
+
+/// An instance `(id, None)` or a binding `(instance id, Some(binding id))`.
+type Key = (InstanceId, Option<BindingId>);
+
+#[derive(Clone, Debug, PartialEq)]
+enum Work {
+    Creating(Instant),
+    Deleting(Instant),
+    Ready,
+}
+
+#[derive(Clone, Debug)]
+struct Resource {
+    plan_id: PlanId,
+    parameters: Option<Map<String, Value>>,
+    work: Work,
+    operation: Option<OperationId>,
+    credentials: Map<String, Value>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    live: HashMap<Key, Resource>,
+    /// Async deletes that finished, and when (answered `succeeded` during the retention).
+    finished: HashMap<Key, Instant>,
+    /// Everything ever deleted, to tell `410 Gone` from `404 Not Found`.
+    tombstones: HashSet<Key>,
+}
+
+impl State {
+    fn remove(&mut self, key: &Key) {
+        self.live.remove(key);
+        if key.1.is_none() {
+            self.live.retain(|(instance, _), _| *instance != key.0);
+        }
+        self.tombstones.insert(key.clone());
+    }
+}
+
+/// The in-memory broker.
+#[derive(Debug)]
+pub struct MemoryBroker {
+    state: Mutex<State>,
+    config: Config,
+}
+
+fn busy() -> BrokerError {
+    BrokerError::concurrency_error(
+        "Another operation on this resource is in progress; retry shortly.",
+    )
+}
+
+fn new_operation(kind: &str) -> OperationId {
+    OperationId::new(format!("{kind}-{}", uuid::Uuid::new_v4()))
+}
+
+impl MemoryBroker {
+    /// Locks the state after finishing the work whose time has come.
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let done: Vec<Key> = (state.live.iter())
+            .filter(|(_, r)| matches!(r.work, Work::Deleting(t) if t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in done {
+            state.remove(&key);
+            state.finished.insert(key, now);
+        }
+        for r in state.live.values_mut() {
+            if matches!(r.work, Work::Creating(t) if t <= now) {
+                r.work = Work::Ready;
+            }
+        }
+        state
+    }
+
+    /// The permit for work on the async plan (`None` for the synchronous plans).
+    fn permit(plan_id: &PlanId, ctx: &RequestContext) -> Result<Option<AsyncPermit>, BrokerError> {
+        match plan_id.as_str() {
+            ASYNC_PLAN_ID => ctx
+                .async_permit()
+                .map(Some)
+                .ok_or_else(BrokerError::async_required),
+            _ => Ok(None),
+        }
+    }
+
+    /// Creates (or finds the identical) resource; the flag says whether it existed.
+    fn create(
+        &self,
+        key: Key,
+        plan_id: PlanId,
+        parameters: Option<Map<String, Value>>,
+        ctx: &RequestContext,
+    ) -> Result<(Resource, Option<AsyncPermit>, bool), BrokerError> {
+        let permit = Self::permit(&plan_id, ctx)?;
+        let mut state = self.state();
+        if let Some(r) = state.live.get(&key) {
+            if r.plan_id != plan_id || r.parameters != parameters {
+                return Err(BrokerError::conflict(
+                    "It already exists with other attributes.",
+                ));
+            }
+            return match (&r.work, permit) {
+                (Work::Ready, _) => Ok((r.clone(), None, true)),
+                (Work::Creating(_), Some(_)) => Ok((r.clone(), permit, true)),
+                _ => Err(busy()),
+            };
+        }
+        let mut credentials = Map::new();
+        credentials.insert("uri".into(), json!(format!("memory://{}", key.0)));
+        credentials.insert("password".into(), json!(uuid::Uuid::new_v4().to_string()));
+        let work = match permit {
+            Some(_) => Work::Creating(Instant::now() + self.config.async_delay),
+            None => Work::Ready,
+        };
+        let operation = permit.map(|_| new_operation("create"));
+        let r = Resource {
+            plan_id,
+            parameters,
+            work,
+            operation,
+            credentials,
+        };
+        state.live.insert(key, r.clone());
+        Ok((r, permit, false))
+    }
+
+    fn delete(&self, key: Key, ctx: &RequestContext) -> Result<DeleteOutcome, BrokerError> {
+        let mut state = self.state();
+        let Some(r) = state.live.get_mut(&key) else {
+            return Ok(DeleteOutcome::Gone);
+        };
+        let Some(permit) = Self::permit(&r.plan_id, ctx)? else {
+            state.remove(&key);
+            return Ok(DeleteOutcome::Deleted);
+        };
+        if !matches!(r.work, Work::Deleting(_)) {
+            r.work = Work::Deleting(Instant::now() + self.config.async_delay);
+            r.operation = Some(new_operation("delete"));
+        }
+        Ok(DeleteOutcome::Accepted(Accepted::new(permit, async_op(r))))
+    }
+
+    fn poll(&self, key: Key) -> LastOperationOutcome {
+        let state = self.state();
+        let op = |s| LastOperation::new(LastOperationResource::new(s));
+        match state.live.get(&key).map(|r| &r.work) {
+            Some(Work::Ready) => LastOperationOutcome::State(op(LastOperationState::Succeeded)),
+            Some(Work::Creating(t) | Work::Deleting(t)) => {
+                let wait =
+                    RetryAfter::seconds(t.saturating_duration_since(Instant::now()).as_secs() + 1);
+                LastOperationOutcome::State(
+                    op(LastOperationState::InProgress).with_retry_after(wait),
+                )
+            }
+            None => match state.finished.get(&key) {
+                Some(at) if at.elapsed() < self.config.retention => {
+                    LastOperationOutcome::State(op(LastOperationState::Succeeded))
+                }
+                _ if state.tombstones.contains(&key) => LastOperationOutcome::Gone,
+                _ => LastOperationOutcome::NotFound,
+            },
+        }
+    }
+
+    /// The resource, once created.
+    fn ready(&self, key: &Key) -> Option<Resource> {
+        self.state()
+            .live
+            .get(key)
+            .filter(|r| !matches!(r.work, Work::Creating(_)))
+            .cloned()
+    }
+}
+
+fn async_op(r: &Resource) -> AsyncOperation {
+    let mut body = AsyncOperation::new();
+    body.operation = r.operation.clone();
+    body
+}
+
+#[async_trait]
+impl ServiceBroker for MemoryBroker {
+    async fn catalog(&self) -> Result<Catalog, BrokerError> {
+        Ok(catalog())
+    }
+
+    async fn provision(
+        &self,
+        id: InstanceId,
+        req: ServiceInstanceProvisionRequest,
+        ctx: RequestContext,
+    ) -> Result<ProvisionOutcome, BrokerError> {
+        Ok(
+            match self.create((id, None), req.plan_id, req.parameters, &ctx)? {
+                (r, Some(permit), _) => {
+                    let mut body = ServiceInstanceAsyncOperation::new();
+                    body.operation = r.operation.map(Some);
+                    ProvisionOutcome::Accepted(Accepted::new(permit, body))
+                }
+                (_, None, true) => {
+                    ProvisionOutcome::AlreadyExists(ServiceInstanceProvisionResponse::new())
+                }
+                (_, None, false) => {
+                    ProvisionOutcome::Created(ServiceInstanceProvisionResponse::new())
+                }
+            },
+        )
+    }
+
+    async fn update(
+        &self,
+        id: InstanceId,
+        req: ServiceInstanceUpdateRequest,
+        _ctx: RequestContext,
+    ) -> Result<UpdateOutcome, BrokerError> {
+        let mut state = self.state();
+        let Some(r) = state.live.get_mut(&(id, None)) else {
+            return Err(BrokerError::unprocessable("The instance does not exist."));
+        };
+        if r.work != Work::Ready {
+            return Err(busy());
+        }
+        r.plan_id = req.plan_id.unwrap_or(r.plan_id.clone());
+        r.parameters = req.parameters.or(r.parameters.take());
+        Ok(UpdateOutcome::Updated(ServiceInstanceUpdateResponse::new()))
+    }
+
+    async fn deprovision(
+        &self,
+        id: InstanceId,
+        _q: DeprovisionQuery,
+        ctx: RequestContext,
+    ) -> Result<DeleteOutcome, BrokerError> {
+        self.delete((id, None), &ctx)
+    }
+
+    async fn instance_last_operation(
+        &self,
+        id: InstanceId,
+        _q: InstanceLastOperationQuery,
+        _ctx: RequestContext,
+    ) -> Result<LastOperationOutcome, BrokerError> {
+        Ok(self.poll((id, None)))
+    }
+
+    async fn fetch_instance(
+        &self,
+        id: InstanceId,
+        _q: FetchInstanceQuery,
+        _ctx: RequestContext,
+    ) -> Result<FetchInstanceOutcome, BrokerError> {
+        Ok(match self.ready(&(id, None)) {
+            Some(r) => {
+                let mut found = ServiceInstanceResource::new().with_service_id(SERVICE_ID);
+                (found.plan_id, found.parameters) = (Some(r.plan_id), r.parameters);
+                FetchInstanceOutcome::Found(found)
+            }
+            None => FetchInstanceOutcome::NotFound,
+        })
+    }
+
+    async fn bind(
+        &self,
+        id: InstanceId,
+        binding: BindingId,
+        req: ServiceBindingRequest,
+        ctx: RequestContext,
+    ) -> Result<BindOutcome, BrokerError> {
+        match self.state().live.get(&(id.clone(), None)).map(|r| &r.work) {
+            None => {
+                return Err(BrokerError::bad_request(format!(
+                    "Instance {id} does not exist."
+                )));
+            }
+            Some(Work::Ready) => {}
+            Some(_) => return Err(busy()),
+        }
+        Ok(
+            match self.create((id, Some(binding)), req.plan_id, req.parameters, &ctx)? {
+                (r, Some(permit), _) => BindOutcome::Accepted(Accepted::new(permit, async_op(&r))),
+                (r, None, true) => BindOutcome::AlreadyExists(
+                    ServiceBindingResponse::new().with_credentials(r.credentials),
+                ),
+                (r, None, false) => BindOutcome::Created(
+                    ServiceBindingResponse::new().with_credentials(r.credentials),
+                ),
+            },
+        )
+    }
+
+    async fn unbind(
+        &self,
+        id: InstanceId,
+        binding: BindingId,
+        _q: UnbindQuery,
+        ctx: RequestContext,
+    ) -> Result<DeleteOutcome, BrokerError> {
+        self.delete((id, Some(binding)), &ctx)
+    }
+
+    async fn binding_last_operation(
+        &self,
+        id: InstanceId,
+        binding: BindingId,
+        _q: BindingLastOperationQuery,
+        _ctx: RequestContext,
+    ) -> Result<LastOperationOutcome, BrokerError> {
+        Ok(self.poll((id, Some(binding))))
+    }
+
+    async fn fetch_binding(
+        &self,
+        id: InstanceId,
+        binding: BindingId,
+        _q: FetchBindingQuery,
+        _ctx: RequestContext,
+    ) -> Result<FetchBindingOutcome, BrokerError> {
+        Ok(match self.ready(&(id, Some(binding))) {
+            Some(r) => {
+                let mut found = ServiceBindingResource::new().with_credentials(r.credentials);
+                found.parameters = r.parameters;
+                FetchBindingOutcome::Found(found)
+            }
+            None => FetchBindingOutcome::NotFound,
+        })
+    }
+}
