@@ -139,9 +139,12 @@ impl Auth {
         let (scheme, rest) = value.split_at(space);
         let rest = rest.trim_ascii();
         if scheme.eq_ignore_ascii_case(b"basic") && !self.basic.is_empty() {
-            let Ok(decoded) = STANDARD.decode(rest) else {
+            // Decode on the stack: credentials longer than the buffer are not ours anyway.
+            let mut buffer = [0u8; 1024];
+            let Ok(len) = STANDARD.decode_slice(rest, &mut buffer) else {
                 return false;
             };
+            let decoded = &buffer[..len];
             let Some(colon) = decoded.iter().position(|b| *b == b':') else {
                 return false;
             };

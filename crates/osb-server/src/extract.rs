@@ -4,10 +4,27 @@ use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
-use osb_types::{Context, OriginatingIdentity, header as osb_header};
+use osb_types::{Context, OriginatingIdentity};
 use serde::de::DeserializeOwned;
 
 use crate::error::Rejection;
+
+/// Header names parsed once (a lookup by `&str` parses the name on every request).
+pub(crate) mod names {
+    use http::HeaderName;
+    use osb_types::header;
+
+    /// `X-Broker-API-Version`.
+    pub(crate) const API_VERSION: HeaderName = HeaderName::from_static(header::API_VERSION);
+    /// `X-Broker-API-Originating-Identity`.
+    pub(crate) const ORIGINATING_IDENTITY: HeaderName =
+        HeaderName::from_static(header::ORIGINATING_IDENTITY);
+    /// `X-Broker-API-Request-Identity`.
+    pub(crate) const REQUEST_IDENTITY: HeaderName =
+        HeaderName::from_static(header::REQUEST_IDENTITY);
+    /// `X-Api-Info-Location` (Cloud Controller).
+    pub(crate) const API_INFO_LOCATION: HeaderName = HeaderName::from_static("x-api-info-location");
+}
 
 /// The OSB headers of a request besides the version.
 #[derive(Debug, Default)]
@@ -18,7 +35,7 @@ pub(crate) struct OsbHeaders {
 }
 
 pub(crate) fn osb_headers(headers: &HeaderMap) -> Result<OsbHeaders, Rejection> {
-    let originating_identity = match headers.get(osb_header::ORIGINATING_IDENTITY) {
+    let originating_identity = match headers.get(names::ORIGINATING_IDENTITY) {
         None => None,
         Some(value) => {
             let text = value.to_str().map_err(|_| {
@@ -38,7 +55,7 @@ pub(crate) fn osb_headers(headers: &HeaderMap) -> Result<OsbHeaders, Rejection> 
             })?)
         }
     };
-    let text = |name: &str| {
+    let text = |name: http::HeaderName| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -46,8 +63,8 @@ pub(crate) fn osb_headers(headers: &HeaderMap) -> Result<OsbHeaders, Rejection> 
     };
     Ok(OsbHeaders {
         originating_identity,
-        request_identity: text(osb_header::REQUEST_IDENTITY),
-        api_info_location: text("x-api-info-location"),
+        request_identity: text(names::REQUEST_IDENTITY),
+        api_info_location: text(names::API_INFO_LOCATION),
     })
 }
 
@@ -152,6 +169,11 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
         return Err(Rejection::bad_request(format!(
             "The request body is empty; send the {model} as a JSON object with at least {required}."
         )));
+    }
+    // Fast path: plain serde_json. Only a body that fails is parsed again with path tracking,
+    // to name the offending field in the rejection.
+    if let Ok(value) = serde_json::from_slice::<T>(&bytes) {
+        return Ok(value);
     }
     match axum::Json::<T>::from_bytes(&bytes) {
         Ok(axum::Json(value)) => Ok(value),

@@ -28,11 +28,12 @@ use crate::{BrokerError, error::INTERNAL_DESCRIPTION};
 
 type Reply = Result<Response, Rejection>;
 
-fn negotiated(request: &Request) -> Negotiated {
-    request
-        .extensions()
-        .get::<Negotiated>()
-        .copied()
+/// The version the middleware accepted (negotiating again is cheaper than passing it through
+/// the request's extensions).
+fn negotiated(shared: &Shared, request: &Request) -> Negotiated {
+    shared
+        .version
+        .negotiate(request.headers())
         .unwrap_or_default()
 }
 
@@ -157,7 +158,7 @@ fn shape_async(
 
 /// `GET /v2/catalog`
 pub(crate) async fn catalog(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let Some((bytes, etag)) = shared.docs.get(negotiated.effective) else {
         return Rejection::described(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DESCRIPTION)
             .into_response();
@@ -196,7 +197,7 @@ pub(crate) async fn provision(
     query: Result<Query<ProvisionQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     finish(
         negotiated,
         provision_inner(&shared, negotiated, path, query, request).await,
@@ -272,7 +273,7 @@ pub(crate) async fn update(
     query: Result<Query<UpdateQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     finish(
         negotiated,
         update_inner(&shared, negotiated, path, query, request).await,
@@ -359,7 +360,7 @@ pub(crate) async fn deprovision(
     query: Result<Query<DeprovisionQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     finish(
         negotiated,
         deprovision_inner(&shared, negotiated, path, query, request).await,
@@ -424,7 +425,7 @@ pub(crate) async fn instance_last_operation(
     query: Result<Query<InstanceLastOperationQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let reply = async move {
         let op = Operation::InstanceLastOperation;
         let mut ctx = context(&shared, op, negotiated, request.headers())?;
@@ -484,7 +485,7 @@ pub(crate) async fn fetch_instance(
     query: Result<Query<FetchInstanceQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let reply = async move {
         let op = Operation::FetchInstance;
         let mut ctx = context(&shared, op, negotiated, request.headers())?;
@@ -528,7 +529,7 @@ pub(crate) async fn bind(
     query: Result<Query<osb_types::BindQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     finish(
         negotiated,
         bind_inner(&shared, negotiated, path, query, request).await,
@@ -604,7 +605,7 @@ pub(crate) async fn unbind(
     query: Result<Query<UnbindQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let reply = async move {
         let op = Operation::Unbind;
         let mut ctx = context(&shared, op, negotiated, request.headers())?;
@@ -637,7 +638,7 @@ pub(crate) async fn binding_last_operation(
     query: Result<Query<BindingLastOperationQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let reply = async move {
         let op = Operation::BindingLastOperation;
         let mut ctx = context(&shared, op, negotiated, request.headers())?;
@@ -668,7 +669,7 @@ pub(crate) async fn fetch_binding(
     query: Result<Query<FetchBindingQuery>, QueryRejection>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&request);
+    let negotiated = negotiated(&shared, &request);
     let reply = async move {
         let op = Operation::FetchBinding;
         let mut ctx = context(&shared, op, negotiated, request.headers())?;
@@ -703,8 +704,8 @@ pub(crate) async fn fetch_binding(
 // Unknown routes and methods
 
 /// Any path under `/v2` that is not an OSB endpoint.
-pub(crate) async fn not_found(request: Request) -> Response {
-    let negotiated = negotiated(&request);
+pub(crate) async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let negotiated = negotiated(&shared, &request);
     Rejection::described(
         StatusCode::NOT_FOUND,
         format!(
@@ -718,8 +719,11 @@ pub(crate) async fn not_found(request: Request) -> Response {
 }
 
 /// A method the endpoint does not take (axum adds the `Allow` header).
-pub(crate) async fn method_not_allowed(request: Request) -> Response {
-    let negotiated = negotiated(&request);
+pub(crate) async fn method_not_allowed(
+    State(shared): State<Arc<Shared>>,
+    request: Request,
+) -> Response {
+    let negotiated = negotiated(&shared, &request);
     Rejection::described(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(

@@ -13,11 +13,12 @@ use axum::routing::{any, get};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use osb_types::{ApiVersion, Catalog, CatalogIndex, ShapeForVersion, has_errors, header};
+use osb_types::{ApiVersion, Catalog, CatalogIndex, ShapeForVersion, has_errors};
 use tracing::Instrument as _;
 
 use crate::auth::Auth;
 use crate::error::{INTERNAL_DESCRIPTION, Rejection};
+use crate::extract::names;
 use crate::guards::{CatalogGuards, Guards};
 use crate::handlers;
 use crate::version::VersionPolicy;
@@ -332,7 +333,7 @@ where
 /// request-identity echo.
 async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
-    let request_identity = parts.headers.get(header::REQUEST_IDENTITY).cloned();
+    let request_identity = parts.headers.get(names::REQUEST_IDENTITY).cloned();
     let span = tracing::info_span!(
         "osb_request",
         method = %parts.method,
@@ -352,7 +353,7 @@ async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: N
             }
         }
     }
-    let mut request = Request::from_parts(parts, body);
+    let request = Request::from_parts(parts, body);
     let mut response = async {
         if let Err(rejection) = shared.auth.authenticate(request.headers()).await {
             return rejection.into_response();
@@ -361,7 +362,6 @@ async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: N
             Ok(negotiated) => negotiated,
             Err(rejection) => return rejection.into_response(),
         };
-        request.extensions_mut().insert(negotiated);
         let version = negotiated.effective;
         let run = AssertUnwindSafe(next.run(request)).catch_unwind();
         let outcome = match shared.timeout {
@@ -393,7 +393,7 @@ async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: N
     if let Some(identity) = request_identity {
         response
             .headers_mut()
-            .insert(header::REQUEST_IDENTITY, identity);
+            .insert(names::REQUEST_IDENTITY, identity);
     }
     let status = response.status().as_u16();
     span.record("status", status);

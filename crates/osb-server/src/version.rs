@@ -1,7 +1,7 @@
 //! The `X-Broker-API-Version` policy.
 
 use http::{HeaderMap, StatusCode};
-use osb_types::{ApiVersion, Operation, header};
+use osb_types::{ApiVersion, Operation};
 
 use crate::error::Rejection;
 
@@ -135,7 +135,7 @@ impl VersionPolicy {
 
     /// Checks the header of a request.
     pub(crate) fn negotiate(&self, headers: &HeaderMap) -> Result<Negotiated, Rejection> {
-        let Some(value) = headers.get(header::API_VERSION) else {
+        let Some(value) = headers.get(crate::extract::names::API_VERSION) else {
             return Err(Rejection::described(
                 self.missing_status,
                 format!(
@@ -207,7 +207,7 @@ mod tests {
     fn headers(v: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         if let Some(v) = v {
-            h.insert(header::API_VERSION, v.parse().unwrap());
+            h.insert(osb_types::header::API_VERSION, v.parse().unwrap());
         }
         h
     }
