@@ -138,7 +138,10 @@ fn provision_request(i: usize) -> Request<Body> {
         .expect("valid request")
 }
 
-async fn drive(router: &Router, make: &dyn Fn(usize) -> Request<Body>, n: usize) -> Duration {
+/// Builds the `i`-th request of a case.
+type MakeRequest = dyn Fn(usize) -> Request<Body>;
+
+async fn drive(router: &Router, make: &MakeRequest, n: usize) -> Duration {
     let start = Instant::now();
     for i in 0..n {
         let response = router.clone().oneshot(make(i)).await.expect("infallible");
@@ -201,7 +204,7 @@ fn main() {
             "{:<10} {:>12} {:>12} {:>7}",
             "endpoint", "bare axum", "osb-server", "ratio"
         );
-        let cases: [(&str, &dyn Fn(usize) -> Request<Body>); 2] = [
+        let cases: [(&str, &MakeRequest); 2] = [
             ("catalog", &|_| catalog_request()),
             ("provision", &provision_request),
         ];
