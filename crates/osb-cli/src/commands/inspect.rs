@@ -1,0 +1,524 @@
+//! `osb instances`, `osb bindings`, `osb show`, `osb last-operation`.
+
+use osb_client::{CallOptions, Client};
+use osb_types::{
+    BindingLastOperationQuery, FetchBindingOutcome, FetchBindingQuery, FetchInstanceOutcome,
+    FetchInstanceQuery, InstanceId, InstanceLastOperationQuery, LastOperationOutcome,
+    LastOperationState, Operation, RetryAfter,
+};
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, Subject, fetch_catalog, plan_of, record_end, wait_for};
+use crate::cli::{LastOperationArgs, ListArgs, ShowArgs};
+use crate::error::{CliError, Result, call_error, usage};
+use crate::output::{Table, duration, key_values, stdout_json, stdout_text};
+use crate::record::{BindingEntry, Found, InstanceEntry, OpKind, OpRecord, OpState};
+
+/// Whether entries of `broker_url` are listed.
+fn listed(ctx: &Ctx, args: &ListArgs, broker_url: &str) -> bool {
+    args.all || ctx.target.url().is_none_or(|url| url == broker_url)
+}
+
+/// `osb instances`.
+pub(crate) fn instances(ctx: &Ctx, args: &ListArgs) -> Result<()> {
+    let record = ctx.store()?.load()?;
+    let entries: Vec<&InstanceEntry> = record
+        .instances
+        .iter()
+        .filter(|e| listed(ctx, args, &e.broker_url))
+        .collect();
+    if ctx.json {
+        return stdout_json(&entries);
+    }
+    let every_broker = args.all || ctx.target.url().is_none();
+    let mut header = vec!["NAME", "OFFERING", "PLAN", "LAST OPERATION", "ID"];
+    if every_broker {
+        header.push("BROKER");
+    }
+    let mut table = Table::new(&header);
+    for e in &entries {
+        table.row(vec![
+            e.name.clone(),
+            e.service_name.clone(),
+            e.plan_name.clone(),
+            e.last_operation.summary(),
+            e.id.to_string(),
+            e.broker_url.clone(),
+        ]);
+    }
+    if table.is_empty() {
+        return stdout_text("No instances in the local record.");
+    }
+    stdout_text(&table.render())
+}
+
+/// `osb bindings`.
+pub(crate) fn bindings(ctx: &Ctx, args: &ListArgs) -> Result<()> {
+    let record = ctx.store()?.load()?;
+    let entries: Vec<&BindingEntry> = record
+        .bindings
+        .iter()
+        .filter(|e| listed(ctx, args, &e.broker_url))
+        .collect();
+    if ctx.json {
+        let views: Vec<_> = entries.iter().map(|e| e.view()).collect();
+        return stdout_json(&views);
+    }
+    let every_broker = args.all || ctx.target.url().is_none();
+    let mut header = vec!["NAME", "INSTANCE", "LAST OPERATION", "CREDENTIALS", "ID"];
+    if every_broker {
+        header.push("BROKER");
+    }
+    let mut table = Table::new(&header);
+    for e in &entries {
+        table.row(vec![
+            e.name.clone(),
+            e.instance_name.clone(),
+            e.last_operation.summary(),
+            if e.credentials.is_some() {
+                "stored"
+            } else {
+                "from broker"
+            }
+            .to_string(),
+            e.id.to_string(),
+            e.broker_url.clone(),
+        ]);
+    }
+    if table.is_empty() {
+        return stdout_text("No bindings in the local record.");
+    }
+    stdout_text(&table.render())
+}
+
+/// A JSON value on one line, or `-`.
+fn compact(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => "-".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn to_value(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+/// `osb show NAME|BINDING_NAME`.
+pub(crate) async fn show(ctx: &Ctx, args: &ShowArgs) -> Result<()> {
+    let store = ctx.store()?;
+    let found = store.load()?.find_any(ctx.target.url(), &args.name)?;
+    match found {
+        Some(Found::Instance(entry)) => show_instance(ctx, Some(&entry), &entry.id.clone()).await,
+        Some(Found::Binding(entry)) => show_binding(ctx, &entry).await,
+        None => {
+            if ctx.target.url().is_none() {
+                return Err(usage(format!(
+                    "no instance or binding named {:?} in the local record (set OSB_BROKER_URL \
+                     to fetch an instance by id)",
+                    args.name
+                )));
+            }
+            show_instance(ctx, None, &InstanceId::new(&args.name)).await
+        }
+    }
+}
+
+async fn show_instance(ctx: &Ctx, entry: Option<&InstanceEntry>, id: &InstanceId) -> Result<()> {
+    let url = match entry {
+        Some(e) => ctx.target.url_or(&e.broker_url),
+        None => ctx.target.require_url()?,
+    };
+    let client = ctx.target.client(&url)?;
+    let mut note = None;
+    let mut broker = None;
+    let supported = match entry {
+        Some(e) if client.supports(Operation::FetchInstance) => {
+            let catalog = fetch_catalog(&client).await?;
+            let service = catalog.service(&e.service_id);
+            if service.is_some_and(|s| s.instances_retrievable_or_default()) {
+                true
+            } else {
+                note =
+                    Some("the offering does not allow fetching instances (instances_retrievable)");
+                false
+            }
+        }
+        Some(_) => {
+            note = Some("OSB versions before 2.14 cannot fetch instances");
+            false
+        }
+        None => true,
+    };
+    if supported {
+        let mut query = FetchInstanceQuery::new();
+        if let Some(e) = entry {
+            query = query
+                .with_service_id(&e.service_id)
+                .with_plan_id(&e.plan_id);
+        }
+        let what = match entry {
+            Some(e) => format!("fetching the instance {:?}", e.name),
+            None => format!("fetching the instance {id}"),
+        };
+        let outcome = client
+            .fetch_instance(id, &query, &CallOptions::new())
+            .await
+            .map_err(|e| call_error(&what, e))?;
+        match outcome {
+            FetchInstanceOutcome::Found(resource) => broker = Some(resource),
+            _ if entry.is_none() => {
+                return Err(CliError::Failed {
+                    message: format!(
+                        "no instance or binding named {:?} in the local record, and the broker \
+                         does not know an instance with that id (404 Not Found)",
+                        id.as_str()
+                    ),
+                    description: None,
+                });
+            }
+            _ => note = Some("the broker does not know it, or it is still being created (404)"),
+        }
+    }
+    if ctx.json {
+        return stdout_json(&json!({
+            "instance": entry,
+            "broker": broker.as_ref().map(to_value),
+            "note": note,
+        }));
+    }
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if let Some(e) = entry {
+        pairs.extend([
+            ("name", e.name.clone()),
+            ("id", e.id.to_string()),
+            ("broker", e.broker_url.clone()),
+            ("offering", format!("{} ({})", e.service_name, e.service_id)),
+            ("plan", format!("{} ({})", e.plan_name, e.plan_id)),
+            ("last operation", e.last_operation.summary()),
+        ]);
+    } else {
+        pairs.push(("id", id.to_string()));
+    }
+    if let Some(r) = &broker {
+        if entry.is_none() {
+            pairs.push((
+                "offering id",
+                compact(r.service_id.as_ref().map(to_value).as_ref()),
+            ));
+            pairs.push((
+                "plan id",
+                compact(r.plan_id.as_ref().map(to_value).as_ref()),
+            ));
+        } else if r
+            .plan_id
+            .as_ref()
+            .is_some_and(|p| Some(p) != entry.map(|e| &e.plan_id))
+        {
+            pairs.push((
+                "broker's plan",
+                compact(r.plan_id.as_ref().map(to_value).as_ref()),
+            ));
+        }
+        pairs.push((
+            "dashboard",
+            r.dashboard_url.clone().unwrap_or_else(|| "-".into()),
+        ));
+        pairs.push((
+            "parameters",
+            compact(r.parameters.clone().map(Value::Object).as_ref()),
+        ));
+        pairs.push((
+            "maintenance",
+            r.maintenance_info
+                .as_ref()
+                .map_or_else(|| "-".to_string(), |m| m.version.clone()),
+        ));
+        if let Some(metadata) = &r.metadata {
+            pairs.push(("metadata", to_value(metadata).to_string()));
+        }
+    }
+    if let Some(note) = note {
+        pairs.push(("note", note.to_string()));
+    }
+    stdout_text(&key_values(&pairs))
+}
+
+/// Credential keys with their values hidden.
+fn masked(credentials: Option<&Map<String, Value>>) -> String {
+    match credentials {
+        Some(c) if !c.is_empty() => {
+            let keys: Vec<&str> = c.keys().map(String::as_str).collect();
+            keys.join(", ")
+        }
+        _ => "-".to_string(),
+    }
+}
+
+async fn show_binding(ctx: &Ctx, entry: &BindingEntry) -> Result<()> {
+    let url = ctx.target.url_or(&entry.broker_url);
+    let client = ctx.target.client(&url)?;
+    let mut note = None;
+    let mut broker = None;
+    if client.supports(Operation::FetchBinding) {
+        let catalog = fetch_catalog(&client).await?;
+        let retrievable = catalog
+            .service(&entry.service_id)
+            .is_some_and(|s| s.bindings_retrievable_or_default());
+        if retrievable {
+            let query = FetchBindingQuery::new()
+                .with_service_id(&entry.service_id)
+                .with_plan_id(&entry.plan_id);
+            let outcome = client
+                .fetch_binding(&entry.instance_id, &entry.id, &query, &CallOptions::new())
+                .await
+                .map_err(|e| call_error(format!("fetching the binding {:?}", entry.name), e))?;
+            match outcome {
+                FetchBindingOutcome::Found(resource) => broker = Some(resource),
+                _ => {
+                    note = Some("the broker does not know it, or it is still being created (404)");
+                }
+            }
+        } else {
+            note = Some("the offering does not allow fetching bindings (bindings_retrievable)");
+        }
+    } else {
+        note = Some("OSB versions before 2.14 cannot fetch bindings");
+    }
+    if ctx.json {
+        return stdout_json(&json!({
+            "binding": entry.view(),
+            "broker": broker.as_ref().map(to_value),
+            "note": note,
+        }));
+    }
+    let credentials = broker
+        .as_ref()
+        .and_then(|r| r.credentials.as_ref())
+        .or(entry.credentials.as_ref());
+    let mut pairs: Vec<(&str, String)> = vec![
+        ("name", entry.name.clone()),
+        ("id", entry.id.to_string()),
+        ("broker", entry.broker_url.clone()),
+        (
+            "instance",
+            format!("{} ({})", entry.instance_name, entry.instance_id),
+        ),
+        ("last operation", entry.last_operation.summary()),
+        (
+            "credentials",
+            format!(
+                "{} ({})",
+                masked(credentials),
+                if entry.credentials.is_some() {
+                    "stored in the local record"
+                } else {
+                    "from the broker"
+                }
+            ),
+        ),
+    ];
+    if let Some(r) = &broker {
+        pairs.push((
+            "parameters",
+            compact(r.parameters.clone().map(Value::Object).as_ref()),
+        ));
+        if let Some(url) = &r.syslog_drain_url {
+            pairs.push(("syslog drain", url.clone()));
+        }
+        if let Some(url) = &r.route_service_url {
+            pairs.push(("route service", url.clone()));
+        }
+        if let Some(endpoints) = &r.endpoints {
+            pairs.push(("endpoints", to_value(endpoints).to_string()));
+        }
+        if let Some(mounts) = &r.volume_mounts {
+            pairs.push(("volume mounts", to_value(mounts).to_string()));
+        }
+        if let Some(metadata) = &r.metadata {
+            pairs.push(("metadata", to_value(metadata).to_string()));
+        }
+    }
+    if let Some(note) = note {
+        pairs.push(("note", note.to_string()));
+    }
+    stdout_text(&key_values(&pairs))
+}
+
+/// `osb last-operation NAME|BINDING_NAME`.
+pub(crate) async fn last_operation(ctx: &Ctx, args: &LastOperationArgs) -> Result<()> {
+    let store = ctx.store()?;
+    let found = store.load()?.find_any(ctx.target.url(), &args.name)?;
+    let subject = match found {
+        Some(Found::Instance(e)) => Subject::Instance(e),
+        Some(Found::Binding(e)) => Subject::Binding(e),
+        None => {
+            // An instance outside the local record: poll without hints.
+            let url = ctx.target.require_url().map_err(|_| {
+                usage(format!(
+                    "no instance or binding named {:?} in the local record (set \
+                     OSB_BROKER_URL to poll an instance by id)",
+                    args.name
+                ))
+            })?;
+            Subject::Instance(InstanceEntry {
+                name: args.name.clone(),
+                id: InstanceId::new(&args.name),
+                broker_url: url,
+                service_id: Default::default(),
+                service_name: String::new(),
+                plan_id: Default::default(),
+                plan_name: String::new(),
+                last_operation: OpRecord::new(OpKind::Delete, OpState::Unknown),
+            })
+        }
+    };
+    let (broker_url, recorded) = match &subject {
+        Subject::Instance(e) => (e.broker_url.clone(), !e.service_id.as_str().is_empty()),
+        Subject::Binding(e) => (e.broker_url.clone(), true),
+    };
+    let client = ctx.target.client(&ctx.target.url_or(&broker_url))?;
+    if args.wait {
+        return wait_again(ctx, &client, &subject, args).await;
+    }
+    poll_once(ctx, &client, &subject, recorded).await
+}
+
+async fn wait_again(
+    ctx: &Ctx,
+    client: &Client,
+    subject: &Subject,
+    args: &LastOperationArgs,
+) -> Result<()> {
+    let store = ctx.store()?;
+    let catalog = fetch_catalog(client).await.ok();
+    let plan = plan_of(catalog.as_ref(), subject);
+    let resource = wait_for(&store, client, subject, plan, args.max_wait).await?;
+    let kind = subject.op().kind;
+    let state = match &resource {
+        Some(r) => r.state.as_str().to_string(),
+        None => "gone".to_string(),
+    };
+    let description = resource.as_ref().and_then(|r| r.description.clone());
+    print_state(
+        ctx,
+        subject,
+        Some(kind),
+        &state,
+        description.as_deref(),
+        None,
+    )
+}
+
+async fn poll_once(ctx: &Ctx, client: &Client, subject: &Subject, recorded: bool) -> Result<()> {
+    let op = subject.op().clone();
+    let label = format!("polling the last operation of {:?}", subject.name());
+    let outcome = match subject {
+        Subject::Instance(e) => {
+            let mut query = InstanceLastOperationQuery::new();
+            if recorded {
+                query = query
+                    .with_service_id(&e.service_id)
+                    .with_plan_id(&e.plan_id);
+            }
+            if let Some(token) = &op.operation {
+                query = query.with_operation(token);
+            }
+            client
+                .instance_last_operation(&e.id, &query, &CallOptions::new())
+                .await
+        }
+        Subject::Binding(e) => {
+            let mut query = BindingLastOperationQuery::new()
+                .with_service_id(&e.service_id)
+                .with_plan_id(&e.plan_id);
+            if let Some(token) = &op.operation {
+                query = query.with_operation(token);
+            }
+            client
+                .binding_last_operation(&e.instance_id, &e.id, &query, &CallOptions::new())
+                .await
+        }
+    }
+    .map_err(|e| call_error(&label, e))?;
+    let pending = matches!(op.state, OpState::InProgress | OpState::Unknown);
+    let store = ctx.store()?;
+    match outcome {
+        LastOperationOutcome::State(last) => {
+            let resource = last.resource;
+            let description = resource.description.clone();
+            if recorded && pending {
+                let state = match resource.state {
+                    LastOperationState::Succeeded => Some(OpState::Succeeded),
+                    LastOperationState::Failed => Some(OpState::Failed),
+                    _ => None,
+                };
+                if let Some(state) = state {
+                    record_end(&store, subject, op.kind, state, description.clone())?;
+                }
+            }
+            print_state(
+                ctx,
+                subject,
+                recorded.then_some(op.kind),
+                resource.state.as_str(),
+                description.as_deref(),
+                last.retry_after.as_ref(),
+            )
+        }
+        LastOperationOutcome::Gone => {
+            if recorded && pending && op.kind == OpKind::Delete {
+                record_end(&store, subject, op.kind, OpState::Succeeded, None)?;
+            }
+            let kind = recorded.then_some(op.kind);
+            print_state(ctx, subject, kind, "gone", Some("410 Gone"), None)
+        }
+        _ => print_state(
+            ctx,
+            subject,
+            recorded.then_some(op.kind),
+            "not found",
+            Some("404 Not Found"),
+            None,
+        ),
+    }
+}
+
+/// Prints a last-operation state; `kind` is `None` for an instance outside the local record.
+fn print_state(
+    ctx: &Ctx,
+    subject: &Subject,
+    kind: Option<OpKind>,
+    state: &str,
+    description: Option<&str>,
+    retry_after: Option<&RetryAfter>,
+) -> Result<()> {
+    let (id, what) = match subject {
+        Subject::Instance(e) => (e.id.to_string(), "instance"),
+        Subject::Binding(e) => (e.id.to_string(), "binding"),
+    };
+    let retry = retry_after.map(|r| r.delay_from(std::time::SystemTime::now()));
+    if ctx.json {
+        return stdout_json(&json!({
+            "name": subject.name(),
+            "id": id,
+            "type": what,
+            "operation": kind.map(OpKind::as_str),
+            "state": state,
+            "description": description,
+            "retry_after_seconds": retry.map(|d| d.as_secs()),
+        }));
+    }
+    let mut pairs = vec![(what, subject.name().to_string()), ("id", id)];
+    if let Some(kind) = kind {
+        pairs.push(("operation", kind.as_str().to_string()));
+    }
+    pairs.push(("state", state.to_string()));
+    if let Some(description) = description {
+        pairs.push(("description", description.to_string()));
+    }
+    if let Some(retry) = retry {
+        pairs.push(("poll again in", duration(retry)));
+    }
+    stdout_text(&key_values(&pairs))
+}

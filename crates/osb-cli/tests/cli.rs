@@ -1,0 +1,470 @@
+//! The `osb` binary against the in-memory example broker, started in-process on 127.0.0.1:0.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use example_memory_broker::{Config, SCHEMA_PLAN_ID, SERVICE_ID, SYNC_PLAN_ID};
+use serde_json::Value;
+
+/// A broker serving on loopback until dropped.
+struct Broker {
+    url: String,
+    _runtime: tokio::runtime::Runtime,
+}
+
+fn broker(async_delay: Duration) -> Broker {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut config = Config::new("admin", "secret");
+    config.async_delay = async_delay;
+    let running = runtime
+        .block_on(example_memory_broker::start(config))
+        .expect("broker starts");
+    Broker {
+        url: running.url(),
+        _runtime: runtime,
+    }
+}
+
+/// `osb` with its record in `home`, talking to `url` with the broker's credentials.
+fn osb(home: &Path, url: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osb"));
+    cmd.env("OSB_HOME", home)
+        .env("OSB_BROKER_URL", url)
+        .env("OSB_BROKER_USERNAME", "admin")
+        .env("OSB_BROKER_PASSWORD", "secret")
+        .env_remove("OSB_BROKER_TOKEN")
+        .env_remove("OSB_API_VERSION")
+        .env_remove("OSB_ORIGINATING_IDENTITY")
+        .timeout(Duration::from_secs(30));
+    cmd
+}
+
+/// Runs and returns (exit code, stdout, stderr).
+fn run(cmd: &mut Command, args: &[&str]) -> (i32, String, String) {
+    let output = cmd.args(args).output().expect("osb runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs, expects success, and returns stdout.
+fn ok(cmd: &mut Command, args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(cmd, args);
+    assert_eq!(code, 0, "osb {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Runs with `--json`, expects success, and parses stdout.
+fn json(cmd: &mut Command, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let stdout = ok(cmd, &all);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("osb {args:?}: {e}: {stdout}"))
+}
+
+#[test]
+fn full_lifecycle_by_name() {
+    let broker = broker(Duration::from_millis(50));
+    let home = tempfile::tempdir().unwrap();
+    let osb = || osb(home.path(), &broker.url);
+
+    let table = ok(&mut osb(), &["catalog"]);
+    let header = table.lines().next().unwrap();
+    for column in [
+        "OFFERING",
+        "PLAN",
+        "FREE",
+        "BINDABLE",
+        "UPDATEABLE",
+        "MAINTENANCE",
+        "PLAN ID",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let sync_row = table.lines().find(|l| l.contains(SYNC_PLAN_ID)).unwrap();
+    assert!(sync_row.starts_with("memory-db  sync"), "{sync_row}");
+    assert!(sync_row.contains("1.0.0"), "{sync_row}");
+    let catalog = json(&mut osb(), &["catalog"]);
+    assert_eq!(catalog["services"][0]["id"], SERVICE_ID);
+    assert_eq!(catalog["services"][0]["plans"].as_array().unwrap().len(), 3);
+
+    let lint = json(&mut osb(), &["lint"]);
+    assert_eq!(lint["errors"], 0);
+
+    let out = ok(&mut osb(), &["provision", "memory-db", "sync", "db"]);
+    assert!(out.starts_with("Created instance \"db\""), "{out}");
+    let instances = json(&mut osb(), &["instances"]);
+    assert_eq!(instances.as_array().unwrap().len(), 1);
+    let instance = &instances[0];
+    assert_eq!(instance["name"], "db");
+    assert_eq!(instance["plan_id"], SYNC_PLAN_ID);
+    assert_eq!(instance["last_operation"]["state"], "succeeded");
+    let instance_id = instance["id"].as_str().unwrap().to_string();
+
+    let out = ok(&mut osb(), &["bind", "db", "creds"]);
+    assert!(out.contains("credentials: uri, password"), "{out}");
+    let credentials = json(&mut osb(), &["credentials", "creds"]);
+    assert_eq!(credentials["uri"], format!("memory://{instance_id}"));
+    let uri = ok(&mut osb(), &["credentials", "creds", "--attribute", "uri"]);
+    assert_eq!(uri.trim_end(), format!("memory://{instance_id}"));
+    let table = ok(&mut osb(), &["credentials", "creds"]);
+    assert!(table.starts_with("KEY"), "{table}");
+
+    let shown = json(&mut osb(), &["show", "db"]);
+    assert_eq!(shown["instance"]["name"], "db");
+    assert_eq!(shown["broker"]["plan_id"], SYNC_PLAN_ID);
+    let shown = ok(&mut osb(), &["show", &instance_id]);
+    assert!(
+        shown.contains("last operation  create succeeded"),
+        "{shown}"
+    );
+    let shown = json(&mut osb(), &["show", "creds"]);
+    assert_eq!(shown["binding"]["instance_name"], "db");
+    assert_eq!(shown["binding"]["credentials_stored"], false);
+    let shown = ok(&mut osb(), &["show", "creds"]);
+    assert!(shown.contains("uri, password (from the broker)"), "{shown}");
+    assert!(!shown.contains("memory://"), "show hides credential values");
+
+    let bindings = json(&mut osb(), &["bindings"]);
+    assert_eq!(bindings[0]["name"], "creds");
+    assert!(bindings[0].get("credentials").is_none());
+    let listing = ok(&mut osb(), &["bindings"]);
+    assert!(
+        listing.lines().nth(1).unwrap().starts_with("creds  db"),
+        "{listing}"
+    );
+    let last = json(&mut osb(), &["last-operation", "db"]);
+    assert_eq!(last["state"], "succeeded");
+    assert_eq!(last["operation"], "create");
+
+    let updated = json(
+        &mut osb(),
+        &["update", "db", "--plan", "schema", "--param", "size=3"],
+    );
+    assert_eq!(updated["result"], "updated");
+    assert_eq!(updated["instance"]["plan_id"], SCHEMA_PLAN_ID);
+    let shown = json(&mut osb(), &["show", "db"]);
+    assert_eq!(shown["broker"]["parameters"]["size"], 3);
+
+    let out = ok(&mut osb(), &["unbind", "creds"]);
+    assert_eq!(out.trim_end(), "Deleted binding \"creds\"");
+    let out = ok(&mut osb(), &["deprovision", "db"]);
+    assert_eq!(out.trim_end(), "Deprovisioned instance \"db\"");
+    assert_eq!(json(&mut osb(), &["instances"]), Value::Array(vec![]));
+    assert_eq!(json(&mut osb(), &["bindings"]), Value::Array(vec![]));
+}
+
+#[test]
+fn asynchronous_plan_waits_and_resumes() {
+    let broker = broker(Duration::from_millis(200));
+    let home = tempfile::tempdir().unwrap();
+    let osb = || osb(home.path(), &broker.url);
+
+    let (code, stdout, stderr) = run(&mut osb(), &["provision", "memory-db", "async", "slow"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("Provisioned instance \"slow\""),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("provisioning \"slow\": succeeded (poll 1"),
+        "{stderr}"
+    );
+
+    // --no-wait returns the operation; last-operation picks it up from the local record.
+    let accepted = json(&mut osb(), &["bind", "slow", "b", "--no-wait"]);
+    assert_eq!(accepted["result"], "accepted");
+    assert_eq!(
+        accepted["binding"]["last_operation"]["state"],
+        "in progress"
+    );
+    let token = accepted["binding"]["last_operation"]["operation"]
+        .as_str()
+        .unwrap();
+    assert!(token.starts_with("create-"), "{token}");
+    let done = json(&mut osb(), &["last-operation", "b", "--wait"]);
+    assert_eq!(done["state"], "succeeded");
+    let bindings = json(&mut osb(), &["bindings"]);
+    assert_eq!(bindings[0]["last_operation"]["state"], "succeeded");
+    let credentials = json(&mut osb(), &["credentials", "b"]);
+    assert!(
+        credentials["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("memory://")
+    );
+
+    let unbound = json(&mut osb(), &["unbind", "b"]);
+    assert_eq!(unbound["result"], "succeeded");
+    let gone = json(&mut osb(), &["deprovision", "slow"]);
+    assert_eq!(gone["result"], "succeeded");
+    assert_eq!(json(&mut osb(), &["instances"]), Value::Array(vec![]));
+}
+
+#[test]
+fn waiting_stops_at_the_deadline() {
+    let broker = broker(Duration::from_secs(30));
+    let home = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = run(
+        &mut osb(home.path(), &broker.url),
+        &[
+            "provision",
+            "memory-db",
+            "async",
+            "slow",
+            "--max-wait",
+            "1s",
+        ],
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("gave up provisioning \"slow\" after --max-wait 1s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("osb last-operation slow --wait"),
+        "{stderr}"
+    );
+    let instances = json(&mut osb(home.path(), &broker.url), &["instances"]);
+    assert_eq!(instances[0]["last_operation"]["state"], "in progress");
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_while_waiting_keeps_the_operation() {
+    let broker = broker(Duration::from_millis(1500));
+    let home = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_osb"))
+        .args(["provision", "memory-db", "async", "slow"])
+        .env("OSB_HOME", home.path())
+        .env("OSB_BROKER_URL", &broker.url)
+        .env("OSB_BROKER_USERNAME", "admin")
+        .env("OSB_BROKER_PASSWORD", "secret")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("waiting for the broker"), "{line}");
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(
+        rest.contains("stopped waiting: provisioning \"slow\" is still running at the broker"),
+        "{rest}"
+    );
+    assert!(rest.contains("`osb last-operation slow --wait`"), "{rest}");
+
+    let osb = || osb(home.path(), &broker.url);
+    let instances = json(&mut osb(), &["instances"]);
+    assert_eq!(instances[0]["last_operation"]["state"], "in progress");
+    let done = json(&mut osb(), &["last-operation", "slow", "--wait"]);
+    assert_eq!(done["state"], "succeeded");
+    let instances = json(&mut osb(), &["instances"]);
+    assert_eq!(instances[0]["last_operation"]["state"], "succeeded");
+}
+
+#[test]
+fn credentials_are_stored_only_when_the_broker_cannot_return_them() {
+    let broker = broker(Duration::from_millis(50));
+    let home = tempfile::tempdir().unwrap();
+    let osb = || osb(home.path(), &broker.url);
+    ok(&mut osb(), &["provision", "memory-db", "sync", "db"]);
+
+    // The offering is bindings_retrievable: `osb credentials` fetches them, nothing is kept.
+    let bound = json(&mut osb(), &["bind", "db", "fetched"]);
+    let password = bound["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = std::fs::read_to_string(home.path().join("state.json")).unwrap();
+    assert!(!state.contains(&password), "{state}");
+
+    // OSB 2.13 cannot fetch bindings: the credentials are kept, in a file only we can read.
+    let mut legacy = osb();
+    legacy.env("OSB_API_VERSION", "2.13");
+    let bound = json(&mut legacy, &["bind", "db", "kept"]);
+    let password = bound["credentials"]["password"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = std::fs::read_to_string(home.path().join("state.json")).unwrap();
+    assert!(state.contains(&password), "{state}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(home.path().join("state.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let mut legacy = osb();
+    legacy.env("OSB_API_VERSION", "2.13");
+    let out = ok(&mut legacy, &["credentials", "kept", "-a", "password"]);
+    assert_eq!(out.trim_end(), password);
+    let listing = ok(&mut osb(), &["bindings"]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("kept") && l.contains("stored")),
+        "{listing}"
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_exit_codes() {
+    let broker = broker(Duration::from_millis(50));
+    let home = tempfile::tempdir().unwrap();
+    let osb = || osb(home.path(), &broker.url);
+
+    // Unknown plan or offering: usage error, with what exists.
+    let (code, _, stderr) = run(&mut osb(), &["provision", "memory-db", "gold", "x"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "the offering \"memory-db\" has no plan named \"gold\" (or with that id); \
+             plans: \"sync\", \"schema\", \"async\""
+        ),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&mut osb(), &["provision", "postgres", "sync", "x"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("offerings: \"memory-db\""), "{stderr}");
+
+    // Invalid JSON parameters: usage error before anything is sent.
+    let (code, _, stderr) = run(
+        &mut osb(),
+        &["provision", "memory-db", "sync", "x", "-P", "{\"size\": 3"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("-P/--parameters: the value is not valid JSON"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(
+        &mut osb(),
+        &["provision", "memory-db", "sync", "x", "-P", "missing.json"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("\"missing.json\" is neither a JSON object"),
+        "{stderr}"
+    );
+
+    // Parameters against the plan's schema: refused locally, or by the broker with --no-check.
+    let args = [
+        "provision",
+        "memory-db",
+        "schema",
+        "x",
+        "--param",
+        "size=11",
+    ];
+    let (code, _, stderr) = run(&mut osb(), &args);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("/size: value is greater than the maximum of 10"),
+        "{stderr}"
+    );
+    let mut no_check = args.to_vec();
+    no_check.push("--no-check");
+    let (code, _, stderr) = run(&mut osb(), &no_check);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("provisioning \"x\": the broker answered 400 Bad Request"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("description  parameters do not match"),
+        "{stderr}"
+    );
+    assert_eq!(json(&mut osb(), &["instances"]), Value::Array(vec![]));
+
+    // The broker's error body in JSON, on stderr.
+    let (code, stdout, stderr) = run(&mut osb(), &["catalog", "--json", "--password", "wrong"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stdout.is_empty());
+    let error: Value = serde_json::from_str(&stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "broker");
+    assert_eq!(error["error"]["status"], 401);
+    assert!(error["error"]["broker"]["description"].is_string());
+
+    // Names that are not in the local record, and names already taken.
+    let (code, _, stderr) = run(&mut osb(), &["deprovision", "nothing"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no instance named \"nothing\""), "{stderr}");
+    ok(&mut osb(), &["provision", "memory-db", "sync", "db"]);
+    let (code, _, stderr) = run(&mut osb(), &["provision", "memory-db", "sync", "db"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("already used"), "{stderr}");
+
+    // Command-line mistakes.
+    let (code, _, _) = run(&mut osb(), &["provision", "memory-db"]);
+    assert_eq!(code, 2);
+    let (code, _, stderr) = run(&mut osb(), &["catalog", "--api-version", "3.1"]);
+    assert_eq!(code, 2, "{stderr}");
+    let mut no_url = osb();
+    no_url.env_remove("OSB_BROKER_URL");
+    let (code, _, stderr) = run(&mut no_url, &["catalog"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("set OSB_BROKER_URL"), "{stderr}");
+}
+
+#[test]
+fn broker_down_is_a_transport_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let home = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let (code, _, stderr) = run(&mut osb(home.path(), &url), &["catalog"]);
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.starts_with("osb: fetching the catalog: could not talk to the broker"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is the broker running?"), "{stderr}");
+    let (code, _, stderr) = run(
+        &mut osb(home.path(), &url),
+        &["provision", "memory-db", "sync", "x", "--json"],
+    );
+    assert_eq!(code, 4, "{stderr}");
+    let error: Value = serde_json::from_str(&stderr).unwrap();
+    assert_eq!(error["error"]["kind"], "transport");
+}
+
+#[test]
+fn help_documents_environment_and_exit_codes() {
+    let (code, stdout, _) = run(&mut Command::new(env!("CARGO_BIN_EXE_osb")), &["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "OSB_BROKER_URL",
+        "OSB_HOME",
+        "Exit codes:",
+        "2    usage error",
+        "3    the broker refused",
+        "4    the broker could not be reached",
+        "5    `osb lint` found errors",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
+}
