@@ -2,10 +2,13 @@
 //!
 //! - `codegen [--check]`: regenerate `crates/osb-types/src/generated/` from `spec/osb.openapi.yaml`.
 //! - `spec-diff --upstream FILE`: compare our spec with an upstream OpenAPI 3 or Swagger 2 file.
+//! - `roundtrip [--cases N] [--seed S] [--in-process | --loopback] [--release] [FILTER…]`: run the
+//!   osb-client↔osb-server round-trip property tests (crate `osb-roundtrip`).
 //!
 //! `cargo test -p xtask` runs the generator in check mode, so stale generated code fails the tests.
 
 mod codegen;
+mod roundtrip;
 mod spec;
 mod spec_diff;
 
@@ -35,6 +38,26 @@ enum Task {
         #[arg(long)]
         upstream: PathBuf,
     },
+    /// Run the osb-client <-> osb-server round-trip property tests for every endpoint.
+    Roundtrip {
+        /// Cases per endpoint and mode (default: the crate's default, 32).
+        #[arg(long)]
+        cases: Option<u32>,
+        /// A fixed proptest seed, to replay a run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Only the in-process transport (no sockets).
+        #[arg(long, conflicts_with = "loopback")]
+        in_process: bool,
+        /// Only loopback HTTP.
+        #[arg(long)]
+        loopback: bool,
+        /// Build and run optimised (for long runs).
+        #[arg(long)]
+        release: bool,
+        /// Test name filters passed to the test binary (e.g. `provision`).
+        filter: Vec<String>,
+    },
 }
 
 /// The workspace root (the parent of this crate's directory).
@@ -54,6 +77,24 @@ fn main() -> ExitCode {
             codegen::Mode::Write
         }),
         Task::SpecDiff { upstream } => spec_diff::run(&upstream, &project_root().join("spec")),
+        Task::Roundtrip {
+            cases,
+            seed,
+            in_process,
+            loopback,
+            release,
+            filter,
+        } => roundtrip::run(&roundtrip::Options {
+            cases,
+            seed,
+            modes: match (in_process, loopback) {
+                (true, _) => roundtrip::Modes::InProcess,
+                (_, true) => roundtrip::Modes::Loopback,
+                _ => roundtrip::Modes::Both,
+            },
+            release,
+            filter,
+        }),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

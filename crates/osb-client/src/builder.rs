@@ -8,13 +8,27 @@ use base64::Engine as _;
 use http::HeaderValue;
 use osb_types::{ApiVersion, OriginatingIdentity};
 
-use crate::client::{Client, Inner};
+use crate::client::{Client, Inner, Transport};
 use crate::error::Error;
+
+/// The `User-Agent` the client sends.
+pub(crate) const USER_AGENT: &str = concat!("osb-rs/", env!("CARGO_PKG_VERSION"));
 
 /// The request timeout Cloud Controller uses, and the client's default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default limit on the size of a reply body (16 MiB).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The transport chosen on the builder.
+enum TransportChoice {
+    /// A reqwest client built by [`ClientBuilder::build`].
+    Default,
+    /// The user's reqwest client.
+    Http(reqwest::Client),
+    /// A tower service in the same process.
+    #[cfg(feature = "in-process")]
+    Service(crate::in_process::ServiceTransport),
+}
 
 #[derive(Clone)]
 enum Auth {
@@ -40,7 +54,7 @@ pub struct ClientBuilder {
     base_url: String,
     auth: Auth,
     version: ApiVersion,
-    http: Option<reqwest::Client>,
+    transport: TransportChoice,
     timeout: Option<Duration>,
     identity: Option<OriginatingIdentity>,
     shape_requests: bool,
@@ -60,7 +74,15 @@ impl fmt::Debug for ClientBuilder {
             .field("base_url", &self.base_url)
             .field("auth", &auth)
             .field("version", &self.version)
-            .field("custom_http_client", &self.http.is_some())
+            .field(
+                "transport",
+                &match &self.transport {
+                    TransportChoice::Default => "http",
+                    TransportChoice::Http(_) => "http (custom client)",
+                    #[cfg(feature = "in-process")]
+                    TransportChoice::Service(_) => "in-process service",
+                },
+            )
             .field("timeout", &self.timeout)
             .field(
                 "originating_identity",
@@ -80,7 +102,7 @@ impl ClientBuilder {
             base_url: base_url.into(),
             auth: Auth::None,
             version: ApiVersion::LATEST,
-            http: None,
+            transport: TransportChoice::Default,
             timeout: Some(DEFAULT_TIMEOUT),
             identity: None,
             shape_requests: true,
@@ -117,8 +139,74 @@ impl ClientBuilder {
     ///
     /// The builder's [`timeout`](Self::timeout) is still applied to every request unless you call
     /// [`no_timeout`](Self::no_timeout).
+    ///
+    /// Replaces an in-process service set with `service` (the last call wins).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.http = Some(client);
+        self.transport = TransportChoice::Http(client);
+        self
+    }
+
+    /// Sends every request to this tower [`Service`](tower::Service) in the same process instead
+    /// of over the network: no socket, no port, no TLS. An axum `Router` (such as the one
+    /// osb-server builds) qualifies, so a platform's tests can drive a broker directly.
+    ///
+    /// Requests are what the HTTP transport would send: the path and query of the URL built
+    /// from the base URL (whose host becomes the `Host` header), every header, and the JSON body
+    /// as [`Full<Bytes>`](http_body_util::Full). The reply body may be any
+    /// [`http_body::Body`] with `Bytes` chunks; it is read up to
+    /// [`max_response_bytes`](Self::max_response_bytes). The [`timeout`](Self::timeout) covers
+    /// the call and the body. A service error becomes [`Error::Service`].
+    ///
+    /// Each request clones the service and waits until it is ready. Replaces a reqwest client
+    /// set with [`http_client`](Self::http_client) (the last call wins).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use osb_client::{CallOptions, Client};
+    /// use osb_types::{InstanceId, InstanceLastOperationQuery, LastOperationOutcome, LastOperationState};
+    ///
+    /// // A stand-in broker: answers every last-operation poll with "succeeded".
+    /// let broker = tower::service_fn(|request: http::Request<Full<Bytes>>| async move {
+    ///     assert_eq!(request.uri().path(), "/v2/service_instances/db%201/last_operation");
+    ///     assert_eq!(request.headers()["x-broker-api-version"], "2.17");
+    ///     let body = Full::new(Bytes::from_static(br#"{"state": "succeeded"}"#));
+    ///     Ok::<_, Infallible>(http::Response::new(body))
+    /// });
+    ///
+    /// let client = Client::builder("http://broker.test").service(broker).build()?;
+    /// let outcome = client
+    ///     .instance_last_operation(
+    ///         &InstanceId::new("db 1"),
+    ///         &InstanceLastOperationQuery::new(),
+    ///         &CallOptions::new(),
+    ///     )
+    ///     .await?;
+    /// let LastOperationOutcome::State(state) = outcome else { panic!("{outcome:?}") };
+    /// assert_eq!(state.resource.state, LastOperationState::Succeeded);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "in-process")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "in-process")))]
+    pub fn service<S, B>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<http_body_util::Full<bytes::Bytes>>,
+                Response = http::Response<B>,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+        S::Future: Send + 'static,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    {
+        self.transport =
+            TransportChoice::Service(crate::in_process::ServiceTransport::new(service));
         self
     }
 
@@ -222,24 +310,27 @@ impl ClientBuilder {
             Some(identity) => Some(crate::client::identity_header(identity)?),
             None => None,
         };
-        let http = match self.http {
-            Some(http) => http,
-            None => {
-                let mut builder = reqwest::Client::builder()
-                    .user_agent(concat!("osb-rs/", env!("CARGO_PKG_VERSION")));
+        let transport = match self.transport {
+            TransportChoice::Http(http) => Transport::Http(http),
+            TransportChoice::Default => {
+                let mut builder = reqwest::Client::builder().user_agent(USER_AGENT);
                 if let Some(timeout) = self.timeout {
                     builder = builder.connect_timeout(timeout);
                 }
-                builder
-                    .build()
-                    .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?
+                Transport::Http(
+                    builder
+                        .build()
+                        .map_err(|e| config(format!("cannot build the HTTP client: {e}")))?,
+                )
             }
+            #[cfg(feature = "in-process")]
+            TransportChoice::Service(service) => Transport::Service(service),
         };
         let version_header = HeaderValue::from_str(&self.version.to_string())
             .map_err(|e| config(format!("API version header: {e}")))?;
         Ok(Client {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 base,
                 auth,
                 version: self.version,

@@ -55,7 +55,7 @@ pub struct Client {
 }
 
 pub(crate) struct Inner {
-    pub(crate) http: reqwest::Client,
+    pub(crate) transport: Transport,
     pub(crate) base: String,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) version: ApiVersion,
@@ -72,6 +72,127 @@ pub(crate) struct CachedCatalog {
     etag: Option<HeaderValue>,
     last_modified: Option<HeaderValue>,
     catalog: Catalog,
+}
+
+/// How requests reach the broker.
+pub(crate) enum Transport {
+    /// Over HTTP, with reqwest.
+    Http(reqwest::Client),
+    /// Through a tower service in the same process (`in-process` feature).
+    #[cfg(feature = "in-process")]
+    Service(crate::in_process::ServiceTransport),
+}
+
+/// One request, ready for a transport.
+struct Outgoing {
+    method: Method,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    body: Option<Vec<u8>>,
+    timeout: Option<Duration>,
+    limit: usize,
+}
+
+/// Sends a request with reqwest and reads the whole reply.
+async fn send_http(http: &reqwest::Client, outgoing: Outgoing) -> Result<Reply, Error> {
+    let Outgoing {
+        method,
+        url,
+        headers,
+        body,
+        timeout,
+        limit,
+    } = outgoing;
+    let mut request = http.request(method, url).headers(headers);
+    if let Some(body) = body {
+        request = request.body(body);
+    }
+    if let Some(timeout) = timeout {
+        request = request.timeout(timeout);
+    }
+    let mut response = request.send().await.map_err(|e| {
+        tracing::debug!(error = %e, "request failed");
+        Error::from_reqwest(e)
+    })?;
+    let status = response.status();
+    tracing::Span::current().record("status", status.as_u16());
+    let headers = std::mem::take(response.headers_mut());
+    let body = read_body(&mut response, status, limit).await?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Sends a request through the in-process service and reads the whole reply.
+///
+/// The request carries what an HTTP client would send: the path and query (origin form), a
+/// `Host` header, `Content-Length` for a body, and the client's `User-Agent`.
+#[cfg(feature = "in-process")]
+async fn send_service(
+    service: &crate::in_process::ServiceTransport,
+    outgoing: Outgoing,
+) -> Result<Reply, Error> {
+    use crate::in_process::ServiceFailure;
+    use http::header::{CONTENT_LENGTH, HOST, USER_AGENT};
+
+    let Outgoing {
+        method,
+        url,
+        mut headers,
+        body,
+        timeout,
+        limit,
+    } = outgoing;
+    let mut target = url.path().to_string();
+    if let Some(query) = url.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    let uri = http::Uri::try_from(target).map_err(|e| invalid("url", &e.to_string()))?;
+    if let Some(host) = url.host_str() {
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        };
+        if let Ok(value) = HeaderValue::from_str(&authority) {
+            headers.insert(HOST, value);
+        }
+    }
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_static(crate::builder::USER_AGENT),
+    );
+    if let Some(body) = &body {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let mut request = http::Request::new(http_body_util::Full::new(bytes::Bytes::from(
+        body.unwrap_or_default(),
+    )));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let call = service.send(request, limit);
+    let result = match timeout {
+        Some(timeout) => tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| Error::Timeout { source: None })?,
+        None => call.await,
+    };
+    let reply = result.map_err(|failure| match failure {
+        ServiceFailure::Failed(e) => {
+            tracing::debug!(error = %e, "the service failed");
+            Error::Service(e)
+        }
+        ServiceFailure::TooLarge { status } => Error::BodyTooLarge { status, limit },
+    })?;
+    tracing::Span::current().record("status", reply.status.as_u16());
+    Ok(Reply {
+        status: reply.status,
+        headers: reply.headers,
+        body: reply.body,
+    })
 }
 
 impl fmt::Debug for Client {
@@ -132,6 +253,9 @@ impl CallOptions {
     }
 
     /// Sends this `X-Broker-API-Request-Identity` instead of a fresh UUID.
+    ///
+    /// It must be non-empty visible ASCII (inner spaces and tabs allowed, none at either end);
+    /// otherwise the call fails with [`Error::Validation`] and nothing is sent.
     pub fn request_identity(mut self, id: impl Into<String>) -> Self {
         self.request_identity = Some(id.into());
         self
@@ -145,11 +269,24 @@ impl CallOptions {
 }
 
 pub(crate) fn identity_header(identity: &OriginatingIdentity) -> Result<HeaderValue, Error> {
-    HeaderValue::from_str(&identity.to_header_value()).map_err(|_| {
+    let refuse = |reason: &str| {
         Error::Validation(osb_types::Error::InvalidOriginatingIdentity {
-            reason: "the platform name contains characters not allowed in a header".to_string(),
+            reason: reason.to_string(),
         })
-    })
+    };
+    // The header is `<platform> <base64>`: a platform name with a space, or with bytes a broker
+    // cannot read as ASCII, would not come back as sent.
+    let platform = identity.platform();
+    if platform.is_empty() {
+        return Err(refuse("the platform name is empty"));
+    }
+    if !platform.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(refuse(
+            "the platform name must be visible ASCII without spaces",
+        ));
+    }
+    HeaderValue::from_str(&identity.to_header_value())
+        .map_err(|_| refuse("the platform name contains characters not allowed in a header"))
 }
 
 /// One reply, read in full.
@@ -354,6 +491,18 @@ impl Client {
             Some(id) if id.is_empty() => {
                 return Err(invalid("request_identity", "must not be empty"));
             }
+            // HTTP drops a header value's leading and trailing whitespace in transit, and a
+            // broker cannot read bytes outside ASCII as text: either way it would see another
+            // identity.
+            Some(id) if id.trim_matches([' ', '\t']) != id => {
+                return Err(invalid(
+                    "request_identity",
+                    "must not start or end with spaces or tabs",
+                ));
+            }
+            Some(id) if !id.is_ascii() => {
+                return Err(invalid("request_identity", "must be ASCII"));
+            }
             Some(id) => HeaderValue::from_str(id).map_err(|_| {
                 invalid(
                     "request_identity",
@@ -377,47 +526,39 @@ impl Client {
             request_identity = request_identity.to_str().unwrap_or_default(),
             status = tracing::field::Empty,
         );
-        let mut request = self
-            .inner
-            .http
-            .request(method, url)
-            .header(API_VERSION, self.inner.version_header.clone())
-            .header(REQUEST_IDENTITY, request_identity)
-            .header(ACCEPT, HeaderValue::from_static("application/json"));
+        let mut headers = HeaderMap::new();
+        headers.append(API_VERSION, self.inner.version_header.clone());
+        headers.append(REQUEST_IDENTITY, request_identity);
+        headers.append(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(auth) = &self.inner.auth {
-            request = request.header(AUTHORIZATION, auth.clone());
+            headers.append(AUTHORIZATION, auth.clone());
         }
         if let Some(identity) = identity {
-            request = request.header(ORIGINATING_IDENTITY, identity);
+            headers.append(ORIGINATING_IDENTITY, identity);
         }
         for (name, value) in call.headers {
-            request = request.header(name, value);
+            headers.append(name, value);
         }
-        if let Some(body) = call.body {
-            request = request
-                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-                .body(body);
+        if call.body.is_some() {
+            headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         }
-        if let Some(timeout) = call.opts.timeout.or(self.inner.timeout) {
-            request = request.timeout(timeout);
-        }
-        let limit = self.inner.max_response_bytes;
+        let outgoing = Outgoing {
+            method,
+            url,
+            headers,
+            body: call.body,
+            timeout: call.opts.timeout.or(self.inner.timeout),
+            limit: self.inner.max_response_bytes,
+        };
         async move {
             tracing::debug!("sending request");
-            let mut response = request.send().await.map_err(|e| {
-                tracing::debug!(error = %e, "request failed");
-                Error::from_reqwest(e)
-            })?;
-            let status = response.status();
-            tracing::Span::current().record("status", status.as_u16());
-            let headers = std::mem::take(response.headers_mut());
-            let body = read_body(&mut response, status, limit).await?;
-            tracing::debug!(bytes = body.len(), "reply received");
-            Ok(Reply {
-                status,
-                headers,
-                body,
-            })
+            let reply = match &self.inner.transport {
+                Transport::Http(http) => send_http(http, outgoing).await?,
+                #[cfg(feature = "in-process")]
+                Transport::Service(service) => send_service(service, outgoing).await?,
+            };
+            tracing::debug!(bytes = reply.body.len(), "reply received");
+            Ok(reply)
         }
         .instrument(span)
         .await

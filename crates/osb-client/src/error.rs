@@ -114,6 +114,10 @@ pub enum Error {
     /// The request could not be sent or the reply could not be read (DNS, TLS, connection reset…).
     #[error("could not talk to the broker")]
     Transport(#[source] reqwest::Error),
+    /// The tower service of the in-process transport failed, or its reply body could not be
+    /// read ([`ClientBuilder::service`](crate::ClientBuilder::service), `in-process` feature).
+    #[error("the in-process service failed")]
+    Service(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The request breaks a rule of the spec and was not sent.
     #[error(transparent)]
     Validation(osb_types::Error),

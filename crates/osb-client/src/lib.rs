@@ -41,6 +41,19 @@
 //!   printed by `Display` or `Debug`, and tracing spans carry ids and statuses only — never
 //!   credentials or parameters.
 //!
+//! ## Testing without a network
+//!
+//! With the `in-process` feature, `ClientBuilder::service` sends requests to a tower `Service`
+//! in the same process, such as the axum `Router` of a broker built with osb-server: the same
+//! client code, no socket. See its documentation for an example.
+//!
+//! ## Feature flags
+//!
+//! | Feature | Default | What it does |
+//! |---|---|---|
+//! | `rustls` | yes | TLS through rustls (reqwest's `rustls-tls`). |
+//! | `in-process` | no | `ClientBuilder::service`: talk to a tower `Service` without a socket. |
+//!
 //! ## Example: the whole lifecycle
 //!
 //! ```no_run
@@ -158,6 +171,8 @@ mod builder;
 mod checks;
 mod client;
 mod error;
+#[cfg(feature = "in-process")]
+mod in_process;
 mod orphan;
 mod poll;
 

@@ -113,6 +113,13 @@ async fn request_identity_is_fresh_unless_given() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Validation(_)), "{err:?}");
+    // HTTP would trim these in transit, and a broker cannot read non-ASCII bytes as text.
+    for id in [" req", "req\t", "\t", "réq"] {
+        let err = provision(&client, &CallOptions::new().request_identity(id))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{id:?}: {err:?}");
+    }
     assert_eq!(server.count(), 3);
 }
 
@@ -158,6 +165,19 @@ async fn originating_identity_default_override_and_suppression() {
             .header("x-broker-api-originating-identity"),
         None
     );
+
+    // A platform name the header cannot carry back unchanged is refused before sending.
+    for platform in ["", "my platform", "plätform"] {
+        let odd = OriginatingIdentity::Other {
+            platform: platform.to_string(),
+            value: serde_json::Map::new(),
+        };
+        let err = provision(&client, &CallOptions::new().originating_identity(odd))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{platform:?}: {err:?}");
+    }
+    assert_eq!(server.count(), 3);
 }
 
 #[tokio::test]
