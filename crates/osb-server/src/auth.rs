@@ -32,7 +32,8 @@ type CheckFn = dyn Fn(&HeaderMap) -> CheckFuture + Send + Sync;
 /// ```
 #[derive(Clone, Default)]
 pub struct Auth {
-    basic: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The Base64 of each accepted `user:password`, as it appears after `Basic `.
+    basic: Vec<Vec<u8>>,
     bearer: Vec<Vec<u8>>,
     check: Option<Arc<CheckFn>>,
     anonymous: bool,
@@ -67,8 +68,8 @@ impl Auth {
     /// e.g. while rotating them).
     #[must_use]
     pub fn basic(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
-        self.basic
-            .push((username.into().into_bytes(), password.into().into_bytes()));
+        let pair = format!("{}:{}", username.into(), password.into());
+        self.basic.push(STANDARD.encode(pair).into_bytes());
         self
     }
 
@@ -139,19 +140,11 @@ impl Auth {
         let (scheme, rest) = value.split_at(space);
         let rest = rest.trim_ascii();
         if scheme.eq_ignore_ascii_case(b"basic") && !self.basic.is_empty() {
-            // Decode on the stack: credentials longer than the buffer are not ours anyway.
-            let mut buffer = [0u8; 1024];
-            let Ok(len) = STANDARD.decode_slice(rest, &mut buffer) else {
-                return false;
-            };
-            let decoded = &buffer[..len];
-            let Some(colon) = decoded.iter().position(|b| *b == b':') else {
-                return false;
-            };
-            let (user, pass) = (&decoded[..colon], &decoded[colon + 1..]);
+            // Canonical Base64 is unique (the decoder refuses other paddings and trailing bits),
+            // so comparing the encoded form is comparing the credentials, without decoding.
             let mut found = Choice::from(0);
-            for (u, p) in &self.basic {
-                found |= u.as_slice().ct_eq(user) & p.as_slice().ct_eq(pass);
+            for expected in &self.basic {
+                found |= expected.as_slice().ct_eq(rest);
             }
             return found.into();
         }

@@ -1,19 +1,22 @@
 //! The router builder, the shared state and the per-request middleware.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::middleware::Next;
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use osb_types::{ApiVersion, Catalog, CatalogIndex, ShapeForVersion, has_errors};
+use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::auth::Auth;
@@ -322,16 +325,73 @@ where
         .route("/v2", any(handlers::not_found))
         .route("/v2/", any(handlers::not_found))
         .route("/v2/{*rest}", any(handlers::not_found))
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            middleware,
-        ))
+        .layer(OsbLayer {
+            shared: shared.clone(),
+        })
         .with_state(shared)
+}
+
+/// Wraps every route in [`middleware`]. A hand-written layer rather than
+/// `axum::middleware::from_fn`, which clones and boxes the inner service on every request.
+#[derive(Clone)]
+struct OsbLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> Layer<S> for OsbLayer {
+    type Service = OsbService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        OsbService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct OsbService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<Request> for OsbService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        // The clone is ready only if polled; keep the ready one and leave the clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let run = move |request| async move {
+                match inner.call(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            };
+            Ok(middleware(shared, request, run).await)
+        })
+    }
 }
 
 /// Per request: tracing span, authentication, version check, timeout, panic containment and
 /// request-identity echo.
-async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+async fn middleware<F, Fut>(shared: Arc<Shared>, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let (mut parts, body) = request.into_parts();
     let request_identity = parts.headers.get(names::REQUEST_IDENTITY).cloned();
     let span = tracing::info_span!(
@@ -363,7 +423,7 @@ async fn middleware(State(shared): State<Arc<Shared>>, request: Request, next: N
             Err(rejection) => return rejection.into_response(),
         };
         let version = negotiated.effective;
-        let run = AssertUnwindSafe(next.run(request)).catch_unwind();
+        let run = AssertUnwindSafe(next(request)).catch_unwind();
         let outcome = match shared.timeout {
             Some(limit) => match tokio::time::timeout(limit, run).await {
                 Ok(outcome) => outcome,
