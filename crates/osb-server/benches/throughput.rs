@@ -11,7 +11,9 @@
 //!   originating identity, the catalog guards and the plan's parameter schema.
 //!
 //! Environment: `BENCH_ITERATIONS` (default 20000 per round), `BENCH_ROUNDS` (default 5),
-//! `BENCH_CASE` (`catalog` or `provision`; default both).
+//! `BENCH_CASE` (`catalog` or `provision`; default both). With `BENCH_LISTEN=ADDR` it instead
+//! serves the benchmark broker over HTTP on ADDR (one thread, Basic `platform:s3cret`) until
+//! stopped, for load generators such as wrk and for comparisons with other frameworks.
 
 use std::time::{Duration, Instant};
 
@@ -196,6 +198,14 @@ fn main() {
             .build()
             .await
             .expect("the broker builds");
+        if let Ok(addr) = std::env::var("BENCH_LISTEN") {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .expect("bind BENCH_LISTEN");
+            println!("serving the benchmark broker on http://{addr}");
+            axum::serve(listener, osb).await.expect("serve");
+            return;
+        }
         let bare = bare_router();
         println!(
             "{iterations} requests per round, {rounds} rounds, median requests/s (in process)"
