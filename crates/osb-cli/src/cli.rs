@@ -279,7 +279,7 @@ pub(crate) struct UpdateArgs {
 /// `osb deprovision`.
 #[derive(Debug, Args)]
 pub(crate) struct DeprovisionArgs {
-    /// The instance, by name or id.
+    /// The instance, by name or id (an id outside the local record needs --plan).
     pub(crate) name: String,
     /// Deprovision even though the local record lists bindings of the instance.
     #[arg(long)]
@@ -347,7 +347,7 @@ pub(crate) struct ShowArgs {
 /// `osb last-operation`.
 #[derive(Debug, Args)]
 pub(crate) struct LastOperationArgs {
-    /// An instance or binding, by name or id.
+    /// An instance or binding, by name or id (an unrecorded id is polled as an instance).
     pub(crate) name: String,
     /// Keep polling until the operation ends.
     #[arg(long)]

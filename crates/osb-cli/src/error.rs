@@ -192,6 +192,13 @@ impl CliError {
                         "check OSB_BROKER_USERNAME / OSB_BROKER_PASSWORD or OSB_BROKER_TOKEN"
                             .to_string(),
                     ));
+                } else if source.is_concurrency_error() {
+                    details.push((
+                        "hint",
+                        "another operation on the instance (or binding) is still running; \
+                         `osb last-operation NAME --wait` waits for it, then retry"
+                            .to_string(),
+                    ));
                 } else if source.is_connect() {
                     details.push((
                         "hint",
@@ -302,11 +309,13 @@ mod tests {
             "provisioning \"db\": the broker answered 422 Unprocessable Entity"
         );
         assert_eq!(
-            details,
+            details[..2],
             [
                 ("error", "ConcurrencyError".to_string()),
                 ("description", "Another operation is running".to_string())
             ]
         );
+        assert_eq!(details[2].0, "hint");
+        assert!(details[2].1.contains("osb last-operation NAME --wait"));
     }
 }

@@ -89,11 +89,6 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Whether the table has no rows.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     /// The table as text, columns separated by two spaces, without trailing blanks.
     pub(crate) fn render(&self) -> String {
         render_rows(std::iter::once(&self.header).chain(&self.rows))

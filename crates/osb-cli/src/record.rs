@@ -115,6 +115,14 @@ impl OpRecord {
         }
     }
 
+    /// An asynchronous operation the broker accepted, with its operation token if any.
+    pub(crate) fn started(kind: OpKind, operation: Option<&OperationId>) -> Self {
+        OpRecord {
+            operation: operation.cloned(),
+            ..OpRecord::new(kind, OpState::InProgress)
+        }
+    }
+
     /// `create succeeded`, `delete in progress`, …
     pub(crate) fn summary(&self) -> String {
         format!("{} {}", self.kind.as_str(), self.state.as_str())
@@ -140,6 +148,13 @@ pub(crate) struct InstanceEntry {
     pub(crate) plan_name: String,
     /// The last operation.
     pub(crate) last_operation: OpRecord,
+}
+
+impl InstanceEntry {
+    /// Whether the offering and plan are known: not for an instance known only by its id.
+    pub(crate) fn has_plan(&self) -> bool {
+        !self.service_id.as_str().is_empty() && !self.plan_id.as_str().is_empty()
+    }
 }
 
 /// A service binding `osb` created.
@@ -286,15 +301,42 @@ impl Record {
         }
     }
 
-    /// Whether `name` is taken by an instance or binding of `broker`.
-    pub(crate) fn name_taken(&self, broker: &str, name: &str) -> bool {
-        self.instances
+    /// Refuses `name` for a new entry when an instance or binding of `broker` already has it.
+    pub(crate) fn check_name_free(&self, broker: &str, name: &str) -> Result<()> {
+        let taken = self
+            .instances
             .iter()
             .any(|e| e.broker_url == broker && e.name == name)
             || self
                 .bindings
                 .iter()
-                .any(|e| e.broker_url == broker && e.name == name)
+                .any(|e| e.broker_url == broker && e.name == name);
+        if taken {
+            return Err(usage(format!(
+                "the name {name:?} is already used by an instance or binding of this broker; \
+                 `osb instances` and `osb bindings` list them"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The instance with this id on this broker.
+    pub(crate) fn instance(&self, broker: &str, id: &InstanceId) -> Option<&InstanceEntry> {
+        self.instances
+            .iter()
+            .find(|e| e.broker_url == broker && &e.id == id)
+    }
+
+    /// The binding with this id on this broker.
+    pub(crate) fn binding(
+        &self,
+        broker: &str,
+        instance: &InstanceId,
+        id: &BindingId,
+    ) -> Option<&BindingEntry> {
+        self.bindings
+            .iter()
+            .find(|e| e.broker_url == broker && &e.instance_id == instance && &e.id == id)
     }
 
     /// The instance with this id on this broker, mutably.
@@ -615,8 +657,10 @@ mod tests {
         ));
         assert!(record.find_any(Some("http://a"), "zzz").unwrap().is_none());
         assert!(record.find_any(None, "db").is_err());
-        assert!(record.name_taken("http://a", "creds"));
-        assert!(!record.name_taken("http://b", "creds"));
+        let err = record.check_name_free("http://a", "creds").unwrap_err();
+        assert!(err.to_string().contains("already used"), "{err}");
+        assert!(record.check_name_free("http://a", "db").is_err());
+        assert!(record.check_name_free("http://b", "creds").is_ok());
     }
 
     #[test]

@@ -130,7 +130,14 @@ impl Progress<'_> {
     /// One progress line: state, description, the next poll and (with `timing`) the poll count
     /// and elapsed time, which the spinner shows by itself.
     fn text(&self, label: &str, timing: bool) -> String {
-        let mut text = format!("{label}: {}", self.state.unwrap_or("no valid reply yet"));
+        // Polling that ends without any state ended on `410 Gone` or `404 Not Found`.
+        let ended = self.next_delay.is_none() && self.invalid_reply.is_none();
+        let state = match self.state {
+            Some(state) => state,
+            None if ended => "the broker no longer knows it",
+            None => "no valid reply yet",
+        };
+        let mut text = format!("{label}: {state}");
         if let Some(description) = self.description.filter(|d| !d.is_empty()) {
             text.push_str(&format!(" — {}", clean(description)));
         }
@@ -211,6 +218,12 @@ mod tests {
             p.text("x", true),
             "x: no valid reply yet (poll 2, 3s elapsed, next poll in 5s); \
              last poll did not count: the broker answered 500"
+        );
+        p.invalid_reply = None;
+        p.next_delay = None;
+        assert_eq!(
+            p.text("x", true),
+            "x: the broker no longer knows it (poll 2, 3s elapsed)"
         );
     }
 }

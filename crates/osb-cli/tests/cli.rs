@@ -152,6 +152,12 @@ fn full_lifecycle_by_name() {
     );
     assert_eq!(updated["result"], "updated");
     assert_eq!(updated["instance"]["plan_id"], SCHEMA_PLAN_ID);
+    // Asking for the plan the instance is on sends nothing.
+    let out = ok(&mut osb(), &["update", "db", "--plan", "schema"]);
+    assert_eq!(
+        out.trim_end(),
+        "Instance \"db\" is already on plan \"schema\"; nothing to update"
+    );
     let shown = json(&mut osb(), &["show", "db"]);
     assert_eq!(shown["broker"]["parameters"]["size"], 3);
 
@@ -203,10 +209,25 @@ fn asynchronous_plan_waits_and_resumes() {
             .starts_with("memory://")
     );
 
-    let unbound = json(&mut osb(), &["unbind", "b"]);
-    assert_eq!(unbound["result"], "succeeded");
+    // Without waiting, the sentence gives the operation and how to follow it.
+    let out = ok(&mut osb(), &["unbind", "b", "--no-wait"]);
+    assert!(
+        out.starts_with("Unbinding \"b\" started (operation "),
+        "{out}"
+    );
+    assert!(
+        out.trim_end()
+            .ends_with("; follow it with: osb last-operation b --wait"),
+        "{out}"
+    );
+    let done = json(&mut osb(), &["last-operation", "b", "--wait"]);
+    assert_eq!(done["state"], "succeeded");
+    assert_eq!(done["operation"], "delete");
+    assert_eq!(json(&mut osb(), &["bindings"]), Value::Array(vec![]));
     let gone = json(&mut osb(), &["deprovision", "slow"]);
     assert_eq!(gone["result"], "succeeded");
+    assert_eq!(gone["instance"]["last_operation"]["kind"], "delete");
+    assert_eq!(gone["instance"]["last_operation"]["state"], "succeeded");
     assert_eq!(json(&mut osb(), &["instances"]), Value::Array(vec![]));
 }
 
@@ -327,6 +348,10 @@ fn credentials_are_stored_only_when_the_broker_cannot_return_them() {
             .any(|l| l.starts_with("kept") && l.contains("stored")),
         "{listing}"
     );
+    let unbound = json(&mut osb(), &["unbind", "fetched"]);
+    assert_eq!(unbound["result"], "deleted");
+    assert_eq!(unbound["binding"]["last_operation"]["kind"], "delete");
+    assert_eq!(unbound["binding"]["last_operation"]["state"], "succeeded");
 }
 
 #[test]
@@ -411,6 +436,21 @@ fn bad_input_gets_clear_errors_and_exit_codes() {
     let (code, _, stderr) = run(&mut osb(), &["deprovision", "nothing"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("no instance named \"nothing\""), "{stderr}");
+    // A name outside the local record is polled as an instance id, which the broker lacks.
+    for args in [
+        &["last-operation", "nothing"][..],
+        &["last-operation", "nothing", "--wait"],
+    ] {
+        let (code, stdout, stderr) = run(&mut osb(), args);
+        assert_eq!(code, 3, "{args:?}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(
+                "no instance or binding named \"nothing\" in the local record, and the broker \
+                 does not know an instance with that id (404 Not Found)"
+            ),
+            "{args:?}: {stderr}"
+        );
+    }
     ok(&mut osb(), &["provision", "memory-db", "sync", "db"]);
     let (code, _, stderr) = run(&mut osb(), &["provision", "memory-db", "sync", "db"]);
     assert_eq!(code, 2, "{stderr}");

@@ -324,7 +324,10 @@ impl ClientBuilder {
                 )
             }
             #[cfg(feature = "in-process")]
-            TransportChoice::Service(service) => Transport::Service(service),
+            TransportChoice::Service(service) => Transport::Service {
+                service,
+                host: host_header(&url),
+            },
         };
         let version_header = HeaderValue::from_str(&self.version.to_string())
             .map_err(|e| config(format!("API version header: {e}")))?;
@@ -332,6 +335,7 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 transport,
                 base,
+                base_url: url,
                 auth,
                 version: self.version,
                 version_header,
@@ -344,6 +348,17 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// The `Host` header for the in-process transport: the base URL's host and port.
+#[cfg(feature = "in-process")]
+fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
+    let host = url.host_str()?;
+    let value = match url.port() {
+        Some(port) => HeaderValue::from_str(&format!("{host}:{port}")),
+        None => HeaderValue::from_str(host),
+    };
+    value.ok()
 }
 
 fn sensitive(value: &str, what: &str) -> Result<HeaderValue, Error> {

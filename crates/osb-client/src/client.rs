@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use http::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    RETRY_AFTER,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use osb_types::header::{API_VERSION, ORIGINATING_IDENTITY, REQUEST_IDENTITY, RETRY_AFTER};
 use osb_types::{
     ApiVersion, AsyncPermit, BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, Catalog,
     DeleteOutcome, DeprovisionQuery, ErrorResponse, FetchBindingOutcome, FetchBindingQuery,
@@ -17,7 +17,7 @@ use osb_types::{
     ServiceBindingRequest, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
     ShapeForVersion, UnbindQuery, UpdateOutcome, UpdateQuery,
 };
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 use serde::Serialize;
 use tracing::Instrument as _;
 
@@ -32,6 +32,17 @@ const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// `application/json`, for `Accept` and `Content-Type`.
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+const API_VERSION: HeaderName = HeaderName::from_static(osb_types::header::API_VERSION);
+const ORIGINATING_IDENTITY: HeaderName =
+    HeaderName::from_static(osb_types::header::ORIGINATING_IDENTITY);
+const REQUEST_IDENTITY: HeaderName = HeaderName::from_static(osb_types::header::REQUEST_IDENTITY);
+
+fn encoded(value: &str) -> PercentEncode<'_> {
+    utf8_percent_encode(value, NOT_UNRESERVED)
+}
+
 /// Percent-encodes a path segment or query value: every byte outside RFC 3986 "unreserved".
 ///
 /// ```
@@ -39,7 +50,7 @@ const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 /// assert_eq!(osb_client::encode_component("Az09-._~"), "Az09-._~");
 /// ```
 pub fn encode_component(value: &str) -> String {
-    utf8_percent_encode(value, NOT_UNRESERVED).to_string()
+    encoded(value).to_string()
 }
 
 /// An asynchronous client for one service broker.
@@ -56,7 +67,10 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) transport: Transport,
+    /// The base URL without a trailing slash, as [`Client::base_url`] returns it.
     pub(crate) base: String,
+    /// The same URL, parsed once: each request URL is a copy with its path and query set.
+    pub(crate) base_url: reqwest::Url,
     pub(crate) auth: Option<HeaderValue>,
     pub(crate) version: ApiVersion,
     pub(crate) version_header: HeaderValue,
@@ -78,9 +92,13 @@ pub(crate) struct CachedCatalog {
 pub(crate) enum Transport {
     /// Over HTTP, with reqwest.
     Http(reqwest::Client),
-    /// Through a tower service in the same process (`in-process` feature).
+    /// Through a tower service in the same process (`in-process` feature), with the `Host`
+    /// header of the base URL.
     #[cfg(feature = "in-process")]
-    Service(crate::in_process::ServiceTransport),
+    Service {
+        service: crate::in_process::ServiceTransport,
+        host: Option<HeaderValue>,
+    },
 }
 
 /// One request, ready for a transport.
@@ -103,14 +121,11 @@ async fn send_http(http: &reqwest::Client, outgoing: Outgoing) -> Result<Reply, 
         timeout,
         limit,
     } = outgoing;
-    let mut request = http.request(method, url).headers(headers);
-    if let Some(body) = body {
-        request = request.body(body);
-    }
-    if let Some(timeout) = timeout {
-        request = request.timeout(timeout);
-    }
-    let mut response = request.send().await.map_err(|e| {
+    let mut request = reqwest::Request::new(method, url);
+    *request.headers_mut() = headers;
+    *request.body_mut() = body.map(reqwest::Body::from);
+    *request.timeout_mut() = timeout;
+    let mut response = http.execute(request).await.map_err(|e| {
         tracing::debug!(error = %e, "request failed");
         Error::from_reqwest(e)
     })?;
@@ -132,6 +147,7 @@ async fn send_http(http: &reqwest::Client, outgoing: Outgoing) -> Result<Reply, 
 #[cfg(feature = "in-process")]
 async fn send_service(
     service: &crate::in_process::ServiceTransport,
+    host: Option<&HeaderValue>,
     outgoing: Outgoing,
 ) -> Result<Reply, Error> {
     use crate::in_process::ServiceFailure;
@@ -151,14 +167,8 @@ async fn send_service(
         target.push_str(query);
     }
     let uri = http::Uri::try_from(target).map_err(|e| invalid("url", &e.to_string()))?;
-    if let Some(host) = url.host_str() {
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&authority) {
-            headers.insert(HOST, value);
-        }
+    if let Some(host) = host {
+        headers.insert(HOST, host.clone());
     }
     headers.insert(
         USER_AGENT,
@@ -289,6 +299,36 @@ pub(crate) fn identity_header(identity: &OriginatingIdentity) -> Result<HeaderVa
         .map_err(|_| refuse("the platform name contains characters not allowed in a header"))
 }
 
+/// The `X-Broker-API-Request-Identity` to send: the caller's, checked, or a fresh UUID.
+fn request_identity_header(given: Option<&str>) -> Result<HeaderValue, Error> {
+    let Some(id) = given else {
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let fresh = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+        return HeaderValue::from_str(fresh)
+            .map_err(|e| invalid("request_identity", &e.to_string()));
+    };
+    if id.is_empty() {
+        return Err(invalid("request_identity", "must not be empty"));
+    }
+    // HTTP drops a header value's leading and trailing whitespace in transit, and a broker
+    // cannot read bytes outside ASCII as text: either way it would see another identity.
+    if id.trim_matches([' ', '\t']) != id {
+        return Err(invalid(
+            "request_identity",
+            "must not start or end with spaces or tabs",
+        ));
+    }
+    if !id.is_ascii() {
+        return Err(invalid("request_identity", "must be ASCII"));
+    }
+    HeaderValue::from_str(id).map_err(|_| {
+        invalid(
+            "request_identity",
+            "contains characters not allowed in a header",
+        )
+    })
+}
+
 /// One reply, read in full.
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
@@ -297,7 +337,7 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    fn header_str(&self, name: &str) -> Option<&str> {
+    fn header_str(&self, name: &HeaderName) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
@@ -307,15 +347,20 @@ impl Reply {
             osb_types::Error::AsyncNotPermitted => Error::AsyncNotPermitted {
                 body: RawBody::from_bytes(&self.body),
             },
-            osb_types::Error::Decode { status, reason } => Error::Decode {
-                status: self.status,
-                body: RawBody::from_bytes(&self.body),
-                source: osb_types::Error::Decode {
-                    status,
-                    reason: redact_quoted(&reason),
-                },
-            },
+            osb_types::Error::Decode { status, reason } => self.undecodable(status, &reason),
             _ => self.error_reply(),
+        }
+    }
+
+    /// A success whose body does not decode; `reason` is redacted of quoted values.
+    fn undecodable(&self, status: u16, reason: &str) -> Error {
+        Error::Decode {
+            status: self.status,
+            body: RawBody::from_bytes(&self.body),
+            source: osb_types::Error::Decode {
+                status,
+                reason: redact_quoted(reason),
+            },
         }
     }
 
@@ -339,12 +384,53 @@ impl Reply {
     }
 }
 
-/// What one request is made of.
+/// The typed outcome of an endpoint, read from its whole reply.
+trait FromReply: Sized {
+    /// Decodes `reply`; `permit` is `Some` when the request set `accepts_incomplete=true`.
+    fn from_reply(reply: &Reply, permit: Option<AsyncPermit>) -> Result<Self, osb_types::Error>;
+}
+
+macro_rules! from_reply {
+    (may_be_async: $($outcome:ident),*) => {$(
+        impl FromReply for $outcome {
+            fn from_reply(
+                reply: &Reply,
+                permit: Option<AsyncPermit>,
+            ) -> Result<Self, osb_types::Error> {
+                $outcome::decode(reply.status.as_u16(), &reply.body, permit)
+            }
+        }
+    )*};
+    (sync: $($outcome:ident),*) => {$(
+        impl FromReply for $outcome {
+            fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Result<Self, osb_types::Error> {
+                $outcome::decode(reply.status.as_u16(), &reply.body)
+            }
+        }
+    )*};
+}
+
+from_reply!(may_be_async: ProvisionOutcome, UpdateOutcome, DeleteOutcome, BindOutcome);
+from_reply!(sync: FetchInstanceOutcome, FetchBindingOutcome);
+
+impl FromReply for LastOperationOutcome {
+    fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Result<Self, osb_types::Error> {
+        LastOperationOutcome::decode(
+            reply.status.as_u16(),
+            &reply.body,
+            reply.header_str(&RETRY_AFTER),
+        )
+    }
+}
+
+/// What one request is made of. Query values are checked as they are added and borrowed until
+/// the URL is written.
 struct Call<'a> {
     op: Operation,
     instance_id: Option<&'a InstanceId>,
     binding_id: Option<&'a BindingId>,
-    query: Vec<(&'static str, String)>,
+    query: Vec<(&'static str, &'a str)>,
+    permit: Option<AsyncPermit>,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: Option<Vec<u8>>,
     opts: &'a CallOptions,
@@ -357,10 +443,59 @@ impl<'a> Call<'a> {
             instance_id: None,
             binding_id: None,
             query: Vec::new(),
+            permit: None,
             headers: Vec::new(),
             body: None,
             opts,
         }
+    }
+
+    fn instance(mut self, instance_id: &'a InstanceId) -> Self {
+        self.instance_id = Some(instance_id);
+        self
+    }
+
+    fn binding(mut self, instance_id: &'a InstanceId, binding_id: &'a BindingId) -> Self {
+        self.binding_id = Some(binding_id);
+        self.instance(instance_id)
+    }
+
+    /// `accepts_incomplete`, when given; `true` lets the reply be `202 Accepted`.
+    fn accepts_incomplete(mut self, value: Option<bool>) -> Self {
+        if let Some(value) = value {
+            let text = if value { "true" } else { "false" };
+            self.query.push(("accepts_incomplete", text));
+        }
+        self.permit = AsyncPermit::from_accepts_incomplete(value);
+        self
+    }
+
+    /// A query parameter the spec requires to be non-empty.
+    fn param(mut self, name: &'static str, value: &'a str) -> Result<Self, Error> {
+        if value.is_empty() {
+            return Err(invalid(name, "must not be empty"));
+        }
+        self.query.push((name, value));
+        Ok(self)
+    }
+
+    /// An optional query parameter: non-empty when present.
+    fn opt_param(self, name: &'static str, value: Option<&'a str>) -> Result<Self, Error> {
+        match value {
+            Some(value) => self.param(name, value),
+            None => Ok(self),
+        }
+    }
+
+    /// The optional `service_id` and `plan_id` hints, when given.
+    fn hints(self, service_id: Option<&'a str>, plan_id: Option<&'a str>) -> Result<Self, Error> {
+        self.opt_param("service_id", service_id)?
+            .opt_param("plan_id", plan_id)
+    }
+
+    fn body(mut self, body: Vec<u8>) -> Self {
+        self.body = Some(body);
+        self
     }
 }
 
@@ -368,8 +503,8 @@ fn invalid(field: &str, reason: &str) -> Error {
     Error::Validation(osb_types::Error::invalid(field, reason))
 }
 
-/// Checks an id that goes into a path and encodes it.
-fn path_segment(field: &str, id: &str) -> Result<String, Error> {
+/// Checks an id that goes into a path and appends it, encoded.
+fn push_path_id(path: &mut String, field: &str, id: &str) -> Result<(), Error> {
     if id.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
@@ -381,24 +516,7 @@ fn path_segment(field: &str, id: &str) -> Result<String, Error> {
             "must not be \".\" or \"..\" (URLs treat them as path navigation)",
         ));
     }
-    Ok(encode_component(id))
-}
-
-fn non_empty(field: &str, value: &str) -> Result<String, Error> {
-    if value.is_empty() {
-        return Err(invalid(field, "must not be empty"));
-    }
-    Ok(value.to_string())
-}
-
-fn push_opt(
-    query: &mut Vec<(&'static str, String)>,
-    name: &'static str,
-    value: Option<&str>,
-) -> Result<(), Error> {
-    if let Some(value) = value {
-        query.push((name, non_empty(name, value)?));
-    }
+    path.extend(encoded(id));
     Ok(())
 }
 
@@ -444,7 +562,7 @@ impl Client {
 
     /// Checks a request body (when enabled) and serialises it, shaped for the configured version
     /// (when enabled).
-    fn body<T: Serialize + ShapeForVersion + Clone>(
+    fn encode_body<T: Serialize + ShapeForVersion + Clone>(
         &self,
         body: &T,
         validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
@@ -462,22 +580,40 @@ impl Client {
         result.map_err(|e| invalid("body", &e.to_string()))
     }
 
+    /// The request URL: a copy of the base URL with the operation's path (ids checked and
+    /// encoded) after its own, and the encoded query.
     fn url(&self, call: &Call<'_>) -> Result<reqwest::Url, Error> {
-        let mut path = call.op.path().to_string();
-        if let Some(id) = call.instance_id {
-            path = path.replace("{instance_id}", &path_segment("instance_id", id)?);
+        let mut url = self.inner.base_url.clone();
+        let prefix = url.path().trim_end_matches('/');
+        let mut path = String::with_capacity(prefix.len() + call.op.path().len() + 64);
+        path.push_str(prefix);
+        let mut template = call.op.path();
+        while let Some((literal, rest)) = template.split_once('{') {
+            path.push_str(literal);
+            let (name, rest) = rest.split_once('}').unwrap_or((rest, ""));
+            let id = match name {
+                "instance_id" => call.instance_id.map(InstanceId::as_str),
+                "binding_id" => call.binding_id.map(BindingId::as_str),
+                _ => None,
+            };
+            push_path_id(&mut path, name, id.unwrap_or_default())?;
+            template = rest;
         }
-        if let Some(id) = call.binding_id {
-            path = path.replace("{binding_id}", &path_segment("binding_id", id)?);
+        path.push_str(template);
+        url.set_path(&path);
+        if !call.query.is_empty() {
+            let mut query = String::with_capacity(64);
+            for (i, (name, value)) in call.query.iter().enumerate() {
+                if i > 0 {
+                    query.push('&');
+                }
+                query.push_str(name);
+                query.push('=');
+                query.extend(encoded(value));
+            }
+            url.set_query(Some(&query));
         }
-        let mut url = format!("{}{}", self.inner.base, path);
-        for (i, (name, value)) in call.query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(name);
-            url.push('=');
-            url.push_str(&encode_component(value));
-        }
-        reqwest::Url::parse(&url).map_err(|e| invalid("url", &e.to_string()))
+        Ok(url)
     }
 
     /// Sends one request and reads the whole reply.
@@ -487,31 +623,7 @@ impl Client {
         let url = self.url(&call)?;
         let method = Method::from_bytes(op.method().as_bytes())
             .map_err(|e| invalid("method", &e.to_string()))?;
-        let request_identity = match &call.opts.request_identity {
-            Some(id) if id.is_empty() => {
-                return Err(invalid("request_identity", "must not be empty"));
-            }
-            // HTTP drops a header value's leading and trailing whitespace in transit, and a
-            // broker cannot read bytes outside ASCII as text: either way it would see another
-            // identity.
-            Some(id) if id.trim_matches([' ', '\t']) != id => {
-                return Err(invalid(
-                    "request_identity",
-                    "must not start or end with spaces or tabs",
-                ));
-            }
-            Some(id) if !id.is_ascii() => {
-                return Err(invalid("request_identity", "must be ASCII"));
-            }
-            Some(id) => HeaderValue::from_str(id).map_err(|_| {
-                invalid(
-                    "request_identity",
-                    "contains characters not allowed in a header",
-                )
-            })?,
-            None => HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
-                .map_err(|e| invalid("request_identity", &e.to_string()))?,
-        };
+        let request_identity = request_identity_header(call.opts.request_identity.as_deref())?;
         let identity = match &call.opts.identity {
             IdentityChoice::ClientDefault => self.inner.identity.clone(),
             IdentityChoice::Use(identity) => Some(identity_header(identity)?),
@@ -526,10 +638,10 @@ impl Client {
             request_identity = request_identity.to_str().unwrap_or_default(),
             status = tracing::field::Empty,
         );
-        let mut headers = HeaderMap::new();
+        let mut headers = HeaderMap::with_capacity(8);
         headers.append(API_VERSION, self.inner.version_header.clone());
         headers.append(REQUEST_IDENTITY, request_identity);
-        headers.append(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.append(ACCEPT, JSON);
         if let Some(auth) = &self.inner.auth {
             headers.append(AUTHORIZATION, auth.clone());
         }
@@ -540,7 +652,7 @@ impl Client {
             headers.append(name, value);
         }
         if call.body.is_some() {
-            headers.append(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.append(CONTENT_TYPE, JSON);
         }
         let outgoing = Outgoing {
             method,
@@ -555,13 +667,22 @@ impl Client {
             let reply = match &self.inner.transport {
                 Transport::Http(http) => send_http(http, outgoing).await?,
                 #[cfg(feature = "in-process")]
-                Transport::Service(service) => send_service(service, outgoing).await?,
+                Transport::Service { service, host } => {
+                    send_service(service, host.as_ref(), outgoing).await?
+                }
             };
             tracing::debug!(bytes = reply.body.len(), "reply received");
             Ok(reply)
         }
         .instrument(span)
         .await
+    }
+
+    /// Sends one request and decodes the reply into the endpoint's outcome.
+    async fn exchange<T: FromReply>(&self, call: Call<'_>) -> Result<T, Error> {
+        let permit = call.permit;
+        let reply = self.send(call).await?;
+        T::from_reply(&reply, permit).map_err(|e| reply.fail(e))
     }
 
     /// Fetches the catalog (`GET /v2/catalog`).
@@ -586,15 +707,8 @@ impl Client {
         let reply = self.send(call).await?;
         match reply.status {
             StatusCode::OK => {
-                let catalog: Catalog =
-                    serde_json::from_slice(&reply.body).map_err(|e| Error::Decode {
-                        status: reply.status,
-                        body: RawBody::from_bytes(&reply.body),
-                        source: osb_types::Error::Decode {
-                            status: 200,
-                            reason: redact_quoted(&e.to_string()),
-                        },
-                    })?;
+                let catalog: Catalog = serde_json::from_slice(&reply.body)
+                    .map_err(|e| reply.undecodable(200, &e.to_string()))?;
                 if let Some(cache) = &self.inner.catalog_cache {
                     let etag = reply.headers.get(ETAG).cloned();
                     let last_modified = reply.headers.get(LAST_MODIFIED).cloned();
@@ -632,18 +746,11 @@ impl Client {
         query: &ProvisionQuery,
         opts: &CallOptions,
     ) -> Result<ProvisionOutcome, Error> {
-        let mut call = Call::new(Operation::Provision, opts);
-        call.instance_id = Some(instance_id);
-        push_bool(
-            &mut call.query,
-            "accepts_incomplete",
-            query.accepts_incomplete,
-        );
-        call.body = Some(self.body(body, ServiceInstanceProvisionRequest::validate)?);
-        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-        let reply = self.send(call).await?;
-        ProvisionOutcome::decode(reply.status.as_u16(), &reply.body, permit)
-            .map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::Provision, opts)
+            .instance(instance_id)
+            .accepts_incomplete(query.accepts_incomplete)
+            .body(self.encode_body(body, ServiceInstanceProvisionRequest::validate)?);
+        self.exchange(call).await
     }
 
     /// Updates a service instance (`PATCH /v2/service_instances/{instance_id}`).
@@ -656,17 +763,11 @@ impl Client {
         query: &UpdateQuery,
         opts: &CallOptions,
     ) -> Result<UpdateOutcome, Error> {
-        let mut call = Call::new(Operation::Update, opts);
-        call.instance_id = Some(instance_id);
-        push_bool(
-            &mut call.query,
-            "accepts_incomplete",
-            query.accepts_incomplete,
-        );
-        call.body = Some(self.body(body, ServiceInstanceUpdateRequest::validate)?);
-        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-        let reply = self.send(call).await?;
-        UpdateOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::Update, opts)
+            .instance(instance_id)
+            .accepts_incomplete(query.accepts_incomplete)
+            .body(self.encode_body(body, ServiceInstanceUpdateRequest::validate)?);
+        self.exchange(call).await
     }
 
     /// Deprovisions a service instance (`DELETE /v2/service_instances/{instance_id}`).
@@ -680,20 +781,12 @@ impl Client {
         query: &DeprovisionQuery,
         opts: &CallOptions,
     ) -> Result<DeleteOutcome, Error> {
-        let mut call = Call::new(Operation::Deprovision, opts);
-        call.instance_id = Some(instance_id);
-        push_bool(
-            &mut call.query,
-            "accepts_incomplete",
-            query.accepts_incomplete,
-        );
-        call.query
-            .push(("service_id", non_empty("service_id", &query.service_id)?));
-        call.query
-            .push(("plan_id", non_empty("plan_id", &query.plan_id)?));
-        let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-        let reply = self.send(call).await?;
-        DeleteOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::Deprovision, opts)
+            .instance(instance_id)
+            .accepts_incomplete(query.accepts_incomplete)
+            .param("service_id", &query.service_id)?
+            .param("plan_id", &query.plan_id)?;
+        self.exchange(call).await
     }
 
     /// Polls the last operation on a service instance
@@ -708,18 +801,11 @@ impl Client {
         query: &InstanceLastOperationQuery,
         opts: &CallOptions,
     ) -> Result<LastOperationOutcome, Error> {
-        let mut call = Call::new(Operation::InstanceLastOperation, opts);
-        call.instance_id = Some(instance_id);
-        push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
-        push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
-        push_opt(&mut call.query, "operation", query.operation.as_deref())?;
-        let reply = self.send(call).await?;
-        LastOperationOutcome::decode(
-            reply.status.as_u16(),
-            &reply.body,
-            reply.header_str(RETRY_AFTER),
-        )
-        .map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::InstanceLastOperation, opts)
+            .instance(instance_id)
+            .hints(query.service_id.as_deref(), query.plan_id.as_deref())?
+            .opt_param("operation", query.operation.as_deref())?;
+        self.exchange(call).await
     }
 
     /// Fetches a service instance (`GET /v2/service_instances/{instance_id}`, OSB 2.14).
@@ -733,14 +819,9 @@ impl Client {
         query: &FetchInstanceQuery,
         opts: &CallOptions,
     ) -> Result<FetchInstanceOutcome, Error> {
-        let mut call = Call::new(Operation::FetchInstance, opts);
-        call.instance_id = Some(instance_id);
-        if self.inner.version.supports(ApiVersion::V2_16) {
-            push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
-            push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
-        }
-        let reply = self.send(call).await?;
-        FetchInstanceOutcome::decode(reply.status.as_u16(), &reply.body).map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::FetchInstance, opts).instance(instance_id);
+        let call = self.fetch_hints(call, query.service_id.as_deref(), query.plan_id.as_deref())?;
+        self.exchange(call).await
     }
 
     /// Creates a service binding
@@ -759,14 +840,11 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<BindOutcome, Error> {
         let accepts_incomplete = self.binding_async(Operation::Bind, query.accepts_incomplete)?;
-        let mut call = Call::new(Operation::Bind, opts);
-        call.instance_id = Some(instance_id);
-        call.binding_id = Some(binding_id);
-        push_bool(&mut call.query, "accepts_incomplete", accepts_incomplete);
-        call.body = Some(self.body(body, ServiceBindingRequest::validate)?);
-        let permit = AsyncPermit::from_accepts_incomplete(accepts_incomplete);
-        let reply = self.send(call).await?;
-        BindOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::Bind, opts)
+            .binding(instance_id, binding_id)
+            .accepts_incomplete(accepts_incomplete)
+            .body(self.encode_body(body, ServiceBindingRequest::validate)?);
+        self.exchange(call).await
     }
 
     /// Deletes a service binding
@@ -783,17 +861,12 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<DeleteOutcome, Error> {
         let accepts_incomplete = self.binding_async(Operation::Unbind, query.accepts_incomplete)?;
-        let mut call = Call::new(Operation::Unbind, opts);
-        call.instance_id = Some(instance_id);
-        call.binding_id = Some(binding_id);
-        push_bool(&mut call.query, "accepts_incomplete", accepts_incomplete);
-        call.query
-            .push(("service_id", non_empty("service_id", &query.service_id)?));
-        call.query
-            .push(("plan_id", non_empty("plan_id", &query.plan_id)?));
-        let permit = AsyncPermit::from_accepts_incomplete(accepts_incomplete);
-        let reply = self.send(call).await?;
-        DeleteOutcome::decode(reply.status.as_u16(), &reply.body, permit).map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::Unbind, opts)
+            .binding(instance_id, binding_id)
+            .accepts_incomplete(accepts_incomplete)
+            .param("service_id", &query.service_id)?
+            .param("plan_id", &query.plan_id)?;
+        self.exchange(call).await
     }
 
     /// Polls the last operation on a service binding
@@ -806,19 +879,11 @@ impl Client {
         query: &BindingLastOperationQuery,
         opts: &CallOptions,
     ) -> Result<LastOperationOutcome, Error> {
-        let mut call = Call::new(Operation::BindingLastOperation, opts);
-        call.instance_id = Some(instance_id);
-        call.binding_id = Some(binding_id);
-        push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
-        push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
-        push_opt(&mut call.query, "operation", query.operation.as_deref())?;
-        let reply = self.send(call).await?;
-        LastOperationOutcome::decode(
-            reply.status.as_u16(),
-            &reply.body,
-            reply.header_str(RETRY_AFTER),
-        )
-        .map_err(|e| reply.fail(e))
+        let call = Call::new(Operation::BindingLastOperation, opts)
+            .binding(instance_id, binding_id)
+            .hints(query.service_id.as_deref(), query.plan_id.as_deref())?
+            .opt_param("operation", query.operation.as_deref())?;
+        self.exchange(call).await
     }
 
     /// Fetches a service binding (`GET …/service_bindings/{binding_id}`, OSB 2.14).
@@ -833,15 +898,24 @@ impl Client {
         query: &FetchBindingQuery,
         opts: &CallOptions,
     ) -> Result<FetchBindingOutcome, Error> {
-        let mut call = Call::new(Operation::FetchBinding, opts);
-        call.instance_id = Some(instance_id);
-        call.binding_id = Some(binding_id);
+        let call = Call::new(Operation::FetchBinding, opts).binding(instance_id, binding_id);
+        let call = self.fetch_hints(call, query.service_id.as_deref(), query.plan_id.as_deref())?;
+        self.exchange(call).await
+    }
+
+    /// The `service_id` / `plan_id` hints of the fetch endpoints appeared in 2.16; they are left
+    /// out before then.
+    fn fetch_hints<'a>(
+        &self,
+        call: Call<'a>,
+        service_id: Option<&'a str>,
+        plan_id: Option<&'a str>,
+    ) -> Result<Call<'a>, Error> {
         if self.inner.version.supports(ApiVersion::V2_16) {
-            push_opt(&mut call.query, "service_id", query.service_id.as_deref())?;
-            push_opt(&mut call.query, "plan_id", query.plan_id.as_deref())?;
+            call.hints(service_id, plan_id)
+        } else {
+            Ok(call)
         }
-        let reply = self.send(call).await?;
-        FetchBindingOutcome::decode(reply.status.as_u16(), &reply.body).map_err(|e| reply.fail(e))
     }
 
     /// `accepts_incomplete` on bind/unbind appeared in 2.14: `true` is refused before then,
@@ -872,12 +946,6 @@ fn redact_quoted(reason: &str) -> String {
             format!("{}\"<redacted>\"{}", &reason[..first], &reason[last + 1..])
         }
         _ => reason.to_string(),
-    }
-}
-
-fn push_bool(query: &mut Vec<(&'static str, String)>, name: &'static str, value: Option<bool>) {
-    if let Some(value) = value {
-        query.push((name, value.to_string()));
     }
 }
 
@@ -912,17 +980,56 @@ async fn read_body(
 mod tests {
     use super::*;
 
+    fn path_id(id: &str) -> Result<String, Error> {
+        let mut path = String::new();
+        push_path_id(&mut path, "instance_id", id).map(|()| path)
+    }
+
     #[test]
     fn ids_are_encoded_outside_unreserved() {
+        assert_eq!(path_id("a/b c%d").unwrap(), "a%2Fb%20c%25d");
+        assert_eq!(path_id("ünï").unwrap(), "%C3%BCn%C3%AF");
+        assert!(path_id("").is_err());
+        assert!(path_id("..").is_err());
+        assert!(path_id(".").is_err());
+        assert_eq!(path_id("...").unwrap(), "...");
+    }
+
+    #[test]
+    fn urls_join_the_base_path_the_operation_and_the_query() {
+        let client = Client::builder("http://broker.test/prefix/")
+            .build()
+            .unwrap();
+        let opts = CallOptions::new();
+        let (instance, binding) = (InstanceId::new("i 1"), BindingId::new("b/1"));
+        let call = Call::new(Operation::BindingLastOperation, &opts)
+            .binding(&instance, &binding)
+            .opt_param("operation", Some("op&1"))
+            .unwrap();
         assert_eq!(
-            path_segment("instance_id", "a/b c%d").unwrap(),
-            "a%2Fb%20c%25d"
+            client.url(&call).unwrap().as_str(),
+            "http://broker.test/prefix/v2/service_instances/i%201/service_bindings/b%2F1/last_operation?operation=op%261"
         );
-        assert_eq!(path_segment("instance_id", "ünï").unwrap(), "%C3%BCn%C3%AF");
-        assert!(path_segment("instance_id", "").is_err());
-        assert!(path_segment("instance_id", "..").is_err());
-        assert!(path_segment("instance_id", ".").is_err());
-        assert_eq!(path_segment("instance_id", "...").unwrap(), "...");
+        let client = Client::builder("http://broker.test").build().unwrap();
+        let call = Call::new(Operation::Catalog, &opts);
+        assert_eq!(
+            client.url(&call).unwrap().as_str(),
+            "http://broker.test/v2/catalog"
+        );
+        let call = Call::new(Operation::Deprovision, &opts).accepts_incomplete(Some(false));
+        assert!(
+            matches!(client.url(&call), Err(Error::Validation(_))),
+            "an id the path needs is missing"
+        );
+    }
+
+    #[test]
+    fn fresh_request_identities_are_uuids() {
+        let first = request_identity_header(None).unwrap();
+        let second = request_identity_header(None).unwrap();
+        assert_ne!(first, second);
+        let text = first.to_str().unwrap();
+        assert_eq!(uuid::Uuid::parse_str(text).unwrap().to_string(), text);
     }
 
     #[test]

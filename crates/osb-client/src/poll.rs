@@ -320,16 +320,14 @@ impl<'a> WaitForOperation<'a> {
             let done = match result {
                 Ok(LastOperationOutcome::State(op)) => {
                     retry_after = op.retry_after;
-                    let resource = op.resource;
-                    let done = match resource.state {
-                        LastOperationState::Succeeded => {
-                            Some(PollOutcome::Succeeded(resource.clone()))
+                    match op.resource.state {
+                        LastOperationState::Succeeded => Some(PollOutcome::Succeeded(op.resource)),
+                        LastOperationState::Failed => Some(PollOutcome::Failed(op.resource)),
+                        _ => {
+                            last = Some(op.resource);
+                            None
                         }
-                        LastOperationState::Failed => Some(PollOutcome::Failed(resource.clone())),
-                        _ => None,
-                    };
-                    last = Some(resource);
-                    done
+                    }
                 }
                 Ok(LastOperationOutcome::Gone) if kind == OperationKind::Delete => {
                     Some(PollOutcome::Gone)
@@ -344,7 +342,7 @@ impl<'a> WaitForOperation<'a> {
                 Ok(LastOperationOutcome::NotFound) => Some(PollOutcome::NotFound),
                 Ok(_) => None,
                 Err(e) if is_final(&e) => {
-                    progress.report(attempt, &last, None, Some(&e), None);
+                    progress.report(attempt, last.as_ref(), None, Some(&e), None);
                     return Err(e);
                 }
                 Err(e) => {
@@ -354,13 +352,21 @@ impl<'a> WaitForOperation<'a> {
                 }
             };
             if let Some(outcome) = done {
-                progress.report(attempt, &last, retry_after.as_ref(), invalid.as_ref(), None);
+                // The final state, or after `410` / `404` the last state seen before.
+                let state = outcome.resource().or(last.as_ref());
+                progress.report(attempt, state, retry_after.as_ref(), invalid.as_ref(), None);
                 return Ok(outcome);
             }
             let now = Instant::now();
             let left = remaining(now);
             if left.is_zero() {
-                progress.report(attempt, &last, retry_after.as_ref(), invalid.as_ref(), None);
+                progress.report(
+                    attempt,
+                    last.as_ref(),
+                    retry_after.as_ref(),
+                    invalid.as_ref(),
+                    None,
+                );
                 return Ok(PollOutcome::DeadlineExceeded { last });
             }
             delay = policy
@@ -368,7 +374,7 @@ impl<'a> WaitForOperation<'a> {
                 .min(left);
             progress.report(
                 attempt,
-                &last,
+                last.as_ref(),
                 retry_after.as_ref(),
                 invalid.as_ref(),
                 Some(delay),
@@ -409,7 +415,7 @@ impl Reporter<'_> {
     fn report(
         &mut self,
         attempt: u32,
-        last: &Option<LastOperationResource>,
+        last: Option<&LastOperationResource>,
         retry_after: Option<&RetryAfter>,
         invalid_reply: Option<&Error>,
         next_delay: Option<Duration>,
@@ -418,8 +424,8 @@ impl Reporter<'_> {
             progress(&PollProgress {
                 attempt,
                 elapsed: self.started.elapsed(),
-                state: last.as_ref().map(|r| &r.state),
-                description: last.as_ref().and_then(|r| r.description.as_deref()),
+                state: last.map(|r| &r.state),
+                description: last.and_then(|r| r.description.as_deref()),
                 retry_after,
                 invalid_reply,
                 next_delay,

@@ -5,16 +5,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Reply, Server, closed_port_url, fast_policy};
+use common::{Reply, Server, closed_port_url, fast_policy, wait_on_instance};
 use osb_client::{
     CallOptions, Cleanup, CleanupOutcome, CleanupPolicy, Client, Error, Observed, OmOperation,
     OperationKind, OrphanTarget, orphan_mitigation, orphan_mitigation_for,
 };
 use osb_types::{
-    BindQuery, BindingId, CloudFoundryIdentity, DeprovisionQuery, ErrorCode, InstanceId,
-    InstanceLastOperationQuery, LastOperationState, OriginatingIdentity, ProvisionQuery,
-    ServiceBindingRequest, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
-    UnbindQuery, UpdateQuery,
+    BindOutcome, BindQuery, BindingId, CloudFoundryIdentity, DeleteOutcome, DeprovisionQuery,
+    ErrorCode, InstanceId, LastOperationState, OriginatingIdentity, ProvisionOutcome,
+    ProvisionQuery, ServiceBindingRequest, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, UnbindQuery, UpdateQuery,
 };
 use serde_json::json;
 
@@ -116,26 +116,31 @@ fn decision_table_row_by_row() {
     check(reply(302), "-----");
 }
 
-fn provision_body() -> ServiceInstanceProvisionRequest {
-    ServiceInstanceProvisionRequest::new("s", "p", "o", "sp")
+/// A client that gives up on a reply after 50 ms.
+fn impatient(server: &Server) -> Client {
+    server.client_with(|b| b.timeout(Duration::from_millis(50)))
+}
+
+async fn provision(
+    client: &Client,
+    instance_id: &str,
+    query: &ProvisionQuery,
+) -> Result<ProvisionOutcome, Error> {
+    let body = ServiceInstanceProvisionRequest::new("s", "p", "o", "sp");
+    client
+        .provision(
+            &InstanceId::new(instance_id),
+            &body,
+            query,
+            &CallOptions::new(),
+        )
+        .await
 }
 
 async fn provision_cleanup(server: &Server, reply: Reply, accepts_incomplete: bool) -> Cleanup {
     server.script(vec![reply]);
-    let client = server
-        .builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
     let query = ProvisionQuery::new().with_accepts_incomplete(accepts_incomplete);
-    let result = client
-        .provision(
-            &InstanceId::new("i"),
-            &provision_body(),
-            &query,
-            &CallOptions::new(),
-        )
-        .await;
+    let result = provision(&impatient(server), "i", &query).await;
     orphan_mitigation_for(OmOperation::Provision, &result)
 }
 
@@ -218,72 +223,54 @@ async fn decisions_from_real_provision_replies() {
     }
 
     // Never sent: connection refused, or refused by the client.
-    let client = Client::builder(closed_port_url().await).build().unwrap();
-    let result = client
-        .provision(
-            &InstanceId::new("i"),
-            &provision_body(),
-            &ProvisionQuery::new(),
+    let unreachable = Client::builder(closed_port_url().await).build().unwrap();
+    for (client, instance_id) in [(&unreachable, "i"), (&server.client(), "")] {
+        let result = provision(client, instance_id, &ProvisionQuery::new()).await;
+        assert!(matches!(&result, Err(e) if e.is_connect() || e.is_refused_locally()));
+        assert_eq!(
+            orphan_mitigation_for(OmOperation::Provision, &result),
+            Cleanup::None
+        );
+    }
+}
+
+async fn bind(client: &Client) -> Result<BindOutcome, Error> {
+    let body = ServiceBindingRequest::new("s", "p");
+    let (instance, binding) = (InstanceId::new("i"), BindingId::new("b"));
+    client
+        .bind(
+            &instance,
+            &binding,
+            &body,
+            &BindQuery::new(),
             &CallOptions::new(),
         )
-        .await;
-    assert_eq!(
-        orphan_mitigation_for(OmOperation::Provision, &result),
-        Cleanup::None
-    );
-    let result = server
-        .client()
-        .provision(
-            &InstanceId::new(""),
-            &provision_body(),
-            &ProvisionQuery::new(),
-            &CallOptions::new(),
-        )
-        .await;
-    assert_eq!(
-        orphan_mitigation_for(OmOperation::Provision, &result),
-        Cleanup::None
-    );
+        .await
+}
+
+async fn deprovision(client: &Client) -> Result<DeleteOutcome, Error> {
+    let query = DeprovisionQuery::new("s", "p");
+    client
+        .deprovision(&InstanceId::new("i"), &query, &CallOptions::new())
+        .await
 }
 
 #[tokio::test]
 async fn decisions_from_real_replies_of_the_other_operations() {
     let server = Server::always(Reply::text(502, "bad gateway")).await;
-    let client = server
-        .builder()
-        .timeout(Duration::from_millis(50))
-        .build()
-        .unwrap();
+    let client = impatient(&server);
     let opts = CallOptions::new();
     let (i, b) = (InstanceId::new("i"), BindingId::new("b"));
-    let bind = client
-        .bind(
-            &i,
-            &b,
-            &ServiceBindingRequest::new("s", "p"),
-            &BindQuery::new(),
-            &opts,
-        )
-        .await;
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Bind, &bind),
+        orphan_mitigation_for(OmOperation::Bind, &bind(&client).await),
         Cleanup::Binding
     );
-    let deprovision = client
-        .deprovision(&i, &DeprovisionQuery::new("s", "p"), &opts)
-        .await;
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Deprovision, &deprovision),
+        orphan_mitigation_for(OmOperation::Deprovision, &deprovision(&client).await),
         Cleanup::Instance
     );
-    let update = client
-        .update(
-            &i,
-            &ServiceInstanceUpdateRequest::new("s"),
-            &UpdateQuery::new(),
-            &opts,
-        )
-        .await;
+    let body = ServiceInstanceUpdateRequest::new("s");
+    let update = client.update(&i, &body, &UpdateQuery::new(), &opts).await;
     assert_eq!(
         orphan_mitigation_for(OmOperation::Update, &update),
         Cleanup::None
@@ -301,23 +288,14 @@ async fn decisions_from_real_replies_of_the_other_operations() {
     server.script(vec![
         Reply::json(200, json!({})).delay(Duration::from_millis(400)),
     ]);
-    let deprovision = client
-        .deprovision(&i, &DeprovisionQuery::new("s", "p"), &opts)
-        .await;
+    let deprovision = deprovision(&client).await;
     assert!(deprovision.as_ref().unwrap_err().is_timeout());
     assert_eq!(
         orphan_mitigation_for(OmOperation::Deprovision, &deprovision),
         Cleanup::None
     );
-    let bind = client
-        .bind(
-            &i,
-            &b,
-            &ServiceBindingRequest::new("s", "p"),
-            &BindQuery::new(),
-            &opts,
-        )
-        .await;
+    let bind = bind(&client).await;
+    assert!(bind.as_ref().unwrap_err().is_timeout());
     assert_eq!(
         orphan_mitigation_for(OmOperation::Bind, &bind),
         Cleanup::Binding
@@ -325,14 +303,7 @@ async fn decisions_from_real_replies_of_the_other_operations() {
 
     // A provision whose asynchronous operation fails.
     server.script(vec![Reply::json(200, json!({"state": "failed"}))]);
-    let poll = client
-        .wait_for_instance_operation(
-            &i,
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Create,
-        )
-        .policy(fast_policy())
-        .await;
+    let poll = wait_on_instance(&client, OperationKind::Create).await;
     assert_eq!(
         orphan_mitigation(OmOperation::Provision, &Observed::from_poll(&poll)),
         Cleanup::Instance
@@ -411,11 +382,7 @@ async fn cleanup_of_a_binding_that_is_gone() {
     );
 
     // A 2.13 broker has no asynchronous unbind: the flag is left out.
-    let old = server
-        .builder()
-        .api_version(osb_types::ApiVersion::V2_13)
-        .build()
-        .unwrap();
+    let old = server.client_with(|b| b.api_version(osb_types::ApiVersion::V2_13));
     old.cleanup_orphan(&target, &cleanup_policy(1))
         .await
         .unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use common::{Reply, Server, closed_port_url, fast_policy};
+use common::{Reply, Server, closed_port_url, fast_policy, wait_on_instance};
 use osb_client::{Client, Error, OperationKind, PollOutcome, PollProgress};
 use osb_types::{
     BindingId, BindingLastOperationQuery, InstanceId, InstanceLastOperationQuery,
@@ -166,14 +166,7 @@ async fn the_deadline_ends_polling_as_failed() {
     let server = Server::always(in_progress()).await;
     let (seen, callback) = recorder();
     let started = std::time::Instant::now();
-    let result = server
-        .client()
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Create,
-        )
-        .policy(fast_policy())
+    let result = wait_on_instance(&server.client(), OperationKind::Create)
         .max_duration(Duration::from_millis(60))
         .on_progress(callback)
         .await;
@@ -193,14 +186,7 @@ async fn the_deadline_ends_polling_as_failed() {
 async fn the_plans_maximum_polling_duration_is_a_deadline() {
     let server = Server::always(in_progress()).await;
     let plan = Plan::new("p", "small", "d").with_maximum_polling_duration(0);
-    let result = server
-        .client()
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Update,
-        )
-        .policy(fast_policy())
+    let result = wait_on_instance(&server.client(), OperationKind::Update)
         .plan(&plan)
         .await;
     assert!(
@@ -211,14 +197,7 @@ async fn the_plans_maximum_polling_duration_is_a_deadline() {
 
     // A longer plan limit does not extend the caller's.
     let plan = Plan::new("p", "small", "d").with_maximum_polling_duration(3600);
-    let result = server
-        .client()
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Update,
-        )
-        .policy(fast_policy())
+    let result = wait_on_instance(&server.client(), OperationKind::Update)
         .max_duration(Duration::from_millis(10))
         .plan(&plan)
         .await;
@@ -313,13 +292,7 @@ async fn bad_request_and_not_found_end_polling() {
 async fn transport_errors_keep_polling_until_the_deadline() {
     let client = Client::builder(closed_port_url().await).build().unwrap();
     let (seen, callback) = recorder();
-    let result = client
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Create,
-        )
-        .policy(fast_policy())
+    let result = wait_on_instance(&client, OperationKind::Create)
         .max_duration(Duration::from_millis(50))
         .on_progress(callback)
         .await;
@@ -337,11 +310,7 @@ async fn transport_errors_keep_polling_until_the_deadline() {
         succeeded(),
     ])
     .await;
-    let client = server
-        .builder()
-        .timeout(Duration::from_millis(30))
-        .build()
-        .unwrap();
+    let client = server.client_with(|b| b.timeout(Duration::from_millis(30)));
     let (result, seen) = wait_instance(&client, OperationKind::Create).await;
     assert!(
         matches!(result, Ok(PollOutcome::Succeeded(_))),
@@ -353,14 +322,7 @@ async fn transport_errors_keep_polling_until_the_deadline() {
 #[tokio::test]
 async fn dropping_the_wait_cancels_it() {
     let server = Server::always(in_progress()).await;
-    let client = server.client();
-    let wait = client
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Create,
-        )
-        .policy(fast_policy());
+    let wait = wait_on_instance(&server.client(), OperationKind::Create);
     let cut = tokio::time::timeout(Duration::from_millis(50), wait).await;
     assert!(cut.is_err(), "still polling when dropped");
     // Let a request that was already on the wire when the wait was dropped arrive.
@@ -403,15 +365,7 @@ async fn binding_operations_are_polled_on_the_binding() {
 #[tokio::test]
 async fn waits_can_run_on_another_task() {
     let server = Server::start(vec![in_progress(), succeeded()]).await;
-    let client = server.client();
-    let wait = client
-        .wait_for_instance_operation(
-            &InstanceId::new("i"),
-            &InstanceLastOperationQuery::new(),
-            OperationKind::Create,
-        )
-        .policy(fast_policy())
-        .on_progress(|_| {});
+    let wait = wait_on_instance(&server.client(), OperationKind::Create).on_progress(|_| {});
     let outcome = tokio::spawn(async move { wait.await })
         .await
         .unwrap()

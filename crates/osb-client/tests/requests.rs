@@ -21,16 +21,21 @@ fn provision_body() -> ServiceInstanceProvisionRequest {
     ServiceInstanceProvisionRequest::new("svc", "plan", "org", "space")
 }
 
-async fn provision(client: &Client, opts: &CallOptions) -> Result<(), Error> {
+/// Provisions instance `i-1` with `body`, synchronously.
+async fn provision_with(
+    client: &Client,
+    body: &ServiceInstanceProvisionRequest,
+    opts: &CallOptions,
+) -> Result<(), Error> {
+    let query = ProvisionQuery::new();
     client
-        .provision(
-            &InstanceId::new("i-1"),
-            &provision_body(),
-            &ProvisionQuery::new(),
-            opts,
-        )
+        .provision(&InstanceId::new("i-1"), body, &query, opts)
         .await
         .map(drop)
+}
+
+async fn provision(client: &Client, opts: &CallOptions) -> Result<(), Error> {
+    provision_with(client, &provision_body(), opts).await
 }
 
 #[tokio::test]
@@ -127,11 +132,7 @@ async fn request_identity_is_fresh_unless_given() {
 async fn originating_identity_default_override_and_suppression() {
     let server = Server::always(Reply::json(201, json!({}))).await;
     let default = OriginatingIdentity::from(CloudFoundryIdentity::new("user-1"));
-    let client = server
-        .builder()
-        .originating_identity(default.clone())
-        .build()
-        .unwrap();
+    let client = server.client_with(|b| b.originating_identity(default.clone()));
 
     provision(&client, &CallOptions::new()).await.unwrap();
     let header = server
@@ -237,11 +238,7 @@ async fn base_url_path_prefix_is_kept() {
 #[tokio::test]
 async fn newer_endpoints_are_refused_before_sending() {
     let server = Server::always(Reply::json(200, json!({}))).await;
-    let client = server
-        .builder()
-        .api_version(ApiVersion::V2_13)
-        .build()
-        .unwrap();
+    let client = server.client_with(|b| b.api_version(ApiVersion::V2_13));
     let opts = CallOptions::new();
     let (i, b) = (InstanceId::new("i"), BindingId::new("b"));
     let refused = [
@@ -351,7 +348,7 @@ async fn fetch_hints_are_sent_from_2_16_only() {
         (ApiVersion::V2_15, None),
         (ApiVersion::V2_16, Some("service_id=s&plan_id=p")),
     ] {
-        let client = server.builder().api_version(version).build().unwrap();
+        let client = server.client_with(|b| b.api_version(version));
         client
             .fetch_instance(&InstanceId::new("i"), &query, &CallOptions::new())
             .await
@@ -370,59 +367,21 @@ async fn bodies_are_shaped_for_the_configured_version() {
     let body = provision_body()
         .with_maintenance_info(MaintenanceInfo::new("1.2.3"))
         .with_extra("x-team", "blue");
-    let instance = InstanceId::new("i");
+    let sent = async |client: Client| {
+        provision_with(&client, &body, &CallOptions::new())
+            .await
+            .unwrap();
+        server.last_request().json()
+    };
 
-    let old = server
-        .builder()
-        .api_version(ApiVersion::V2_14)
-        .build()
-        .unwrap();
-    old.provision(
-        &instance,
-        &body,
-        &ProvisionQuery::new(),
-        &CallOptions::new(),
-    )
-    .await
-    .unwrap();
-    let sent = server.last_request().json();
-    assert!(sent.get("maintenance_info").is_none(), "{sent}");
-    assert_eq!(sent["x-team"], "blue", "extension fields are kept");
+    let old = sent(server.client_with(|b| b.api_version(ApiVersion::V2_14))).await;
+    assert!(old.get("maintenance_info").is_none(), "{old}");
+    assert_eq!(old["x-team"], "blue", "extension fields are kept");
 
-    let unshaped = server
-        .builder()
-        .api_version(ApiVersion::V2_14)
-        .shape_requests(false)
-        .build()
-        .unwrap();
-    unshaped
-        .provision(
-            &instance,
-            &body,
-            &ProvisionQuery::new(),
-            &CallOptions::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        server.last_request().json()["maintenance_info"]["version"],
-        "1.2.3"
-    );
-
+    let unshaped = server.client_with(|b| b.api_version(ApiVersion::V2_14).shape_requests(false));
+    assert_eq!(sent(unshaped).await["maintenance_info"]["version"], "1.2.3");
     let latest = server.client();
-    latest
-        .provision(
-            &instance,
-            &body,
-            &ProvisionQuery::new(),
-            &CallOptions::new(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        server.last_request().json()["maintenance_info"]["version"],
-        "1.2.3"
-    );
+    assert_eq!(sent(latest).await["maintenance_info"]["version"], "1.2.3");
 }
 
 #[tokio::test]
@@ -469,7 +428,7 @@ async fn invalid_requests_are_not_sent() {
     assert_eq!(server.count(), 0);
 
     // Validation can be switched off, e.g. to test a broker's own checks.
-    let lax = server.builder().validate_requests(false).build().unwrap();
+    let lax = server.client_with(|b| b.validate_requests(false));
     let body = ServiceInstanceProvisionRequest::new("", "p", "o", "s");
     lax.provision(&InstanceId::new("i"), &body, &query, &opts)
         .await
@@ -550,7 +509,7 @@ async fn catalog_is_revalidated_with_etag() {
     assert_eq!(second.services[0].plans[0].name, "small");
 
     // Without a cached catalog, 304 is not a usable answer.
-    let uncached = server.builder().catalog_cache(false).build().unwrap();
+    let uncached = server.client_with(|b| b.catalog_cache(false));
     let err = uncached.catalog(&CallOptions::new()).await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(304));
     assert_eq!(server.last_request().header("if-none-match"), None);
@@ -560,21 +519,13 @@ async fn catalog_is_revalidated_with_etag() {
 async fn timeouts_are_distinguished() {
     let server =
         Server::always(Reply::json(201, json!({})).delay(Duration::from_millis(500))).await;
-    let client = server
-        .builder()
-        .timeout(Duration::from_millis(40))
-        .build()
-        .unwrap();
+    let client = server.client_with(|b| b.timeout(Duration::from_millis(40)));
     let err = provision(&client, &CallOptions::new()).await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(!err.is_connect());
 
     // A per-call timeout overrides the client's.
-    let patient = server
-        .builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let patient = server.client_with(|b| b.timeout(Duration::from_secs(30)));
     let err = provision(
         &patient,
         &CallOptions::new().timeout(Duration::from_millis(40)),
@@ -597,7 +548,7 @@ async fn connection_failures_are_transport_errors_that_never_reached_the_broker(
 async fn oversized_replies_are_cut_off() {
     let big = "x".repeat(4096);
     let server = Server::always(Reply::json(201, json!({ "dashboard_url": big }))).await;
-    let client = server.builder().max_response_bytes(1024).build().unwrap();
+    let client = server.client_with(|b| b.max_response_bytes(1024));
     let err = provision(&client, &CallOptions::new()).await.unwrap_err();
     assert!(
         matches!(err, Error::BodyTooLarge { limit: 1024, .. }),

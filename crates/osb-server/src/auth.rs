@@ -2,13 +2,17 @@
 
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use futures_util::FutureExt as _;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use subtle::{Choice, ConstantTimeEq};
+use tokio::time::Instant;
 
 use crate::error::Rejection;
 
@@ -113,8 +117,13 @@ impl Auth {
         self.anonymous
     }
 
-    /// Checks a request's headers.
-    pub(crate) async fn authenticate(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    /// Checks a request's headers. A custom check must finish before the request's `deadline`
+    /// (its instant and the limit, for the description), and a panicking one answers `500`.
+    pub(crate) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        deadline: Option<(Instant, Duration)>,
+    ) -> Result<(), Rejection> {
         if !self.is_configured() {
             return Ok(());
         }
@@ -122,8 +131,20 @@ impl Auth {
             return Ok(());
         }
         if let Some(check) = &self.check {
-            if check(headers).await {
-                return Ok(());
+            let verdict = AssertUnwindSafe(async { check(headers).await }).catch_unwind();
+            let verdict = match deadline {
+                Some((at, limit)) => tokio::time::timeout_at(at, verdict)
+                    .await
+                    .map_err(|_| Rejection::timed_out(limit))?,
+                None => verdict.await,
+            };
+            match verdict {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(_) => {
+                    tracing::error!("the authentication check panicked");
+                    return Err(Rejection::internal());
+                }
             }
         }
         Err(self.unauthorized(headers.contains_key(header::AUTHORIZATION)))
@@ -191,6 +212,10 @@ mod tests {
         h
     }
 
+    async fn passes(auth: &Auth, headers: &HeaderMap) -> bool {
+        auth.authenticate(headers, None).await.is_ok()
+    }
+
     fn basic(user: &str, pass: &str) -> String {
         format!("Basic {}", STANDARD.encode(format!("{user}:{pass}")))
     }
@@ -201,20 +226,17 @@ mod tests {
             .basic("a", "1")
             .basic("b", "2:with:colons")
             .bearer("tok");
-        assert!(auth.authenticate(&headers(&basic("a", "1"))).await.is_ok());
-        assert!(
-            auth.authenticate(&headers(&basic("b", "2:with:colons")))
-                .await
-                .is_ok()
-        );
-        assert!(auth.authenticate(&headers(&basic("a", "2"))).await.is_err());
-        assert!(auth.authenticate(&headers(&basic("", ""))).await.is_err());
-        assert!(auth.authenticate(&headers("basic !!!")).await.is_err());
-        assert!(auth.authenticate(&headers("Bearer tok")).await.is_ok());
-        assert!(auth.authenticate(&headers("bearer tok")).await.is_ok());
-        assert!(auth.authenticate(&headers("Bearer to")).await.is_err());
-        assert!(auth.authenticate(&headers("Digest x")).await.is_err());
-        let err = auth.authenticate(&HeaderMap::new()).await.unwrap_err();
+        assert!(passes(&auth, &headers(&basic("a", "1"))).await);
+        assert!(passes(&auth, &headers(&basic("b", "2:with:colons"))).await);
+        assert!(!passes(&auth, &headers(&basic("a", "2"))).await);
+        assert!(!passes(&auth, &headers(&basic("", ""))).await);
+        assert!(!passes(&auth, &headers("basic !!!")).await);
+        assert!(passes(&auth, &headers("Bearer tok")).await);
+        assert!(passes(&auth, &headers("bearer tok")).await);
+        assert!(!passes(&auth, &headers("Bearer to")).await);
+        assert!(!passes(&auth, &headers("Digest x")).await);
+        let err = auth.authenticate(&HeaderMap::new(), None).await;
+        let err = err.unwrap_err();
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
         assert_eq!(err.headers.len(), 2);
     }
@@ -226,9 +248,9 @@ mod tests {
             async move { ok }
         });
         let mut h = HeaderMap::new();
-        assert!(auth.authenticate(&h).await.is_err());
+        assert!(!passes(&auth, &h).await);
         h.insert("x-ok", HeaderValue::from_static("1"));
-        assert!(auth.authenticate(&h).await.is_ok());
-        assert!(Auth::new().authenticate(&HeaderMap::new()).await.is_ok());
+        assert!(passes(&auth, &h).await);
+        assert!(passes(&Auth::new(), &HeaderMap::new()).await);
     }
 }

@@ -140,93 +140,40 @@ pub trait ServiceBroker: Send + Sync + 'static {
     }
 }
 
-#[async_trait]
-impl<B: ServiceBroker + ?Sized> ServiceBroker for Arc<B> {
-    async fn catalog(&self) -> Result<Catalog, BrokerError> {
-        (**self).catalog().await
-    }
-    async fn provision(
-        &self,
-        instance_id: InstanceId,
-        request: ServiceInstanceProvisionRequest,
-        ctx: RequestContext,
-    ) -> Result<ProvisionOutcome, BrokerError> {
-        (**self).provision(instance_id, request, ctx).await
-    }
-    async fn update(
-        &self,
-        instance_id: InstanceId,
-        request: ServiceInstanceUpdateRequest,
-        ctx: RequestContext,
-    ) -> Result<UpdateOutcome, BrokerError> {
-        (**self).update(instance_id, request, ctx).await
-    }
-    async fn deprovision(
-        &self,
-        instance_id: InstanceId,
-        query: DeprovisionQuery,
-        ctx: RequestContext,
-    ) -> Result<DeleteOutcome, BrokerError> {
-        (**self).deprovision(instance_id, query, ctx).await
-    }
-    async fn instance_last_operation(
-        &self,
-        instance_id: InstanceId,
-        query: InstanceLastOperationQuery,
-        ctx: RequestContext,
-    ) -> Result<LastOperationOutcome, BrokerError> {
-        (**self)
-            .instance_last_operation(instance_id, query, ctx)
-            .await
-    }
-    async fn fetch_instance(
-        &self,
-        instance_id: InstanceId,
-        query: FetchInstanceQuery,
-        ctx: RequestContext,
-    ) -> Result<FetchInstanceOutcome, BrokerError> {
-        (**self).fetch_instance(instance_id, query, ctx).await
-    }
-    async fn bind(
-        &self,
-        instance_id: InstanceId,
-        binding_id: BindingId,
-        request: ServiceBindingRequest,
-        ctx: RequestContext,
-    ) -> Result<BindOutcome, BrokerError> {
-        (**self).bind(instance_id, binding_id, request, ctx).await
-    }
-    async fn unbind(
-        &self,
-        instance_id: InstanceId,
-        binding_id: BindingId,
-        query: UnbindQuery,
-        ctx: RequestContext,
-    ) -> Result<DeleteOutcome, BrokerError> {
-        (**self).unbind(instance_id, binding_id, query, ctx).await
-    }
-    async fn binding_last_operation(
-        &self,
-        instance_id: InstanceId,
-        binding_id: BindingId,
-        query: BindingLastOperationQuery,
-        ctx: RequestContext,
-    ) -> Result<LastOperationOutcome, BrokerError> {
-        (**self)
-            .binding_last_operation(instance_id, binding_id, query, ctx)
-            .await
-    }
-    async fn fetch_binding(
-        &self,
-        instance_id: InstanceId,
-        binding_id: BindingId,
-        query: FetchBindingQuery,
-        ctx: RequestContext,
-    ) -> Result<FetchBindingOutcome, BrokerError> {
-        (**self)
-            .fetch_binding(instance_id, binding_id, query, ctx)
-            .await
-    }
+/// Implements [`ServiceBroker`] for `Arc<B>` by forwarding every method to `B`.
+macro_rules! forward_to_inner {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $outcome:ty;)*) => {
+        #[async_trait]
+        impl<B: ServiceBroker + ?Sized> ServiceBroker for Arc<B> {
+            $(
+                async fn $method(&self, $($arg: $ty),*) -> Result<$outcome, BrokerError> {
+                    (**self).$method($($arg),*).await
+                }
+            )*
+        }
+    };
+}
+
+forward_to_inner! {
+    catalog() -> Catalog;
+    provision(id: InstanceId, request: ServiceInstanceProvisionRequest, ctx: RequestContext)
+        -> ProvisionOutcome;
+    update(id: InstanceId, request: ServiceInstanceUpdateRequest, ctx: RequestContext)
+        -> UpdateOutcome;
+    deprovision(id: InstanceId, query: DeprovisionQuery, ctx: RequestContext) -> DeleteOutcome;
+    instance_last_operation(id: InstanceId, query: InstanceLastOperationQuery, ctx: RequestContext)
+        -> LastOperationOutcome;
+    fetch_instance(id: InstanceId, query: FetchInstanceQuery, ctx: RequestContext)
+        -> FetchInstanceOutcome;
+    bind(id: InstanceId, binding: BindingId, request: ServiceBindingRequest, ctx: RequestContext)
+        -> BindOutcome;
+    unbind(id: InstanceId, binding: BindingId, query: UnbindQuery, ctx: RequestContext)
+        -> DeleteOutcome;
+    binding_last_operation(
+        id: InstanceId, binding: BindingId, query: BindingLastOperationQuery, ctx: RequestContext
+    ) -> LastOperationOutcome;
+    fetch_binding(id: InstanceId, binding: BindingId, query: FetchBindingQuery, ctx: RequestContext)
+        -> FetchBindingOutcome;
 }
 
 /// What the server knows about a request besides its body: the OSB version it declared, who
@@ -393,8 +340,15 @@ impl RequestContext {
         self.api_info_location = api_info_location;
     }
 
-    pub(crate) fn set_ids(&mut self, service_id: Option<ServiceId>, plan_id: Option<PlanId>) {
-        self.service_id = service_id;
-        self.plan_id = plan_id;
+    /// Sets the offering and plan the request concerns, and the async permit.
+    pub(crate) fn set_scope(
+        &mut self,
+        service_id: impl Into<Option<ServiceId>>,
+        plan_id: impl Into<Option<PlanId>>,
+        permit: Option<AsyncPermit>,
+    ) {
+        self.service_id = service_id.into();
+        self.plan_id = plan_id.into();
+        self.async_permit = permit;
     }
 }

@@ -373,6 +373,22 @@ impl Rejection {
         Self::described(StatusCode::BAD_REQUEST, description)
     }
 
+    /// `500` with the generic description (the cause is logged, never sent).
+    pub(crate) fn internal() -> Self {
+        Self::described(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DESCRIPTION)
+    }
+
+    /// `503` for a request that took longer than `limit`.
+    pub(crate) fn timed_out(limit: std::time::Duration) -> Self {
+        Self::described(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "The broker did not answer within {} seconds; the request was abandoned.",
+                limit.as_secs_f64()
+            ),
+        )
+    }
+
     pub(crate) fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self

@@ -22,6 +22,7 @@ use crate::error::Rejection;
 /// | [`bindable`](Self::bindable) | bind | `400` when the plan is not (effectively) bindable |
 /// | [`binding_rotation`](Self::binding_rotation) | bind | `400` when `predecessor_binding_id` is sent for a plan without `binding_rotatable` |
 /// | [`plan_updateable`](Self::plan_updateable) | update | `422` when the plan changes and the current plan is not (effectively) `plan_updateable` |
+/// | [`context_updates`](Self::context_updates) | update | `422` when only `context` changes (no `plan_id`, `parameters` or `maintenance_info`) and the offering does not set `allow_context_updates: true`; platforms declaring OSB 2.15 or later only, since the flag appeared then |
 /// | [`retrievable`](Self::retrievable) | fetch instance, fetch binding | `400` when the offering (or, without a `service_id` hint, every offering) lacks `instances_retrievable` / `bindings_retrievable` |
 /// | [`maintenance_info`](Self::maintenance_info) | provision, update | `422 MaintenanceInfoConflict` when `maintenance_info.version` differs from the plan's |
 /// | [`parameters`](Self::parameters) | provision, update, bind | `400` listing the JSON pointers of `parameters` that fail the plan's schema |
@@ -46,6 +47,8 @@ pub struct Guards {
     pub binding_rotation: bool,
     /// Plan changes only from effectively `plan_updateable` plans.
     pub plan_updateable: bool,
+    /// Context-only updates only for offerings with `allow_context_updates: true`.
+    pub context_updates: bool,
     /// Fetch endpoints only for offerings with `instances_retrievable` / `bindings_retrievable`.
     pub retrievable: bool,
     /// `maintenance_info.version` equals the catalog's.
@@ -83,6 +86,7 @@ impl Guards {
             bindable: true,
             binding_rotation: true,
             plan_updateable: true,
+            context_updates: true,
             retrievable: true,
             maintenance_info: true,
             parameters: true,
@@ -97,6 +101,7 @@ impl Guards {
             bindable: false,
             binding_rotation: false,
             plan_updateable: false,
+            context_updates: false,
             retrievable: false,
             maintenance_info: false,
             parameters: false,
@@ -109,6 +114,7 @@ impl Guards {
         bindable => with_bindable,
         binding_rotation => with_binding_rotation,
         plan_updateable => with_plan_updateable,
+        context_updates => with_context_updates,
         retrievable => with_retrievable,
         maintenance_info => with_maintenance_info,
         parameters => with_parameters,
@@ -283,6 +289,22 @@ impl CatalogGuards {
                 service.name
             ),
         ))
+    }
+
+    /// An update that changes only the context needs the offering's `allow_context_updates`.
+    pub(crate) fn context_update(&self, service_id: &str) -> Result<(), Rejection> {
+        match self.index.service(service_id) {
+            Some(service) if !service.allow_context_updates_or_default() => {
+                Err(Rejection::described(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!(
+                        "This update changes only the context, but offering {:?} does not set allow_context_updates: true, so it accepts no context-only updates; include a plan_id, parameters or maintenance_info change, or leave the update out.",
+                        service.name
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `maintenance_info.version` equals the plan's.

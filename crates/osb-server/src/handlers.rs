@@ -1,21 +1,30 @@
 //! The ten endpoint handlers and the replies for unknown routes and methods.
+//!
+//! Every endpoint but the catalog runs the same way: `prepare` checks that the operation exists
+//! in the declared version, reads the OSB headers and parses the path and query into a `Call`;
+//! the endpoint's `run_*` function reads the body, runs the guards, calls the broker and shapes
+//! the outcome; `finish` shapes a rejection for the version. The `endpoint!` macro writes the
+//! axum handler that strings these together.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use osb_types::{
-    Accepted, ApiVersion, AsyncOperation, AsyncPermit, BindOutcome, BindingId,
-    BindingLastOperationQuery, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
+    Accepted, ApiVersion, AsyncOperation, AsyncPermit, BindOutcome, BindQuery, BindingId,
+    BindingLastOperationQuery, Context, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
     FetchBindingQuery, FetchInstanceOutcome, FetchInstanceQuery, InstanceId,
     InstanceLastOperationQuery, LastOperationOutcome, Operation, OperationId, ProvisionOutcome,
     ProvisionQuery, ServiceBindingRequest, ServiceInstanceAsyncOperation,
     ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, ShapeForVersion, UnbindQuery,
     UpdateOutcome, UpdateQuery, validate_id, validate_operation,
 };
+use serde::de::DeserializeOwned;
 
+use crate::BrokerError;
 use crate::broker::RequestContext;
 use crate::error::{Rejection, json_bytes_response, json_response};
 use crate::extract::{
@@ -24,17 +33,13 @@ use crate::extract::{
 use crate::guards::{SchemaKind, operation_length};
 use crate::router::Shared;
 use crate::version::Negotiated;
-use crate::{BrokerError, error::INTERNAL_DESCRIPTION};
 
 type Reply = Result<Response, Rejection>;
 
 /// The version the middleware accepted (negotiating again is cheaper than passing it through
 /// the request's extensions).
-fn negotiated(shared: &Shared, request: &Request) -> Negotiated {
-    shared
-        .version
-        .negotiate(request.headers())
-        .unwrap_or_default()
+fn negotiated(shared: &Shared, headers: &HeaderMap) -> Negotiated {
+    shared.version.negotiate(headers).unwrap_or_default()
 }
 
 fn finish(negotiated: Negotiated, reply: Reply) -> Response {
@@ -44,15 +49,33 @@ fn finish(negotiated: Negotiated, reply: Reply) -> Response {
     }
 }
 
-/// The request context with the version and OSB headers; checks the operation exists in the
-/// declared version.
-fn context(
-    shared: &Shared,
-    operation: Operation,
+/// A request to one endpoint, with its path ids and query parsed.
+struct Call<'a, P, Q> {
+    op: Operation,
     negotiated: Negotiated,
-    headers: &HeaderMap,
-) -> Result<RequestContext, Rejection> {
-    shared.version.check_operation(operation, negotiated)?;
+    ctx: RequestContext,
+    ids: P,
+    query: Q,
+    headers: &'a HeaderMap,
+    body: Body,
+}
+
+/// Checks that the operation exists in the declared version, builds the request context from
+/// the OSB headers, and parses the path and query (in that order: the first failure answers).
+///
+/// Always inlined, so that the `Call` is built where the handler keeps it instead of being
+/// copied there.
+#[inline(always)]
+fn prepare<'a, P, Q>(
+    shared: &Shared,
+    op: Operation,
+    negotiated: Negotiated,
+    path: Result<Path<P>, PathRejection>,
+    query: Result<Query<Q>, QueryRejection>,
+    headers: &'a HeaderMap,
+    body: Body,
+) -> Result<Call<'a, P, Q>, Rejection> {
+    shared.version.check_operation(op, negotiated)?;
     let osb = osb_headers(headers)?;
     let mut ctx = RequestContext::with_index(shared.catalog.index.clone());
     ctx.set_versions(negotiated.declared, negotiated.effective);
@@ -61,7 +84,93 @@ fn context(
         osb.request_identity,
         osb.api_info_location,
     );
-    Ok(ctx)
+    let Path(ids) = path.map_err(path_rejection)?;
+    let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
+    Ok(Call {
+        op,
+        negotiated,
+        ctx,
+        ids,
+        query,
+        headers,
+        body,
+    })
+}
+
+/// Declares the axum handler of an endpoint: it prepares the `Call` for `Operation::$op` from
+/// the path `$ids` and the query `$query`, hands it to `$run` and finishes the reply.
+macro_rules! endpoint {
+    ($(#[$doc:meta])* $name:ident($op:ident, $ids:ty, $query:ty) => $run:ident) => {
+        $(#[$doc])*
+        pub(crate) async fn $name(
+            State(shared): State<Arc<Shared>>,
+            path: Result<Path<$ids>, PathRejection>,
+            query: Result<Query<$query>, QueryRejection>,
+            request: Request,
+        ) -> Response {
+            let (parts, body) = request.into_parts();
+            let negotiated = negotiated(&shared, &parts.headers);
+            let op = Operation::$op;
+            let reply = match prepare(&shared, op, negotiated, path, query, &parts.headers, body) {
+                Ok(call) => $run(&shared, call).await,
+                Err(rejection) => Err(rejection),
+            };
+            finish(negotiated, reply)
+        }
+    };
+}
+
+/// A request body: how descriptions name it, its own checks, and its context.
+trait RequestBody: DeserializeOwned {
+    /// The body's name in descriptions.
+    const MODEL: &'static str;
+    /// Its required fields, as descriptions list them.
+    const REQUIRED: &'static str;
+    fn check(&self) -> Result<(), osb_types::Error>;
+    fn context(&self) -> Option<&Context>;
+}
+
+macro_rules! request_body {
+    ($($ty:ty: $model:literal, $required:literal;)*) => {$(
+        impl RequestBody for $ty {
+            const MODEL: &'static str = $model;
+            const REQUIRED: &'static str = $required;
+            fn check(&self) -> Result<(), osb_types::Error> {
+                self.validate()
+            }
+            fn context(&self) -> Option<&Context> {
+                self.context.as_ref()
+            }
+        }
+    )*};
+}
+
+request_body! {
+    ServiceInstanceProvisionRequest: "provision request",
+        "service_id, plan_id, organization_guid and space_guid";
+    ServiceInstanceUpdateRequest: "update request", "service_id";
+    ServiceBindingRequest: "bind request", "service_id and plan_id";
+}
+
+/// Reads and checks a JSON body; its `context.platform` must match the originating identity.
+async fn read_body<T: RequestBody>(
+    shared: &Shared,
+    ctx: &RequestContext,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, Rejection> {
+    let body: T = json_body(
+        headers,
+        body,
+        shared.body_limit,
+        shared.require_content_type,
+        T::MODEL,
+        T::REQUIRED,
+    )
+    .await?;
+    body.check().map_err(|e| invalid(T::MODEL, e))?;
+    identity_matches_context(ctx.originating_identity(), body.context())?;
+    Ok(body)
 }
 
 fn invalid(model: &str, error: osb_types::Error) -> Rejection {
@@ -77,39 +186,28 @@ fn broker_error(operation: Operation) -> impl FnOnce(BrokerError) -> Rejection {
     move |error| error.into_rejection(operation)
 }
 
-fn accepted_without_permit(operation: Operation) -> Rejection {
-    tracing::error!(
-        operation = operation.operation_id(),
-        "the broker answered Accepted to a request without accepts_incomplete=true; answering 422 AsyncRequired"
-    );
-    BrokerError::async_required().into_rejection(operation)
+/// The body of a `202` answer.
+trait AsyncBody: ShapeForVersion {
+    /// The operation token, if the broker gave one.
+    fn token(&self) -> Option<&OperationId>;
+    /// Leaves out the `null`s the version does not allow.
+    fn drop_nulls(&mut self, _version: ApiVersion) {}
 }
 
-/// Checks a broker's operation token before it is sent.
-fn check_token(
-    shared: &Shared,
-    operation: Operation,
-    token: Option<&OperationId>,
-) -> Result<(), Rejection> {
-    let Some(token) = token else {
-        return Ok(());
-    };
-    if !shared.guards.operation_length {
-        return Ok(());
+impl AsyncBody for AsyncOperation {
+    fn token(&self) -> Option<&OperationId> {
+        self.operation.as_ref()
     }
-    match validate_operation(token) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            tracing::error!(
-                operation = operation.operation_id(),
-                error = %e,
-                "the broker returned an operation token the spec does not allow"
-            );
-            Err(Rejection::described(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                INTERNAL_DESCRIPTION,
-            ))
-        }
+}
+
+impl AsyncBody for ServiceInstanceAsyncOperation {
+    fn token(&self) -> Option<&OperationId> {
+        self.operation.as_ref().and_then(Option::as_ref)
+    }
+
+    fn drop_nulls(&mut self, version: ApiVersion) {
+        drop_null(&mut self.dashboard_url, version);
+        drop_null(&mut self.operation, version);
     }
 }
 
@@ -120,37 +218,48 @@ fn drop_null<T>(field: &mut Option<Option<T>>, version: ApiVersion) {
     }
 }
 
-fn shape_instance_async(
+/// Checks a `202` answer (the request carried a permit, the token is one the spec allows) and
+/// shapes its body for the version.
+fn shape_accepted<T: AsyncBody>(
     shared: &Shared,
     operation: Operation,
-    accepted: &mut Accepted<ServiceInstanceAsyncOperation>,
+    accepted: &mut Accepted<T>,
     permit: Option<AsyncPermit>,
     version: ApiVersion,
 ) -> Result<(), Rejection> {
     if permit.is_none() {
-        return Err(accepted_without_permit(operation));
+        tracing::error!(
+            operation = operation.operation_id(),
+            "the broker answered Accepted to a request without accepts_incomplete=true; answering 422 AsyncRequired"
+        );
+        return Err(BrokerError::async_required().into_rejection(operation));
     }
-    check_token(shared, operation, accepted.operation())?;
+    if let Some(token) = accepted.body().token() {
+        check_token(shared, operation, token)?;
+    }
     let body = accepted.body_mut();
     body.shape_for_version(version);
-    drop_null(&mut body.dashboard_url, version);
-    drop_null(&mut body.operation, version);
+    body.drop_nulls(version);
     Ok(())
 }
 
-fn shape_async(
+/// Checks a broker's operation token before it is sent.
+fn check_token(
     shared: &Shared,
     operation: Operation,
-    accepted: &mut Accepted<AsyncOperation>,
-    permit: Option<AsyncPermit>,
-    version: ApiVersion,
+    token: &OperationId,
 ) -> Result<(), Rejection> {
-    if permit.is_none() {
-        return Err(accepted_without_permit(operation));
+    if !shared.guards.operation_length {
+        return Ok(());
     }
-    check_token(shared, operation, accepted.operation())?;
-    accepted.body_mut().shape_for_version(version);
-    Ok(())
+    validate_operation(token).map_err(|e| {
+        tracing::error!(
+            operation = operation.operation_id(),
+            error = %e,
+            "the broker returned an operation token the spec does not allow"
+        );
+        Rejection::internal()
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,17 +267,15 @@ fn shape_async(
 
 /// `GET /v2/catalog`
 pub(crate) async fn catalog(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let negotiated = negotiated(&shared, &request);
+    let negotiated = negotiated(&shared, request.headers());
     let Some((bytes, etag)) = shared.docs.get(negotiated.effective) else {
-        return Rejection::described(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DESCRIPTION)
-            .into_response();
+        return Rejection::internal().into_response();
     };
-    if if_none_match(request.headers(), etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        response.headers_mut().insert(header::ETAG, etag.clone());
-        return response;
-    }
-    let mut response = json_bytes_response(StatusCode::OK, bytes.clone());
+    let mut response = if if_none_match(request.headers(), etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        json_bytes_response(StatusCode::OK, bytes.clone())
+    };
     response.headers_mut().insert(header::ETAG, etag.clone());
     response
 }
@@ -190,44 +297,14 @@ fn if_none_match(headers: &HeaderMap, etag: &HeaderValue) -> bool {
 // ---------------------------------------------------------------------------------------------
 // Service instances
 
-/// `PUT /v2/service_instances/{instance_id}`
-pub(crate) async fn provision(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ProvisionQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    finish(
-        negotiated,
-        provision_inner(&shared, negotiated, path, query, request).await,
-    )
+endpoint! {
+    /// `PUT /v2/service_instances/{instance_id}`
+    provision(Provision, InstanceId, ProvisionQuery) => run_provision
 }
 
-async fn provision_inner(
-    shared: &Shared,
-    negotiated: Negotiated,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<ProvisionQuery>, QueryRejection>,
-    request: Request,
-) -> Reply {
-    let op = Operation::Provision;
-    let mut ctx = context(shared, op, negotiated, request.headers())?;
-    let Path(instance_id) = path.map_err(path_rejection)?;
-    let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-    let (parts, body) = request.into_parts();
-    let mut body: ServiceInstanceProvisionRequest = json_body(
-        &parts.headers,
-        body,
-        shared.body_limit,
-        shared.require_content_type,
-        "provision request",
-        "service_id, plan_id, organization_guid and space_guid",
-    )
-    .await?;
-    body.validate()
-        .map_err(|e| invalid("provision request", e))?;
-    identity_matches_context(ctx.originating_identity(), body.context.as_ref())?;
+async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, ProvisionQuery>) -> Reply {
+    let mut body: ServiceInstanceProvisionRequest =
+        read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     if guards.known_ids {
         shared.catalog.known_plan(&body.service_id, &body.plan_id)?;
@@ -246,64 +323,36 @@ async fn provision_inner(
             &mut body.parameters,
         )?;
     }
-    let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-    ctx.set_ids(Some(body.service_id.clone()), Some(body.plan_id.clone()));
-    let ctx = ctx.with_async_permit(permit);
+    let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
+    call.ctx
+        .set_scope(body.service_id.clone(), body.plan_id.clone(), permit);
     let mut outcome = shared
         .broker
-        .provision(InstanceId::from(instance_id), body, ctx)
+        .provision(call.ids, body, call.ctx)
         .await
-        .map_err(broker_error(op))?;
-    let version = negotiated.effective;
+        .map_err(broker_error(call.op))?;
+    let version = call.negotiated.effective;
     match &mut outcome {
         ProvisionOutcome::Created(b) | ProvisionOutcome::AlreadyExists(b) => {
             b.shape_for_version(version);
             drop_null(&mut b.dashboard_url, version);
         }
-        ProvisionOutcome::Accepted(a) => shape_instance_async(shared, op, a, permit, version)?,
+        ProvisionOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
         _ => {}
     }
     Ok(json_response(outcome.status(), &outcome))
 }
 
-/// `PATCH /v2/service_instances/{instance_id}`
-pub(crate) async fn update(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<UpdateQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    finish(
-        negotiated,
-        update_inner(&shared, negotiated, path, query, request).await,
-    )
+endpoint! {
+    /// `PATCH /v2/service_instances/{instance_id}`
+    update(Update, InstanceId, UpdateQuery) => run_update
 }
 
-async fn update_inner(
-    shared: &Shared,
-    negotiated: Negotiated,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<UpdateQuery>, QueryRejection>,
-    request: Request,
-) -> Reply {
-    let op = Operation::Update;
-    let mut ctx = context(shared, op, negotiated, request.headers())?;
-    let Path(instance_id) = path.map_err(path_rejection)?;
-    let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-    let (parts, body) = request.into_parts();
-    let mut body: ServiceInstanceUpdateRequest = json_body(
-        &parts.headers,
-        body,
-        shared.body_limit,
-        shared.require_content_type,
-        "update request",
-        "service_id",
-    )
-    .await?;
-    body.validate().map_err(|e| invalid("update request", e))?;
-    identity_matches_context(ctx.originating_identity(), body.context.as_ref())?;
+async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>) -> Reply {
+    let mut body: ServiceInstanceUpdateRequest =
+        read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
+    let version = call.negotiated.effective;
     let previous_plan = body
         .previous_values
         .as_ref()
@@ -314,6 +363,14 @@ async fn update_inner(
             Some(plan_id) => shared.catalog.known_plan(&body.service_id, plan_id)?,
             None => shared.catalog.known_service(&body.service_id)?,
         }
+    }
+    // `allow_context_updates` appeared in 2.15; older platforms cannot see it in the catalog.
+    let context_only = body.context.is_some()
+        && body.plan_id.is_none()
+        && body.parameters.is_none()
+        && body.maintenance_info.is_none();
+    if guards.context_updates && context_only && version >= ApiVersion::V2_15 {
+        shared.catalog.context_update(&body.service_id)?;
     }
     if guards.plan_updateable {
         if let (Some(new_plan), Some(current)) = (&body.plan_id, &previous_plan) {
@@ -336,58 +393,44 @@ async fn update_inner(
                 .parameters(plan_id, SchemaKind::InstanceUpdate, &mut body.parameters)?;
         }
     }
-    let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-    ctx.set_ids(Some(body.service_id.clone()), target_plan);
-    let ctx = ctx.with_async_permit(permit);
+    let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
+    call.ctx
+        .set_scope(body.service_id.clone(), target_plan, permit);
     let mut outcome = shared
         .broker
-        .update(InstanceId::from(instance_id), body, ctx)
+        .update(call.ids, body, call.ctx)
         .await
-        .map_err(broker_error(op))?;
-    let version = negotiated.effective;
+        .map_err(broker_error(call.op))?;
     match &mut outcome {
         UpdateOutcome::Updated(b) => b.shape_for_version(version),
-        UpdateOutcome::Accepted(a) => shape_instance_async(shared, op, a, permit, version)?,
+        UpdateOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
         _ => {}
     }
     Ok(json_response(outcome.status(), &outcome))
 }
 
-/// `DELETE /v2/service_instances/{instance_id}`
-pub(crate) async fn deprovision(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<DeprovisionQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    finish(
-        negotiated,
-        deprovision_inner(&shared, negotiated, path, query, request).await,
-    )
+endpoint! {
+    /// `DELETE /v2/service_instances/{instance_id}`
+    deprovision(Deprovision, InstanceId, DeprovisionQuery) => run_deprovision
 }
 
-async fn deprovision_inner(
+async fn run_deprovision(
     shared: &Shared,
-    negotiated: Negotiated,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<DeprovisionQuery>, QueryRejection>,
-    request: Request,
+    mut call: Call<'_, InstanceId, DeprovisionQuery>,
 ) -> Reply {
-    let op = Operation::Deprovision;
-    let mut ctx = context(shared, op, negotiated, request.headers())?;
-    let Path(instance_id) = path.map_err(path_rejection)?;
-    let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-    check_delete_query(shared, &query.service_id, &query.plan_id)?;
-    let permit = AsyncPermit::from_accepts_incomplete(query.accepts_incomplete);
-    ctx.set_ids(Some(query.service_id.clone()), Some(query.plan_id.clone()));
-    let ctx = ctx.with_async_permit(permit);
+    check_delete_query(shared, &call.query.service_id, &call.query.plan_id)?;
+    let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        permit,
+    );
     let outcome = shared
         .broker
-        .deprovision(InstanceId::from(instance_id), query, ctx)
+        .deprovision(call.ids, call.query, call.ctx)
         .await
-        .map_err(broker_error(op))?;
-    delete_reply(shared, op, outcome, permit, negotiated.effective)
+        .map_err(broker_error(call.op))?;
+    delete_reply(shared, call.op, outcome, permit, call.negotiated.effective)
 }
 
 fn check_delete_query(shared: &Shared, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
@@ -413,35 +456,37 @@ fn delete_reply(
     version: ApiVersion,
 ) -> Reply {
     if let DeleteOutcome::Accepted(a) = &mut outcome {
-        shape_async(shared, op, a, permit, version)?;
+        shape_accepted(shared, op, a, permit, version)?;
     }
     Ok(json_response(outcome.status(), &outcome))
 }
 
-/// `GET /v2/service_instances/{instance_id}/last_operation`
-pub(crate) async fn instance_last_operation(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<InstanceLastOperationQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    let reply = async move {
-        let op = Operation::InstanceLastOperation;
-        let mut ctx = context(&shared, op, negotiated, request.headers())?;
-        let Path(instance_id) = path.map_err(path_rejection)?;
-        let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-        check_operation_query(&shared, query.operation.as_ref())?;
-        ctx.set_ids(query.service_id.clone(), query.plan_id.clone());
-        let outcome = shared
-            .broker
-            .instance_last_operation(InstanceId::from(instance_id), query, ctx)
-            .await
-            .map_err(broker_error(op))?;
-        Ok(last_operation_reply(outcome, negotiated.effective, false))
-    }
-    .await;
-    finish(negotiated, reply)
+endpoint! {
+    /// `GET /v2/service_instances/{instance_id}/last_operation`
+    instance_last_operation(InstanceLastOperation, InstanceId, InstanceLastOperationQuery)
+        => run_instance_last_operation
+}
+
+async fn run_instance_last_operation(
+    shared: &Shared,
+    mut call: Call<'_, InstanceId, InstanceLastOperationQuery>,
+) -> Reply {
+    check_operation_query(shared, call.query.operation.as_ref())?;
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        None,
+    );
+    let outcome = shared
+        .broker
+        .instance_last_operation(call.ids, call.query, call.ctx)
+        .await
+        .map_err(broker_error(call.op))?;
+    Ok(last_operation_reply(
+        outcome,
+        call.negotiated.effective,
+        false,
+    ))
 }
 
 fn check_operation_query(
@@ -478,37 +523,34 @@ fn last_operation_reply(
     response
 }
 
-/// `GET /v2/service_instances/{instance_id}`
-pub(crate) async fn fetch_instance(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<String>, PathRejection>,
-    query: Result<Query<FetchInstanceQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    let reply = async move {
-        let op = Operation::FetchInstance;
-        let mut ctx = context(&shared, op, negotiated, request.headers())?;
-        let Path(instance_id) = path.map_err(path_rejection)?;
-        let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-        if shared.guards.retrievable {
-            shared
-                .catalog
-                .instances_retrievable(query.service_id.as_deref())?;
-        }
-        ctx.set_ids(query.service_id.clone(), query.plan_id.clone());
-        let mut outcome = shared
-            .broker
-            .fetch_instance(InstanceId::from(instance_id), query, ctx)
-            .await
-            .map_err(broker_error(op))?;
-        if let FetchInstanceOutcome::Found(resource) = &mut outcome {
-            resource.shape_for_version(negotiated.effective);
-        }
-        Ok(json_response(outcome.status(), &outcome))
+endpoint! {
+    /// `GET /v2/service_instances/{instance_id}`
+    fetch_instance(FetchInstance, InstanceId, FetchInstanceQuery) => run_fetch_instance
+}
+
+async fn run_fetch_instance(
+    shared: &Shared,
+    mut call: Call<'_, InstanceId, FetchInstanceQuery>,
+) -> Reply {
+    if shared.guards.retrievable {
+        shared
+            .catalog
+            .instances_retrievable(call.query.service_id.as_deref())?;
     }
-    .await;
-    finish(negotiated, reply)
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        None,
+    );
+    let mut outcome = shared
+        .broker
+        .fetch_instance(call.ids, call.query, call.ctx)
+        .await
+        .map_err(broker_error(call.op))?;
+    if let FetchInstanceOutcome::Found(resource) = &mut outcome {
+        resource.shape_for_version(call.negotiated.effective);
+    }
+    Ok(json_response(outcome.status(), &outcome))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -522,43 +564,17 @@ fn binding_permit(accepts_incomplete: Option<bool>, negotiated: Negotiated) -> O
     AsyncPermit::from_accepts_incomplete(accepts_incomplete)
 }
 
-/// `PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
-pub(crate) async fn bind(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<osb_types::BindQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    finish(
-        negotiated,
-        bind_inner(&shared, negotiated, path, query, request).await,
-    )
+endpoint! {
+    /// `PUT /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
+    bind(Bind, (InstanceId, BindingId), BindQuery) => run_bind
 }
 
-async fn bind_inner(
+async fn run_bind(
     shared: &Shared,
-    negotiated: Negotiated,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<osb_types::BindQuery>, QueryRejection>,
-    request: Request,
+    mut call: Call<'_, (InstanceId, BindingId), BindQuery>,
 ) -> Reply {
-    let op = Operation::Bind;
-    let mut ctx = context(shared, op, negotiated, request.headers())?;
-    let Path((instance_id, binding_id)) = path.map_err(path_rejection)?;
-    let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-    let (parts, body) = request.into_parts();
-    let mut body: ServiceBindingRequest = json_body(
-        &parts.headers,
-        body,
-        shared.body_limit,
-        shared.require_content_type,
-        "bind request",
-        "service_id and plan_id",
-    )
-    .await?;
-    body.validate().map_err(|e| invalid("bind request", e))?;
-    identity_matches_context(ctx.originating_identity(), body.context.as_ref())?;
+    let mut body: ServiceBindingRequest =
+        read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     if guards.known_ids {
         shared.catalog.known_plan(&body.service_id, &body.plan_id)?;
@@ -576,128 +592,107 @@ async fn bind_inner(
             &mut body.parameters,
         )?;
     }
-    let permit = binding_permit(query.accepts_incomplete, negotiated);
-    ctx.set_ids(Some(body.service_id.clone()), Some(body.plan_id.clone()));
-    let ctx = ctx.with_async_permit(permit);
+    let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
+    call.ctx
+        .set_scope(body.service_id.clone(), body.plan_id.clone(), permit);
+    let (instance_id, binding_id) = call.ids;
     let mut outcome = shared
         .broker
-        .bind(
-            InstanceId::from(instance_id),
-            BindingId::from(binding_id),
-            body,
-            ctx,
-        )
+        .bind(instance_id, binding_id, body, call.ctx)
         .await
-        .map_err(broker_error(op))?;
-    let version = negotiated.effective;
+        .map_err(broker_error(call.op))?;
+    let version = call.negotiated.effective;
     match &mut outcome {
         BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b.shape_for_version(version),
-        BindOutcome::Accepted(a) => shape_async(shared, op, a, permit, version)?,
+        BindOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
         _ => {}
     }
     Ok(json_response(outcome.status(), &outcome))
 }
 
-/// `DELETE /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
-pub(crate) async fn unbind(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<UnbindQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    let reply = async move {
-        let op = Operation::Unbind;
-        let mut ctx = context(&shared, op, negotiated, request.headers())?;
-        let Path((instance_id, binding_id)) = path.map_err(path_rejection)?;
-        let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-        check_delete_query(&shared, &query.service_id, &query.plan_id)?;
-        let permit = binding_permit(query.accepts_incomplete, negotiated);
-        ctx.set_ids(Some(query.service_id.clone()), Some(query.plan_id.clone()));
-        let ctx = ctx.with_async_permit(permit);
-        let outcome = shared
-            .broker
-            .unbind(
-                InstanceId::from(instance_id),
-                BindingId::from(binding_id),
-                query,
-                ctx,
-            )
-            .await
-            .map_err(broker_error(op))?;
-        delete_reply(&shared, op, outcome, permit, negotiated.effective)
-    }
-    .await;
-    finish(negotiated, reply)
+endpoint! {
+    /// `DELETE /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
+    unbind(Unbind, (InstanceId, BindingId), UnbindQuery) => run_unbind
 }
 
-/// `GET …/service_bindings/{binding_id}/last_operation`
-pub(crate) async fn binding_last_operation(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<BindingLastOperationQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    let reply = async move {
-        let op = Operation::BindingLastOperation;
-        let mut ctx = context(&shared, op, negotiated, request.headers())?;
-        let Path((instance_id, binding_id)) = path.map_err(path_rejection)?;
-        let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-        check_operation_query(&shared, query.operation.as_ref())?;
-        ctx.set_ids(query.service_id.clone(), query.plan_id.clone());
-        let outcome = shared
-            .broker
-            .binding_last_operation(
-                InstanceId::from(instance_id),
-                BindingId::from(binding_id),
-                query,
-                ctx,
-            )
-            .await
-            .map_err(broker_error(op))?;
-        Ok(last_operation_reply(outcome, negotiated.effective, true))
-    }
-    .await;
-    finish(negotiated, reply)
+async fn run_unbind(
+    shared: &Shared,
+    mut call: Call<'_, (InstanceId, BindingId), UnbindQuery>,
+) -> Reply {
+    check_delete_query(shared, &call.query.service_id, &call.query.plan_id)?;
+    let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        permit,
+    );
+    let (instance_id, binding_id) = call.ids;
+    let outcome = shared
+        .broker
+        .unbind(instance_id, binding_id, call.query, call.ctx)
+        .await
+        .map_err(broker_error(call.op))?;
+    delete_reply(shared, call.op, outcome, permit, call.negotiated.effective)
 }
 
-/// `GET /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
-pub(crate) async fn fetch_binding(
-    State(shared): State<Arc<Shared>>,
-    path: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<FetchBindingQuery>, QueryRejection>,
-    request: Request,
-) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    let reply = async move {
-        let op = Operation::FetchBinding;
-        let mut ctx = context(&shared, op, negotiated, request.headers())?;
-        let Path((instance_id, binding_id)) = path.map_err(path_rejection)?;
-        let Query(query) = query.map_err(|r| query_rejection(r, op.query_parameters()))?;
-        if shared.guards.retrievable {
-            shared
-                .catalog
-                .bindings_retrievable(query.service_id.as_deref())?;
-        }
-        ctx.set_ids(query.service_id.clone(), query.plan_id.clone());
-        let mut outcome = shared
-            .broker
-            .fetch_binding(
-                InstanceId::from(instance_id),
-                BindingId::from(binding_id),
-                query,
-                ctx,
-            )
-            .await
-            .map_err(broker_error(op))?;
-        if let FetchBindingOutcome::Found(resource) = &mut outcome {
-            resource.shape_for_version(negotiated.effective);
-        }
-        Ok(json_response(outcome.status(), &outcome))
+endpoint! {
+    /// `GET …/service_bindings/{binding_id}/last_operation`
+    binding_last_operation(BindingLastOperation, (InstanceId, BindingId), BindingLastOperationQuery)
+        => run_binding_last_operation
+}
+
+async fn run_binding_last_operation(
+    shared: &Shared,
+    mut call: Call<'_, (InstanceId, BindingId), BindingLastOperationQuery>,
+) -> Reply {
+    check_operation_query(shared, call.query.operation.as_ref())?;
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        None,
+    );
+    let (instance_id, binding_id) = call.ids;
+    let outcome = shared
+        .broker
+        .binding_last_operation(instance_id, binding_id, call.query, call.ctx)
+        .await
+        .map_err(broker_error(call.op))?;
+    Ok(last_operation_reply(
+        outcome,
+        call.negotiated.effective,
+        true,
+    ))
+}
+
+endpoint! {
+    /// `GET /v2/service_instances/{instance_id}/service_bindings/{binding_id}`
+    fetch_binding(FetchBinding, (InstanceId, BindingId), FetchBindingQuery) => run_fetch_binding
+}
+
+async fn run_fetch_binding(
+    shared: &Shared,
+    mut call: Call<'_, (InstanceId, BindingId), FetchBindingQuery>,
+) -> Reply {
+    if shared.guards.retrievable {
+        shared
+            .catalog
+            .bindings_retrievable(call.query.service_id.as_deref())?;
     }
-    .await;
-    finish(negotiated, reply)
+    call.ctx.set_scope(
+        call.query.service_id.clone(),
+        call.query.plan_id.clone(),
+        None,
+    );
+    let (instance_id, binding_id) = call.ids;
+    let mut outcome = shared
+        .broker
+        .fetch_binding(instance_id, binding_id, call.query, call.ctx)
+        .await
+        .map_err(broker_error(call.op))?;
+    if let FetchBindingOutcome::Found(resource) = &mut outcome {
+        resource.shape_for_version(call.negotiated.effective);
+    }
+    Ok(json_response(outcome.status(), &outcome))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -705,17 +700,12 @@ pub(crate) async fn fetch_binding(
 
 /// Any path under `/v2` that is not an OSB endpoint.
 pub(crate) async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    Rejection::described(
-        StatusCode::NOT_FOUND,
-        format!(
-            "There is no OSB endpoint at {} {}; the endpoints are /v2/catalog and /v2/service_instances/{{instance_id}}[/last_operation | /service_bindings/{{binding_id}}[/last_operation]].",
-            request.method(),
-            request.uri().path()
-        ),
-    )
-    .for_version(negotiated.effective)
-    .into_response()
+    let description = format!(
+        "There is no OSB endpoint at {} {}; the endpoints are /v2/catalog and /v2/service_instances/{{instance_id}}[/last_operation | /service_bindings/{{binding_id}}[/last_operation]].",
+        request.method(),
+        request.uri().path()
+    );
+    refuse(&shared, &request, StatusCode::NOT_FOUND, description)
 }
 
 /// A method the endpoint does not take (axum adds the `Allow` header).
@@ -723,15 +713,21 @@ pub(crate) async fn method_not_allowed(
     State(shared): State<Arc<Shared>>,
     request: Request,
 ) -> Response {
-    let negotiated = negotiated(&shared, &request);
-    Rejection::described(
+    let description = format!(
+        "{} is not allowed on {}; the Allow header lists the methods this endpoint takes.",
+        request.method(),
+        request.uri().path()
+    );
+    refuse(
+        &shared,
+        &request,
         StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "{} is not allowed on {}; the Allow header lists the methods this endpoint takes.",
-            request.method(),
-            request.uri().path()
-        ),
+        description,
     )
-    .for_version(negotiated.effective)
-    .into_response()
+}
+
+fn refuse(shared: &Shared, request: &Request, status: StatusCode, description: String) -> Response {
+    Rejection::described(status, description)
+        .for_version(negotiated(shared, request.headers()).effective)
+        .into_response()
 }

@@ -16,11 +16,12 @@
 //!   echoed on every reply, the catalog's `ETag` with `If-None-Match` → `304`.
 //! - **Policies.** Authentication ([`Auth`]: Basic with several credentials compared in constant
 //!   time, Bearer tokens, or your own check; `401` with `WWW-Authenticate`), the version header
-//!   ([`VersionPolicy`]), a body-size limit (`413`) and a request timeout (`503`).
+//!   ([`VersionPolicy`]), a body-size limit (`413`) and a request timeout (`503`, counted from
+//!   before authentication).
 //! - **Guards on by default** ([`Guards`]): ids exist in the catalog and the plan belongs to the
-//!   offering, `bindable`, `plan_updateable`, `*_retrievable`, `maintenance_info`, `parameters`
-//!   against the plan's JSON Schemas (`400` listing the failing JSON pointers), and the
-//!   `operation` length. A rejected request never reaches the broker.
+//!   offering, `bindable`, `plan_updateable`, `allow_context_updates`, `*_retrievable`,
+//!   `maintenance_info`, `parameters` against the plan's JSON Schemas (`400` listing the failing
+//!   JSON pointers), and the `operation` length. A rejected request never reaches the broker.
 //! - **OSB error bodies for everything.** Unparsable JSON, wrong types, missing fields, wrong
 //!   content type, a bad originating-identity header, unknown routes (`404`) and methods (`405`)
 //!   all get `{"description": …}` saying what to change.
@@ -100,6 +101,10 @@
 //! - Unknown `service_id`/`plan_id`, an unbindable plan, rotation on a non-rotatable plan, and
 //!   fetching from an offering without `*_retrievable`: `400` (the spec's "invalid data").
 //!   A refused plan change is `422` (the spec's "change not supported").
+//! - A context-only update (a PATCH with `context` but no `plan_id`, `parameters` or
+//!   `maintenance_info`) to an offering without `allow_context_updates: true`: `422`
+//!   ([`Guards::context_updates`]). Platforms that declare a version before 2.15, when the flag
+//!   appeared (and whose catalog leaves it out), are not refused.
 //! - A bad `X-Broker-API-Originating-Identity` header, or one whose platform differs from
 //!   `context.platform`: `400`.
 //! - A timed-out request: `503` (the broker is the origin server, not a gateway).

@@ -14,13 +14,14 @@ use axum::routing::{any, get};
 use bytes::Bytes;
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue};
 use osb_types::{ApiVersion, Catalog, CatalogIndex, ShapeForVersion, has_errors};
+use tokio::time::Instant;
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::auth::Auth;
-use crate::error::{INTERNAL_DESCRIPTION, Rejection};
+use crate::error::Rejection;
 use crate::extract::names;
 use crate::guards::{CatalogGuards, Guards};
 use crate::handlers;
@@ -160,8 +161,9 @@ impl BrokerBuilder {
         self
     }
 
-    /// How long a request may take; a slower one is answered `503 Service Unavailable` with an
-    /// OSB body and the broker's work is dropped (default 60 s; `None` for no limit).
+    /// How long a request may take, authentication included; a slower one is answered
+    /// `503 Service Unavailable` with an OSB body and the broker's work is dropped (default 60 s;
+    /// `None` for no limit).
     ///
     /// The broker is the origin server, not a gateway, so `503` ("cannot handle the request
     /// now") is used rather than `504`; platforms treat both as a failed request.
@@ -415,7 +417,11 @@ where
     }
     let request = Request::from_parts(parts, body);
     let mut response = async {
-        if let Err(rejection) = shared.auth.authenticate(request.headers()).await {
+        // The time limit counts from here, so a custom authentication check counts too.
+        let deadline = shared
+            .timeout
+            .and_then(|limit| Some((Instant::now().checked_add(limit)?, limit)));
+        if let Err(rejection) = shared.auth.authenticate(request.headers(), deadline).await {
             return rejection.into_response();
         }
         let negotiated = match shared.version.negotiate(request.headers()) {
@@ -424,28 +430,20 @@ where
         };
         let version = negotiated.effective;
         let run = AssertUnwindSafe(next(request)).catch_unwind();
-        let outcome = match shared.timeout {
-            Some(limit) => match tokio::time::timeout(limit, run).await {
+        let outcome = match deadline {
+            Some((at, limit)) => match tokio::time::timeout_at(at, run).await {
                 Ok(outcome) => outcome,
                 Err(_) => {
-                    return Rejection::described(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        format!(
-                            "The broker did not answer within {} seconds; the request was abandoned.",
-                            limit.as_secs_f64()
-                        ),
-                    )
-                    .for_version(version)
-                    .into_response();
+                    return Rejection::timed_out(limit)
+                        .for_version(version)
+                        .into_response();
                 }
             },
             None => run.await,
         };
         outcome.unwrap_or_else(|_| {
             tracing::error!("the broker panicked while handling the request");
-            Rejection::described(StatusCode::INTERNAL_SERVER_ERROR, INTERNAL_DESCRIPTION)
-                .for_version(version)
-                .into_response()
+            Rejection::internal().for_version(version).into_response()
         })
     }
     .instrument(span.clone())

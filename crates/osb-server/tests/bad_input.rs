@@ -434,6 +434,12 @@ fn cases() -> Vec<Case> {
             )
         },
         c(
+            "context-only update without allow_context_updates",
+            patch(&json!({"service_id": OTHER_SVC, "context": ctx_cf.clone()})),
+            422,
+            "allow_context_updates",
+        ),
+        c(
             "update with invalid UTF-8",
             raw(
                 Method::PATCH,

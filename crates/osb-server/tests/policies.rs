@@ -456,6 +456,46 @@ async fn body_limit_and_timeout() {
 }
 
 #[tokio::test]
+async fn timeout_and_panic_guard_cover_authentication() {
+    let recorder = Recorder::default();
+    let auth = Auth::new().check(|headers| {
+        assert!(!headers.contains_key("x-panic"), "a bug in the check");
+        let hang = headers.contains_key("x-hang");
+        async move {
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            true
+        }
+    });
+    let app = Broker::builder(recorder.clone())
+        .auth(auth)
+        .request_timeout(Some(Duration::from_millis(50)))
+        .build()
+        .await
+        .unwrap();
+    let catalog = |header: Option<&'static str>| {
+        let mut req = ok_request(Operation::Catalog, "");
+        if let Some(name) = header {
+            req.headers_mut()
+                .insert(name, http::HeaderValue::from_static("1"));
+        }
+        req
+    };
+    assert_eq!(send(&app, catalog(None)).await.status, StatusCode::OK);
+    let reply = send(&app, catalog(Some("x-hang"))).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        reply.description().contains("did not answer"),
+        "{}",
+        reply.body
+    );
+    let reply = send(&app, catalog(Some("x-panic"))).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!reply.description().is_empty());
+}
+
+#[tokio::test]
 async fn guards_can_be_switched_off() {
     let recorder = Recorder::default();
     let app = builder(&recorder)
@@ -506,6 +546,85 @@ async fn guards_can_be_switched_off() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+}
+
+/// A PATCH of instance `ok` declaring `version`.
+async fn patch(app: &Router, version: &'static str, body: &Value) -> Reply {
+    let mut req = with_json(request(Method::PATCH, "/v2/service_instances/ok"), body);
+    req.headers_mut().insert(
+        "x-broker-api-version",
+        http::HeaderValue::from_static(version),
+    );
+    send(app, req).await
+}
+
+#[tokio::test]
+async fn context_only_updates_need_allow_context_updates() {
+    let recorder = Recorder::default();
+    let app = app(&recorder).await;
+    let context = json!({"platform": "cloudfoundry", "organization_guid": "o", "space_guid": "s",
+        "instance_name": "renamed"});
+    let only_context = json!({"service_id": OTHER_SVC, "context": context});
+    // `other` does not set allow_context_updates.
+    for version in ["2.15", "2.17"] {
+        let reply = patch(&app, version, &only_context).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{version}");
+        assert!(
+            reply.description().contains("allow_context_updates")
+                && reply.description().contains("\"other\""),
+            "{}",
+            reply.body
+        );
+        assert_eq!(reply.error(), None);
+    }
+    let with_previous = json!({"service_id": OTHER_SVC, "context": context,
+        "previous_values": {"plan_id": OTHER_PLAN}});
+    let reply = patch(&app, "2.17", &with_previous).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.body
+    );
+    assert!(recorder.calls().is_empty(), "the broker was called");
+
+    // 2.14 had no allow_context_updates, and a 2.14 platform sees a catalog without it.
+    assert_eq!(
+        patch(&app, "2.14", &only_context).await.status,
+        StatusCode::OK
+    );
+    // `svc` sets allow_context_updates: true.
+    let allowed = json!({"service_id": SVC, "context": context});
+    assert_eq!(patch(&app, "2.17", &allowed).await.status, StatusCode::OK);
+    assert_eq!(
+        recorder.last().body.unwrap()["context"]["instance_name"],
+        "renamed"
+    );
+    // Anything besides the context makes it an ordinary update.
+    for (key, value) in [
+        ("parameters", json!({})),
+        ("plan_id", json!(OTHER_PLAN)),
+        ("maintenance_info", json!({"version": "1.0.0"})),
+    ] {
+        let mut body = only_context.clone();
+        body[key] = value;
+        let reply = patch(&app, "2.17", &body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{key}: {}", reply.body);
+    }
+    let nothing = json!({"service_id": OTHER_SVC});
+    assert_eq!(patch(&app, "2.17", &nothing).await.status, StatusCode::OK);
+    assert_eq!(recorder.calls().len(), 6);
+
+    let switched_off = builder(&recorder)
+        .guards(Guards::default().with_context_updates(false))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(
+        patch(&switched_off, "2.17", &only_context).await.status,
+        StatusCode::OK
+    );
+    assert!(!Guards::none().context_updates && Guards::default().context_updates);
 }
 
 #[tokio::test]

@@ -6,9 +6,9 @@
 //! (publishes JSON Schemas for provision and bind `parameters`) and `async` (provision, bind,
 //! unbind and deprovision answer `202` and finish after [`Config::async_delay`]). Other crates'
 //! tests start it in-process with [`start`] and drive it over loopback.
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use osb_server::{Broker, BrokerError, RequestContext, ServiceBroker, async_trait};
@@ -50,13 +50,11 @@ pub struct Config {
 impl Config {
     /// These credentials, 3 s async work and 60 s retention.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        let (username, password) = (username.into(), password.into());
-        let (async_delay, retention) = (Duration::from_secs(3), Duration::from_secs(60));
         Config {
-            async_delay,
-            retention,
-            username,
-            password,
+            async_delay: Duration::from_secs(3),
+            retention: Duration::from_secs(60),
+            username: username.into(),
+            password: password.into(),
         }
     }
 
@@ -68,13 +66,12 @@ impl Config {
         };
         let password = var("OSB_BROKER_PASSWORD");
         let generated = password.is_none();
-        let password = password.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut config = Config::new(
-            var("OSB_BROKER_USERNAME").unwrap_or("admin".into()),
-            password,
-        );
-        config.async_delay = ms("OSB_ASYNC_DELAY_MS", 3000);
-        config.retention = ms("OSB_RETENTION_MS", 60_000);
+        let config = Config {
+            async_delay: ms("OSB_ASYNC_DELAY_MS", 3000),
+            retention: ms("OSB_RETENTION_MS", 60_000),
+            username: var("OSB_BROKER_USERNAME").unwrap_or_else(|| "admin".into()),
+            password: password.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        };
         (config, generated)
     }
 }
@@ -109,11 +106,8 @@ pub async fn app(config: Config) -> Result<axum::Router, BrokerError> {
         state: Mutex::default(),
         config,
     };
-    Broker::builder(broker)
-        .catalog(catalog())
-        .basic_auth(user, password)
-        .build()
-        .await
+    let builder = Broker::builder(broker).catalog(catalog());
+    builder.basic_auth(user, password).build().await
 }
 
 /// A broker started by [`start`]; abort `task` to stop it.
@@ -148,38 +142,38 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 /// An instance `(id, None)` or a binding `(instance id, Some(binding id))`.
 type Key = (InstanceId, Option<BindingId>);
 
+/// Where a resource is; asynchronous work runs until an instant, under an operation token.
 #[derive(Clone, Debug, PartialEq)]
 enum Work {
-    Creating(Instant),
-    Deleting(Instant),
     Ready,
+    Creating(Instant, OperationId),
+    Deleting(Instant, OperationId),
 }
 
 #[derive(Clone, Debug)]
 struct Resource {
     plan_id: PlanId,
     parameters: Option<Map<String, Value>>,
-    work: Work,
-    operation: Option<OperationId>,
     credentials: Map<String, Value>,
+    work: Work,
 }
 
 #[derive(Debug, Default)]
 struct State {
     live: HashMap<Key, Resource>,
-    /// Async deletes that finished, and when (answered `succeeded` during the retention).
-    finished: HashMap<Key, Instant>,
-    /// Everything ever deleted, to tell `410 Gone` from `404 Not Found`.
-    tombstones: HashSet<Key>,
+    /// Everything deleted (`410 Gone` when polled), with the time an asynchronous delete
+    /// finished (polls answer `200 succeeded` during the retention).
+    deleted: HashMap<Key, Option<Instant>>,
 }
 
 impl State {
-    fn remove(&mut self, key: &Key) {
-        self.live.remove(key);
+    /// Deletes a resource (an instance with its bindings).
+    fn remove(&mut self, key: Key, finished: Option<Instant>) {
+        self.live.remove(&key);
         if key.1.is_none() {
             self.live.retain(|(instance, _), _| *instance != key.0);
         }
-        self.tombstones.insert(key.clone());
+        self.deleted.insert(key, finished);
     }
 }
 
@@ -196,51 +190,57 @@ fn busy() -> BrokerError {
     )
 }
 
-fn new_operation(kind: &str) -> OperationId {
-    OperationId::new(format!("{kind}-{}", uuid::Uuid::new_v4()))
+/// What a create request found or started.
+enum Created {
+    New(Resource),
+    Existing(Resource),
+    /// Asynchronous creation runs; poll with this token.
+    Accepted(AsyncPermit, OperationId),
 }
 
 impl MemoryBroker {
     /// Locks the state after finishing the work whose time has come.
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         let done: Vec<Key> = (state.live.iter())
-            .filter(|(_, r)| matches!(r.work, Work::Deleting(t) if t <= now))
-            .map(|(k, _)| k.clone())
+            .filter(|(_, r)| matches!(r.work, Work::Deleting(t, _) if t <= now))
+            .map(|(key, _)| key.clone())
             .collect();
         for key in done {
-            state.remove(&key);
-            state.finished.insert(key, now);
+            state.remove(key, Some(now));
         }
         for r in state.live.values_mut() {
-            if matches!(r.work, Work::Creating(t) if t <= now) {
+            if matches!(r.work, Work::Creating(t, _) if t <= now) {
                 r.work = Work::Ready;
             }
         }
         state
     }
 
-    /// The permit for work on the async plan (`None` for the synchronous plans).
-    fn permit(plan_id: &PlanId, ctx: &RequestContext) -> Result<Option<AsyncPermit>, BrokerError> {
-        match plan_id.as_str() {
-            ASYNC_PLAN_ID => ctx
-                .async_permit()
-                .map(Some)
-                .ok_or_else(BrokerError::async_required),
-            _ => Ok(None),
+    /// On the async plan, the request's permit and when new work would finish; `None` on the
+    /// synchronous plans.
+    fn asynchronous(
+        &self,
+        plan_id: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<(AsyncPermit, Instant)>, BrokerError> {
+        if plan_id != ASYNC_PLAN_ID {
+            return Ok(None);
         }
+        let permit = ctx.async_permit().ok_or_else(BrokerError::async_required)?;
+        Ok(Some((permit, Instant::now() + self.config.async_delay)))
     }
 
-    /// Creates (or finds the identical) resource; the flag says whether it existed.
+    /// Creates the resource, or finds the identical one.
     fn create(
         &self,
         key: Key,
         plan_id: PlanId,
         parameters: Option<Map<String, Value>>,
         ctx: &RequestContext,
-    ) -> Result<(Resource, Option<AsyncPermit>, bool), BrokerError> {
-        let permit = Self::permit(&plan_id, ctx)?;
+    ) -> Result<Created, BrokerError> {
+        let asynchronous = self.asynchronous(&plan_id, ctx)?;
         let mut state = self.state();
         if let Some(r) = state.live.get(&key) {
             if r.plan_id != plan_id || r.parameters != parameters {
@@ -248,29 +248,31 @@ impl MemoryBroker {
                     "It already exists with other attributes.",
                 ));
             }
-            return match (&r.work, permit) {
-                (Work::Ready, _) => Ok((r.clone(), None, true)),
-                (Work::Creating(_), Some(_)) => Ok((r.clone(), permit, true)),
+            return match (&r.work, asynchronous) {
+                (Work::Ready, _) => Ok(Created::Existing(r.clone())),
+                (Work::Creating(_, token), Some((permit, _))) => {
+                    Ok(Created::Accepted(permit, token.clone()))
+                }
                 _ => Err(busy()),
             };
         }
         let mut credentials = Map::new();
         credentials.insert("uri".into(), json!(format!("memory://{}", key.0)));
         credentials.insert("password".into(), json!(uuid::Uuid::new_v4().to_string()));
-        let work = match permit {
-            Some(_) => Work::Creating(Instant::now() + self.config.async_delay),
-            None => Work::Ready,
-        };
-        let operation = permit.map(|_| new_operation("create"));
-        let r = Resource {
+        let mut r = Resource {
             plan_id,
             parameters,
-            work,
-            operation,
             credentials,
+            work: Work::Ready,
         };
-        state.live.insert(key, r.clone());
-        Ok((r, permit, false))
+        let Some((permit, until)) = asynchronous else {
+            state.live.insert(key, r.clone());
+            return Ok(Created::New(r));
+        };
+        let token = new_operation("create");
+        r.work = Work::Creating(until, token.clone());
+        state.live.insert(key, r);
+        Ok(Created::Accepted(permit, token))
     }
 
     fn delete(&self, key: Key, ctx: &RequestContext) -> Result<DeleteOutcome, BrokerError> {
@@ -278,53 +280,53 @@ impl MemoryBroker {
         let Some(r) = state.live.get_mut(&key) else {
             return Ok(DeleteOutcome::Gone);
         };
-        let Some(permit) = Self::permit(&r.plan_id, ctx)? else {
-            state.remove(&key);
+        let Some((permit, until)) = self.asynchronous(&r.plan_id, ctx)? else {
+            state.remove(key, None);
             return Ok(DeleteOutcome::Deleted);
         };
-        if !matches!(r.work, Work::Deleting(_)) {
-            r.work = Work::Deleting(Instant::now() + self.config.async_delay);
-            r.operation = Some(new_operation("delete"));
-        }
-        Ok(DeleteOutcome::Accepted(Accepted::new(permit, async_op(r))))
+        let token = match &r.work {
+            Work::Deleting(_, token) => token.clone(),
+            _ => {
+                let token = new_operation("delete");
+                r.work = Work::Deleting(until, token.clone());
+                token
+            }
+        };
+        let body = AsyncOperation::new().with_operation(token);
+        Ok(DeleteOutcome::Accepted(Accepted::new(permit, body)))
     }
 
     fn poll(&self, key: Key) -> LastOperationOutcome {
         let state = self.state();
-        let op = |s| LastOperation::new(LastOperationResource::new(s));
-        match state.live.get(&key).map(|r| &r.work) {
-            Some(Work::Ready) => LastOperationOutcome::State(op(LastOperationState::Succeeded)),
-            Some(Work::Creating(t) | Work::Deleting(t)) => {
-                let wait =
-                    RetryAfter::seconds(t.saturating_duration_since(Instant::now()).as_secs() + 1);
-                LastOperationOutcome::State(
-                    op(LastOperationState::InProgress).with_retry_after(wait),
-                )
+        let done = LastOperation::new(LastOperationResource::new(LastOperationState::Succeeded));
+        LastOperationOutcome::State(match state.live.get(&key).map(|r| &r.work) {
+            Some(Work::Ready) => done,
+            Some(Work::Creating(until, _) | Work::Deleting(until, _)) => {
+                let wait = until.saturating_duration_since(Instant::now()).as_secs() + 1;
+                LastOperation::new(LastOperationResource::new(LastOperationState::InProgress))
+                    .with_retry_after(RetryAfter::seconds(wait))
             }
-            None => match state.finished.get(&key) {
-                Some(at) if at.elapsed() < self.config.retention => {
-                    LastOperationOutcome::State(op(LastOperationState::Succeeded))
-                }
-                _ if state.tombstones.contains(&key) => LastOperationOutcome::Gone,
-                _ => LastOperationOutcome::NotFound,
+            None => match state.deleted.get(&key) {
+                Some(Some(at)) if at.elapsed() < self.config.retention => done,
+                Some(_) => return LastOperationOutcome::Gone,
+                None => return LastOperationOutcome::NotFound,
             },
-        }
+        })
     }
 
     /// The resource, once created.
     fn ready(&self, key: &Key) -> Option<Resource> {
-        self.state()
+        let state = self.state();
+        state
             .live
             .get(key)
-            .filter(|r| !matches!(r.work, Work::Creating(_)))
+            .filter(|r| !matches!(r.work, Work::Creating(..)))
             .cloned()
     }
 }
 
-fn async_op(r: &Resource) -> AsyncOperation {
-    let mut body = AsyncOperation::new();
-    body.operation = r.operation.clone();
-    body
+fn new_operation(kind: &str) -> OperationId {
+    OperationId::new(format!("{kind}-{}", uuid::Uuid::new_v4()))
 }
 
 #[async_trait]
@@ -339,21 +341,16 @@ impl ServiceBroker for MemoryBroker {
         req: ServiceInstanceProvisionRequest,
         ctx: RequestContext,
     ) -> Result<ProvisionOutcome, BrokerError> {
-        Ok(
-            match self.create((id, None), req.plan_id, req.parameters, &ctx)? {
-                (r, Some(permit), _) => {
-                    let mut body = ServiceInstanceAsyncOperation::new();
-                    body.operation = r.operation.map(Some);
-                    ProvisionOutcome::Accepted(Accepted::new(permit, body))
-                }
-                (_, None, true) => {
-                    ProvisionOutcome::AlreadyExists(ServiceInstanceProvisionResponse::new())
-                }
-                (_, None, false) => {
-                    ProvisionOutcome::Created(ServiceInstanceProvisionResponse::new())
-                }
-            },
-        )
+        let created = self.create((id, None), req.plan_id, req.parameters, &ctx)?;
+        let body = ServiceInstanceProvisionResponse::new();
+        Ok(match created {
+            Created::New(_) => ProvisionOutcome::Created(body),
+            Created::Existing(_) => ProvisionOutcome::AlreadyExists(body),
+            Created::Accepted(permit, token) => {
+                let body = ServiceInstanceAsyncOperation::new().with_operation(token);
+                ProvisionOutcome::Accepted(Accepted::new(permit, body))
+            }
+        })
     }
 
     async fn update(
@@ -398,14 +395,14 @@ impl ServiceBroker for MemoryBroker {
         _q: FetchInstanceQuery,
         _ctx: RequestContext,
     ) -> Result<FetchInstanceOutcome, BrokerError> {
-        Ok(match self.ready(&(id, None)) {
-            Some(r) => {
-                let mut found = ServiceInstanceResource::new().with_service_id(SERVICE_ID);
-                (found.plan_id, found.parameters) = (Some(r.plan_id), r.parameters);
-                FetchInstanceOutcome::Found(found)
-            }
-            None => FetchInstanceOutcome::NotFound,
-        })
+        let Some(r) = self.ready(&(id, None)) else {
+            return Ok(FetchInstanceOutcome::NotFound);
+        };
+        let mut found = ServiceInstanceResource::new()
+            .with_service_id(SERVICE_ID)
+            .with_plan_id(r.plan_id);
+        found.parameters = r.parameters;
+        Ok(FetchInstanceOutcome::Found(found))
     }
 
     async fn bind(
@@ -424,17 +421,16 @@ impl ServiceBroker for MemoryBroker {
             Some(Work::Ready) => {}
             Some(_) => return Err(busy()),
         }
-        Ok(
-            match self.create((id, Some(binding)), req.plan_id, req.parameters, &ctx)? {
-                (r, Some(permit), _) => BindOutcome::Accepted(Accepted::new(permit, async_op(&r))),
-                (r, None, true) => BindOutcome::AlreadyExists(
-                    ServiceBindingResponse::new().with_credentials(r.credentials),
-                ),
-                (r, None, false) => BindOutcome::Created(
-                    ServiceBindingResponse::new().with_credentials(r.credentials),
-                ),
-            },
-        )
+        let created = self.create((id, Some(binding)), req.plan_id, req.parameters, &ctx)?;
+        let body = |r: Resource| ServiceBindingResponse::new().with_credentials(r.credentials);
+        Ok(match created {
+            Created::New(r) => BindOutcome::Created(body(r)),
+            Created::Existing(r) => BindOutcome::AlreadyExists(body(r)),
+            Created::Accepted(permit, token) => BindOutcome::Accepted(Accepted::new(
+                permit,
+                AsyncOperation::new().with_operation(token),
+            )),
+        })
     }
 
     async fn unbind(
@@ -464,13 +460,11 @@ impl ServiceBroker for MemoryBroker {
         _q: FetchBindingQuery,
         _ctx: RequestContext,
     ) -> Result<FetchBindingOutcome, BrokerError> {
-        Ok(match self.ready(&(id, Some(binding))) {
-            Some(r) => {
-                let mut found = ServiceBindingResource::new().with_credentials(r.credentials);
-                found.parameters = r.parameters;
-                FetchBindingOutcome::Found(found)
-            }
-            None => FetchBindingOutcome::NotFound,
-        })
+        let Some(r) = self.ready(&(id, Some(binding))) else {
+            return Ok(FetchBindingOutcome::NotFound);
+        };
+        let mut found = ServiceBindingResource::new().with_credentials(r.credentials);
+        found.parameters = r.parameters;
+        Ok(FetchBindingOutcome::Found(found))
     }
 }

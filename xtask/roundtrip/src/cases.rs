@@ -904,7 +904,7 @@ async fn check_update(harness: &Harness, case: &UpdateCase) -> Result<(), String
         harness,
         h,
         refusal,
-        || oracle::update(catalog, &sent, h.originating_identity.as_ref()),
+        || oracle::update(catalog, &sent, h.originating_identity.as_ref(), v),
         || {
             let want = want_of(&case.answer, op, v, |r| r.expected(permit, v), no_outcome);
             let target = sent

@@ -2,9 +2,9 @@
 //!
 //! | Offering | Flags | Plans |
 //! |---|---|---|
-//! | [`SERVICE_A`] | bindable, `plan_updateable`, instances and bindings retrievable | [`PLAN_A_BASIC`] (maintenance `1.2.3`, `binding_rotatable`), [`PLAN_A_SCHEMA`] (parameter schemas for create, update and bind), [`PLAN_A_FIXED`] (not bindable, not `plan_updateable`) |
-//! | [`SERVICE_B`] | not bindable, nothing retrievable | [`PLAN_B_BINDABLE`] (bindable, maintenance `2.0.0-rc.1+build.5`), [`PLAN_B_PLAIN`] (not bindable) |
-//! | [`SERVICE_C`] | bindable, instances retrievable, bindings not | [`PLAN_C`] (binding schema only) |
+//! | [`SERVICE_A`] | bindable, `plan_updateable`, instances and bindings retrievable, `allow_context_updates` | [`PLAN_A_BASIC`] (maintenance `1.2.3`, `binding_rotatable`), [`PLAN_A_SCHEMA`] (parameter schemas for create, update and bind), [`PLAN_A_FIXED`] (not bindable, not `plan_updateable`) |
+//! | [`SERVICE_B`] | not bindable, nothing retrievable, no context-only updates | [`PLAN_B_BINDABLE`] (bindable, maintenance `2.0.0-rc.1+build.5`), [`PLAN_B_PLAIN`] (not bindable) |
+//! | [`SERVICE_C`] | bindable, instances retrievable, bindings not, no context-only updates | [`PLAN_C`] (binding schema only) |
 //!
 //! Ids contain characters that must be percent-encoded in query strings (`/`, space, `?`, `&`,
 //! `=`, `+`, `%`, `#`, non-ASCII), so deprovision and unbind exercise the encoding too.
@@ -21,7 +21,8 @@ use osb_types::{
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-/// Offering A: bindable, plans updateable, instances and bindings retrievable.
+/// Offering A: bindable, plans updateable, instances and bindings retrievable, context-only
+/// updates allowed.
 pub const SERVICE_A: &str = "svc-a/é ?&=+%#";
 /// Plan of A with `maintenance_info` 1.2.3 and `binding_rotatable: true`.
 pub const PLAN_A_BASIC: &str = "plan a-basic";
@@ -104,7 +105,8 @@ pub fn catalog() -> Catalog {
     )
     .with_plan_updateable(true)
     .with_instances_retrievable(true)
-    .with_bindings_retrievable(true);
+    .with_bindings_retrievable(true)
+    .with_allow_context_updates(true);
     let b = Service::new(
         "roundtrip-b",
         SERVICE_B,

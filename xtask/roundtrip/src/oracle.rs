@@ -6,7 +6,7 @@
 //! reach the broker.
 
 use osb_types::{
-    Catalog, Context, ErrorCode, MaintenanceInfo, OperationId, OriginatingIdentity,
+    ApiVersion, Catalog, Context, ErrorCode, MaintenanceInfo, OperationId, OriginatingIdentity,
     ServiceBindingRequest, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
 };
 use serde_json::{Map, Value};
@@ -136,12 +136,13 @@ pub fn provision(
         })
 }
 
-/// Update: identity vs context, known ids, plan change, then maintenance and parameters for the
-/// target plan (the new one, or the previous one).
+/// Update: identity vs context, known ids, context-only updates (from 2.15), plan change, then
+/// maintenance and parameters for the target plan (the new one, or the previous one).
 pub fn update(
     catalog: &Catalog,
     request: &ServiceInstanceUpdateRequest,
     originating: Option<&OriginatingIdentity>,
+    version: ApiVersion,
 ) -> Option<ErrorReply> {
     if let Some(refusal) = identity(originating, request.context.as_ref()) {
         return Some(refusal);
@@ -154,6 +155,16 @@ pub fn update(
         if service.plan(plan_id).is_none() {
             return bad_request();
         }
+    }
+    let context_only = request.context.is_some()
+        && request.plan_id.is_none()
+        && request.parameters.is_none()
+        && request.maintenance_info.is_none();
+    if context_only
+        && version >= ApiVersion::V2_15
+        && !service.allow_context_updates.unwrap_or(false)
+    {
+        return refuse(422, None);
     }
     let previous = request
         .previous_values

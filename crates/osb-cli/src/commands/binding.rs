@@ -2,12 +2,15 @@
 
 use osb_client::{CallOptions, Cleanup, Client, OmOperation, check_bind, orphan_mitigation_for};
 use osb_types::{
-    ApiVersion, BindOutcome, BindQuery, BindingId, Catalog, DeleteOutcome, FetchBindingOutcome,
-    FetchBindingQuery, Operation, ServiceBindingRequest, UnbindQuery,
+    ApiVersion, BindOutcome, BindQuery, BindingId, Catalog, Operation, ServiceBindingRequest,
+    UnbindQuery,
 };
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Subject, fetch_catalog, plan_of, record_end, record_start, wait_for};
+use super::{
+    Ctx, Subject, create_failed, create_unrecognised, end_delete, fetch_binding, fetch_catalog,
+    id_or_fresh, plan_of, record_start, started_sentence, wait_for,
+};
 use crate::cli::{BindArgs, CredentialsArgs, UnbindArgs};
 use crate::error::{CliError, Result, call_error, usage};
 use crate::output::{Table, clean_lines, plain_value, shell_word, stdout_json, stdout_text};
@@ -47,32 +50,35 @@ fn report(
 
 /// The binding as recorded now (or `entry` itself once it is gone from the record).
 fn current(store: &Store, entry: &BindingEntry) -> Result<BindingEntry> {
-    let record = store.load()?;
-    Ok(record
-        .bindings
-        .iter()
-        .find(|e| {
-            e.broker_url == entry.broker_url
-                && e.instance_id == entry.instance_id
-                && e.id == entry.id
-        })
+    Ok(store
+        .load()?
+        .binding(&entry.broker_url, &entry.instance_id, &entry.id)
         .cloned()
         .unwrap_or_else(|| entry.clone()))
 }
 
-/// The sentence about credentials after a bind.
-fn credentials_note(name: &str, credentials: Option<&Map<String, Value>>) -> String {
-    match credentials {
+/// What a bind reports: `{verb} "NAME" to instance "INSTANCE", id ID` and a line naming the
+/// credential keys (never their values).
+fn bound_sentence(
+    verb: &str,
+    entry: &BindingEntry,
+    credentials: Option<&Map<String, Value>>,
+) -> String {
+    let note = match credentials {
         Some(c) if !c.is_empty() => {
             let keys: Vec<&str> = c.keys().map(String::as_str).collect();
             format!(
                 "credentials: {} (show them with: osb credentials {})",
                 keys.join(", "),
-                shell_word(name)
+                shell_word(&entry.name)
             )
         }
         _ => "the broker returned no credentials".to_string(),
-    }
+    };
+    format!(
+        "{verb} {:?} to instance {:?}, id {}\n{note}",
+        entry.name, entry.instance_name, entry.id
+    )
 }
 
 /// `osb bind NAME BINDING_NAME`.
@@ -86,23 +92,9 @@ pub(crate) async fn bind(ctx: &Ctx, args: BindArgs) -> Result<()> {
     let record = store.load()?;
     let instance = record.find_instance(ctx.target.url(), &args.name)?;
     let url = ctx.target.url_or(&instance.broker_url);
-    if record.name_taken(&instance.broker_url, &args.binding_name) {
-        return Err(usage(format!(
-            "the name {:?} is already used by an instance or binding of this broker; \
-             `osb instances` and `osb bindings` list them",
-            args.binding_name
-        )));
-    }
-    let id = BindingId::new(
-        args.id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-    );
-    if let Some(other) = record
-        .bindings
-        .iter()
-        .find(|e| e.broker_url == instance.broker_url && e.instance_id == instance.id && e.id == id)
-    {
+    record.check_name_free(&instance.broker_url, &args.binding_name)?;
+    let id = BindingId::new(id_or_fresh(args.id.as_deref()));
+    if let Some(other) = record.binding(&instance.broker_url, &instance.id, &id) {
         return Err(usage(format!(
             "the binding id {id} is already recorded as {:?}",
             other.name
@@ -141,7 +133,6 @@ pub(crate) async fn bind(ctx: &Ctx, args: BindArgs) -> Result<()> {
         Ok(())
     })?;
     let subject = Subject::Binding(entry.clone());
-    let label = subject.label(OpKind::Create);
     let mut query = BindQuery::new();
     if async_bindings(ctx.target.version()) {
         query = query.with_accepts_incomplete(true);
@@ -173,26 +164,15 @@ pub(crate) async fn bind(ctx: &Ctx, args: BindArgs) -> Result<()> {
             } else {
                 "Binding already existed:"
             };
-            let sentence = format!(
-                "{verb} {:?} to instance {:?}, id {}\n{}",
-                entry.name,
-                entry.instance_name,
-                entry.id,
-                credentials_note(&entry.name, credentials.as_ref())
-            );
+            let sentence = bound_sentence(verb, &entry, credentials.as_ref());
             report(ctx, word, &entry, sentence, credentials.as_ref())
         }
         Ok(BindOutcome::Accepted(accepted)) => {
-            let mut op = OpRecord::new(OpKind::Create, OpState::InProgress);
-            op.operation = accepted.operation().cloned();
+            let op = OpRecord::started(OpKind::Create, accepted.operation());
             let subject = record_start(&store, &subject, op)?;
-            let entry = current(&store, &entry)?;
+            let entry = subject.clone().into_binding(&entry);
             if args.wait.no_wait {
-                let sentence = format!(
-                    "Binding {:?} started; follow it with: osb last-operation {} --wait",
-                    entry.name,
-                    shell_word(&entry.name)
-                );
+                let sentence = started_sentence(&subject);
                 return report(ctx, "accepted", &entry, sentence, None);
             }
             let plan = plan_of(Some(&catalog), &subject);
@@ -213,44 +193,11 @@ pub(crate) async fn bind(ctx: &Ctx, args: BindArgs) -> Result<()> {
                 })?;
             }
             let entry = current(&store, &entry)?;
-            let sentence = format!(
-                "Created binding {:?} to instance {:?}, id {}\n{}",
-                entry.name,
-                entry.instance_name,
-                entry.id,
-                credentials_note(&entry.name, credentials.as_ref())
-            );
+            let sentence = bound_sentence("Created binding", &entry, credentials.as_ref());
             report(ctx, "succeeded", &entry, sentence, credentials.as_ref())
         }
-        Ok(_) => {
-            record_end(&store, &subject, OpKind::Create, OpState::Unknown, None)?;
-            Err(CliError::Failed {
-                message: format!("{label}: the broker's reply is not one osb understands"),
-                description: None,
-            })
-        }
-        Err(e) => {
-            if cleanup == Cleanup::Binding {
-                record_end(
-                    &store,
-                    &subject,
-                    OpKind::Create,
-                    OpState::Unknown,
-                    Some(format!("the reply was lost or unusable: {e}")),
-                )?;
-                Err(call_error(&label, e).with_hint(format!(
-                    "the broker may have created the binding; it stays in the local record, \
-                     `osb unbind {}` cleans it up",
-                    shell_word(&args.binding_name)
-                )))
-            } else {
-                store.update(|record| {
-                    record.remove_binding(&entry.broker_url, &entry.instance_id, &id);
-                    Ok(())
-                })?;
-                Err(call_error(&label, e))
-            }
-        }
+        Ok(_) => create_unrecognised(&store, &subject),
+        Err(e) => create_failed(&store, &subject, e, cleanup == Cleanup::Binding),
     }
 }
 
@@ -259,16 +206,9 @@ async fn fetch_credentials(
     client: &Client,
     entry: &BindingEntry,
 ) -> Result<Option<Map<String, Value>>> {
-    let query = FetchBindingQuery::new()
-        .with_service_id(&entry.service_id)
-        .with_plan_id(&entry.plan_id);
-    let outcome = client
-        .fetch_binding(&entry.instance_id, &entry.id, &query, &CallOptions::new())
-        .await
-        .map_err(|e| call_error(format!("fetching the binding {:?}", entry.name), e))?;
-    match outcome {
-        FetchBindingOutcome::Found(resource) => Ok(resource.credentials),
-        _ => Err(CliError::Failed {
+    match fetch_binding(client, entry).await? {
+        Some(resource) => Ok(resource.credentials),
+        None => Err(CliError::Failed {
             message: format!(
                 "fetching the binding {:?}: the broker does not know it (404 Not Found)",
                 entry.name
@@ -296,50 +236,15 @@ pub(crate) async fn unbind(ctx: &Ctx, args: UnbindArgs) -> Result<()> {
         .unbind(&entry.instance_id, &entry.id, &query, &CallOptions::new())
         .await
         .map_err(|e| call_error(&label, e))?;
-    match outcome {
-        DeleteOutcome::Deleted | DeleteOutcome::Gone => {
-            let gone = matches!(outcome, DeleteOutcome::Gone);
-            record_end(&store, &subject, OpKind::Delete, OpState::Succeeded, None)?;
-            let sentence = if gone {
-                format!(
-                    "Binding {:?} was already gone (410 Gone); removed it from the local record",
-                    entry.name
-                )
-            } else {
-                format!("Deleted binding {:?}", entry.name)
-            };
-            report(
-                ctx,
-                if gone { "gone" } else { "deleted" },
-                &entry,
-                sentence,
-                None,
-            )
-        }
-        DeleteOutcome::Accepted(accepted) => {
-            let mut op = OpRecord::new(OpKind::Delete, OpState::InProgress);
-            op.operation = accepted.operation().cloned();
-            let subject = record_start(&store, &subject, op)?;
-            let entry = current(&store, &entry)?;
-            if args.wait.no_wait {
-                let sentence = format!(
-                    "Unbinding {:?} started; follow it with: osb last-operation {} --wait",
-                    entry.name,
-                    shell_word(&entry.name)
-                );
-                return report(ctx, "accepted", &entry, sentence, None);
-            }
-            let catalog = fetch_catalog(&client).await.ok();
-            let plan = plan_of(catalog.as_ref(), &subject);
-            wait_for(&store, &client, &subject, plan, args.wait.max_wait).await?;
-            let sentence = format!("Deleted binding {:?}", entry.name);
-            report(ctx, "succeeded", &entry, sentence, None)
-        }
-        _ => Err(CliError::Failed {
-            message: format!("{label}: the broker's reply is not one osb understands"),
-            description: None,
-        }),
-    }
+    let end = end_delete(&store, &client, &subject, outcome, &args.wait).await?;
+    let sentence = end.sentence(format!("Deleted binding {:?}", entry.name));
+    report(
+        ctx,
+        end.result.as_str(),
+        &end.subject.into_binding(&entry),
+        sentence,
+        None,
+    )
 }
 
 /// Looks up `--attribute`: a top-level key, or a JSON pointer starting with `/`.

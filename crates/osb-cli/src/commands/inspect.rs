@@ -2,21 +2,47 @@
 
 use osb_client::{CallOptions, Client};
 use osb_types::{
-    BindingLastOperationQuery, FetchBindingOutcome, FetchBindingQuery, FetchInstanceOutcome,
-    FetchInstanceQuery, InstanceId, InstanceLastOperationQuery, LastOperationOutcome,
-    LastOperationState, Operation, RetryAfter,
+    FetchInstanceOutcome, FetchInstanceQuery, InstanceId, LastOperationOutcome, LastOperationState,
+    Operation, RetryAfter,
 };
 use serde_json::{Map, Value, json};
 
-use super::{Ctx, Subject, fetch_catalog, plan_of, record_end, wait_for};
+use super::{
+    Ctx, Subject, binding_poll_query, fetch_binding, fetch_catalog, instance_poll_query, plan_of,
+    record_end, unknown_instance, wait_for,
+};
 use crate::cli::{LastOperationArgs, ListArgs, ShowArgs};
-use crate::error::{CliError, Result, call_error, usage};
+use crate::error::{Result, call_error, usage};
 use crate::output::{Table, duration, key_values, stdout_json, stdout_text};
 use crate::record::{BindingEntry, Found, InstanceEntry, OpKind, OpRecord, OpState};
 
 /// Whether entries of `broker_url` are listed.
 fn listed(ctx: &Ctx, args: &ListArgs, broker_url: &str) -> bool {
     args.all || ctx.target.url().is_none_or(|url| url == broker_url)
+}
+
+/// Prints the table of `osb instances` or `osb bindings` (`empty` when there are no rows). The
+/// last cell of each row is the broker URL, shown as a BROKER column only when the entries of
+/// every broker are listed.
+fn print_listing(
+    ctx: &Ctx,
+    args: &ListArgs,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    empty: &str,
+) -> Result<()> {
+    if rows.is_empty() {
+        return stdout_text(empty);
+    }
+    let mut header = header.to_vec();
+    if args.all || ctx.target.url().is_none() {
+        header.push("BROKER");
+    }
+    let mut table = Table::new(&header);
+    for row in rows {
+        table.row(row);
+    }
+    stdout_text(&table.render())
 }
 
 /// `osb instances`.
@@ -30,26 +56,26 @@ pub(crate) fn instances(ctx: &Ctx, args: &ListArgs) -> Result<()> {
     if ctx.json {
         return stdout_json(&entries);
     }
-    let every_broker = args.all || ctx.target.url().is_none();
-    let mut header = vec!["NAME", "OFFERING", "PLAN", "LAST OPERATION", "ID"];
-    if every_broker {
-        header.push("BROKER");
-    }
-    let mut table = Table::new(&header);
-    for e in &entries {
-        table.row(vec![
-            e.name.clone(),
-            e.service_name.clone(),
-            e.plan_name.clone(),
-            e.last_operation.summary(),
-            e.id.to_string(),
-            e.broker_url.clone(),
-        ]);
-    }
-    if table.is_empty() {
-        return stdout_text("No instances in the local record.");
-    }
-    stdout_text(&table.render())
+    let rows = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.name.clone(),
+                e.service_name.clone(),
+                e.plan_name.clone(),
+                e.last_operation.summary(),
+                e.id.to_string(),
+                e.broker_url.clone(),
+            ]
+        })
+        .collect();
+    print_listing(
+        ctx,
+        args,
+        &["NAME", "OFFERING", "PLAN", "LAST OPERATION", "ID"],
+        rows,
+        "No instances in the local record.",
+    )
 }
 
 /// `osb bindings`.
@@ -64,31 +90,31 @@ pub(crate) fn bindings(ctx: &Ctx, args: &ListArgs) -> Result<()> {
         let views: Vec<_> = entries.iter().map(|e| e.view()).collect();
         return stdout_json(&views);
     }
-    let every_broker = args.all || ctx.target.url().is_none();
-    let mut header = vec!["NAME", "INSTANCE", "LAST OPERATION", "CREDENTIALS", "ID"];
-    if every_broker {
-        header.push("BROKER");
-    }
-    let mut table = Table::new(&header);
-    for e in &entries {
-        table.row(vec![
-            e.name.clone(),
-            e.instance_name.clone(),
-            e.last_operation.summary(),
-            if e.credentials.is_some() {
+    let rows = entries
+        .iter()
+        .map(|e| {
+            let credentials = if e.credentials.is_some() {
                 "stored"
             } else {
                 "from broker"
-            }
-            .to_string(),
-            e.id.to_string(),
-            e.broker_url.clone(),
-        ]);
-    }
-    if table.is_empty() {
-        return stdout_text("No bindings in the local record.");
-    }
-    stdout_text(&table.render())
+            };
+            vec![
+                e.name.clone(),
+                e.instance_name.clone(),
+                e.last_operation.summary(),
+                credentials.to_string(),
+                e.id.to_string(),
+                e.broker_url.clone(),
+            ]
+        })
+        .collect();
+    print_listing(
+        ctx,
+        args,
+        &["NAME", "INSTANCE", "LAST OPERATION", "CREDENTIALS", "ID"],
+        rows,
+        "No bindings in the local record.",
+    )
 }
 
 /// A JSON value on one line, or `-`.
@@ -167,16 +193,7 @@ async fn show_instance(ctx: &Ctx, entry: Option<&InstanceEntry>, id: &InstanceId
             .map_err(|e| call_error(&what, e))?;
         match outcome {
             FetchInstanceOutcome::Found(resource) => broker = Some(resource),
-            _ if entry.is_none() => {
-                return Err(CliError::Failed {
-                    message: format!(
-                        "no instance or binding named {:?} in the local record, and the broker \
-                         does not know an instance with that id (404 Not Found)",
-                        id.as_str()
-                    ),
-                    description: None,
-                });
-            }
+            _ if entry.is_none() => return Err(unknown_instance(id.as_str())),
             _ => note = Some("the broker does not know it, or it is still being created (404)"),
         }
     }
@@ -266,18 +283,9 @@ async fn show_binding(ctx: &Ctx, entry: &BindingEntry) -> Result<()> {
             .service(&entry.service_id)
             .is_some_and(|s| s.bindings_retrievable_or_default());
         if retrievable {
-            let query = FetchBindingQuery::new()
-                .with_service_id(&entry.service_id)
-                .with_plan_id(&entry.plan_id);
-            let outcome = client
-                .fetch_binding(&entry.instance_id, &entry.id, &query, &CallOptions::new())
-                .await
-                .map_err(|e| call_error(format!("fetching the binding {:?}", entry.name), e))?;
-            match outcome {
-                FetchBindingOutcome::Found(resource) => broker = Some(resource),
-                _ => {
-                    note = Some("the broker does not know it, or it is still being created (404)");
-                }
+            broker = fetch_binding(&client, entry).await?;
+            if broker.is_none() {
+                note = Some("the broker does not know it, or it is still being created (404)");
             }
         } else {
             note = Some("the offering does not allow fetching bindings (bindings_retrievable)");
@@ -373,15 +381,15 @@ pub(crate) async fn last_operation(ctx: &Ctx, args: &LastOperationArgs) -> Resul
             })
         }
     };
-    let (broker_url, recorded) = match &subject {
-        Subject::Instance(e) => (e.broker_url.clone(), !e.service_id.as_str().is_empty()),
-        Subject::Binding(e) => (e.broker_url.clone(), true),
+    let broker_url = match &subject {
+        Subject::Instance(e) => &e.broker_url,
+        Subject::Binding(e) => &e.broker_url,
     };
-    let client = ctx.target.client(&ctx.target.url_or(&broker_url))?;
+    let client = ctx.target.client(&ctx.target.url_or(broker_url))?;
     if args.wait {
         return wait_again(ctx, &client, &subject, args).await;
     }
-    poll_once(ctx, &client, &subject, recorded).await
+    poll_once(ctx, &client, &subject).await
 }
 
 async fn wait_again(
@@ -393,50 +401,37 @@ async fn wait_again(
     let store = ctx.store()?;
     let catalog = fetch_catalog(client).await.ok();
     let plan = plan_of(catalog.as_ref(), subject);
-    let resource = wait_for(&store, client, subject, plan, args.max_wait).await?;
-    let kind = subject.op().kind;
+    let resource = wait_for(&store, client, subject, plan, args.max_wait)
+        .await?
+        .resource;
+    let kind = subject.has_plan().then_some(subject.op().kind);
     let state = match &resource {
         Some(r) => r.state.as_str().to_string(),
         None => "gone".to_string(),
     };
     let description = resource.as_ref().and_then(|r| r.description.clone());
-    print_state(
-        ctx,
-        subject,
-        Some(kind),
-        &state,
-        description.as_deref(),
-        None,
-    )
+    print_state(ctx, subject, kind, &state, description.as_deref(), None)
 }
 
-async fn poll_once(ctx: &Ctx, client: &Client, subject: &Subject, recorded: bool) -> Result<()> {
+async fn poll_once(ctx: &Ctx, client: &Client, subject: &Subject) -> Result<()> {
     let op = subject.op().clone();
+    // An instance outside the local record has no operation of its own to follow.
+    let recorded = subject.has_plan();
     let label = format!("polling the last operation of {:?}", subject.name());
     let outcome = match subject {
         Subject::Instance(e) => {
-            let mut query = InstanceLastOperationQuery::new();
-            if recorded {
-                query = query
-                    .with_service_id(&e.service_id)
-                    .with_plan_id(&e.plan_id);
-            }
-            if let Some(token) = &op.operation {
-                query = query.with_operation(token);
-            }
             client
-                .instance_last_operation(&e.id, &query, &CallOptions::new())
+                .instance_last_operation(&e.id, &instance_poll_query(e), &CallOptions::new())
                 .await
         }
         Subject::Binding(e) => {
-            let mut query = BindingLastOperationQuery::new()
-                .with_service_id(&e.service_id)
-                .with_plan_id(&e.plan_id);
-            if let Some(token) = &op.operation {
-                query = query.with_operation(token);
-            }
             client
-                .binding_last_operation(&e.instance_id, &e.id, &query, &CallOptions::new())
+                .binding_last_operation(
+                    &e.instance_id,
+                    &e.id,
+                    &binding_poll_query(e),
+                    &CallOptions::new(),
+                )
                 .await
         }
     }
@@ -473,10 +468,11 @@ async fn poll_once(ctx: &Ctx, client: &Client, subject: &Subject, recorded: bool
             let kind = recorded.then_some(op.kind);
             print_state(ctx, subject, kind, "gone", Some("410 Gone"), None)
         }
+        _ if !recorded => Err(unknown_instance(subject.name())),
         _ => print_state(
             ctx,
             subject,
-            recorded.then_some(op.kind),
+            Some(op.kind),
             "not found",
             Some("404 Not Found"),
             None,
@@ -493,9 +489,10 @@ fn print_state(
     description: Option<&str>,
     retry_after: Option<&RetryAfter>,
 ) -> Result<()> {
-    let (id, what) = match subject {
-        Subject::Instance(e) => (e.id.to_string(), "instance"),
-        Subject::Binding(e) => (e.id.to_string(), "binding"),
+    let what = subject.noun();
+    let id = match subject {
+        Subject::Instance(e) => e.id.to_string(),
+        Subject::Binding(e) => e.id.to_string(),
     };
     let retry = retry_after.map(|r| r.delay_from(std::time::SystemTime::now()));
     if ctx.json {

@@ -4,21 +4,22 @@ use osb_client::{
     CallOptions, Cleanup, OmOperation, check_provision, check_update, orphan_mitigation_for,
 };
 use osb_types::{
-    DeleteOutcome, DeprovisionQuery, InstanceId, LastOperationResource, MaintenanceInfo,
-    ProvisionOutcome, ProvisionQuery, ServiceInstancePreviousValues,
-    ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, UpdateOutcome, UpdateQuery,
+    DeprovisionQuery, InstanceId, LastOperationResource, MaintenanceInfo, ProvisionOutcome,
+    ProvisionQuery, ServiceInstancePreviousValues, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, UpdateOutcome, UpdateQuery,
 };
 use serde_json::{Value, json};
 
 use super::{
-    Ctx, Subject, fetch_catalog, find_offering, find_plan, plan_of, record_end, record_start,
-    wait_for,
+    Ctx, DeleteResult, Subject, create_failed, create_unrecognised, end_delete, fetch_catalog,
+    find_offering, find_plan, id_or_fresh, record_end, record_start, started_sentence, token_text,
+    unexpected_reply, wait_for,
 };
 use crate::cli::{DeprovisionArgs, ProvisionArgs, UpdateArgs};
-use crate::error::{CliError, Result, call_error, usage};
-use crate::output::{shell_word, stdout_json, stdout_text};
+use crate::error::{Result, call_error, usage};
+use crate::output::{stdout_json, stdout_text};
 use crate::params;
-use crate::record::{InstanceEntry, OpKind, OpRecord, OpState};
+use crate::record::{InstanceEntry, OpKind, OpRecord, OpState, Store};
 
 /// Prints the result of a command on an instance.
 fn report(
@@ -60,23 +61,9 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
     let url = ctx.target.require_url()?;
     let store = ctx.store()?;
     let record = store.load()?;
-    if record.name_taken(&url, &args.name) {
-        return Err(usage(format!(
-            "the name {:?} is already used by an instance or binding of this broker; \
-             `osb instances` and `osb bindings` list them",
-            args.name
-        )));
-    }
-    let id = InstanceId::new(
-        args.id
-            .clone()
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-    );
-    if let Some(other) = record
-        .instances
-        .iter()
-        .find(|e| e.broker_url == url && e.id == id)
-    {
+    record.check_name_free(&url, &args.name)?;
+    let id = InstanceId::new(id_or_fresh(args.id.as_deref()));
+    if let Some(other) = record.instance(&url, &id) {
         return Err(usage(format!(
             "the instance id {id} is already recorded as {:?}",
             other.name
@@ -133,7 +120,6 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
         Ok(())
     })?;
     let subject = Subject::Instance(entry.clone());
-    let label = subject.label(OpKind::Create);
     let query = ProvisionQuery::new().with_accepts_incomplete(true);
     let result = client
         .provision(&id, &body, &query, &CallOptions::new())
@@ -142,7 +128,7 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
     let where_ = format!("{}/{}", service.name, plan.name);
     match result {
         Ok(ProvisionOutcome::Created(reply)) => {
-            let entry = finish(&store, &subject)?;
+            let entry = finish(&store, &subject, &entry)?;
             let sentence = format!(
                 "Created instance {:?} ({where_}), id {}",
                 entry.name, entry.id
@@ -157,7 +143,7 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
             )
         }
         Ok(ProvisionOutcome::AlreadyExists(reply)) => {
-            let entry = finish(&store, &subject)?;
+            let entry = finish(&store, &subject, &entry)?;
             let sentence = format!(
                 "Instance {:?} already existed with these attributes ({where_}), id {}",
                 entry.name, entry.id
@@ -172,8 +158,7 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
             )
         }
         Ok(ProvisionOutcome::Accepted(accepted)) => {
-            let mut op = OpRecord::new(OpKind::Create, OpState::InProgress);
-            op.operation = accepted.operation().cloned();
+            let op = OpRecord::started(OpKind::Create, accepted.operation());
             let subject = record_start(&store, &subject, op)?;
             let dashboard = accepted
                 .body()
@@ -181,14 +166,9 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
                 .clone()
                 .flatten()
                 .map(Value::String);
-            let entry = current(&store, &entry)?;
             if args.wait.no_wait {
-                let sentence = format!(
-                    "Provisioning {:?} started{}; follow it with: osb last-operation {} --wait",
-                    entry.name,
-                    token_text(&entry),
-                    shell_word(&entry.name)
-                );
+                let sentence = started_sentence(&subject);
+                let entry = subject.into_instance(&entry);
                 return report(
                     ctx,
                     "accepted",
@@ -197,9 +177,9 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
                     &[("dashboard_url", dashboard)],
                 );
             }
-            let resource =
-                wait_for(&store, &client, &subject, Some(plan), args.wait.max_wait).await?;
-            let entry = current(&store, &entry)?;
+            let ended = wait_for(&store, &client, &subject, Some(plan), args.wait.max_wait).await?;
+            let resource = ended.resource;
+            let entry = ended.subject.into_instance(&entry);
             let sentence = format!(
                 "Provisioned instance {:?} ({where_}), id {}",
                 entry.name, entry.id
@@ -215,74 +195,14 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
                 ],
             )
         }
-        Ok(_) => {
-            record_end(
-                &store,
-                &subject,
-                OpKind::Create,
-                OpState::Unknown,
-                Some("unrecognised reply".into()),
-            )?;
-            Err(CliError::Failed {
-                message: format!("{label}: the broker's reply is not one osb understands"),
-                description: None,
-            })
-        }
-        Err(e) => {
-            if cleanup == Cleanup::Instance {
-                record_end(
-                    &store,
-                    &subject,
-                    OpKind::Create,
-                    OpState::Unknown,
-                    Some(format!("the reply was lost or unusable: {e}")),
-                )?;
-                Err(call_error(&label, e).with_hint(format!(
-                    "the broker may have created the instance; it stays in the local record, \
-                     `osb deprovision {}` cleans it up",
-                    shell_word(&args.name)
-                )))
-            } else {
-                store.update(|record| {
-                    record.remove_instance(&url, &id);
-                    Ok(())
-                })?;
-                Err(call_error(&label, e))
-            }
-        }
+        Ok(_) => create_unrecognised(&store, &subject),
+        Err(e) => create_failed(&store, &subject, e, cleanup == Cleanup::Instance),
     }
 }
 
-/// Records a synchronous success and returns the entry.
-fn finish(store: &crate::record::Store, subject: &Subject) -> Result<InstanceEntry> {
-    match record_end(store, subject, OpKind::Create, OpState::Succeeded, None)? {
-        Some(Subject::Instance(entry)) => Ok(entry),
-        _ => match subject {
-            Subject::Instance(entry) => Ok(entry.clone()),
-            Subject::Binding(_) => Err(usage("not an instance")),
-        },
-    }
-}
-
-/// The entry as recorded now (or `entry` itself once it is gone from the record).
-fn current(store: &crate::record::Store, entry: &InstanceEntry) -> Result<InstanceEntry> {
-    let record = store.load()?;
-    Ok(record
-        .instances
-        .iter()
-        .find(|e| e.broker_url == entry.broker_url && e.id == entry.id)
-        .cloned()
-        .unwrap_or_else(|| entry.clone()))
-}
-
-/// ` (operation TOKEN)` when the broker gave a token.
-fn token_text(entry: &InstanceEntry) -> String {
-    entry
-        .last_operation
-        .operation
-        .as_ref()
-        .map(|t| format!(" (operation {t})"))
-        .unwrap_or_default()
+/// Records a synchronous create as succeeded and returns the entry.
+fn finish(store: &Store, subject: &Subject, entry: &InstanceEntry) -> Result<InstanceEntry> {
+    Ok(record_end(store, subject, OpKind::Create, OpState::Succeeded, None)?.into_instance(entry))
 }
 
 /// `osb update NAME`.
@@ -305,13 +225,20 @@ pub(crate) async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
         None => None,
     };
     let current_plan = service.plan(&entry.plan_id);
-    if parameters.is_none() && context.is_none() && !args.upgrade && target_plan.is_none() {
+    let changes_plan = target_plan.filter(|p| p.id != entry.plan_id);
+    if parameters.is_none() && context.is_none() && !args.upgrade && changes_plan.is_none() {
+        if let Some(plan) = target_plan {
+            let sentence = format!(
+                "Instance {:?} is already on plan {:?}; nothing to update",
+                entry.name, plan.name
+            );
+            return report(ctx, "unchanged", &entry, sentence, &[]);
+        }
         return Err(usage(
             "nothing to update: pass --plan, -P/--parameters, --param, --context or --upgrade",
         ));
     }
     let mut body = ServiceInstanceUpdateRequest::new(&entry.service_id);
-    let changes_plan = target_plan.filter(|p| p.id != entry.plan_id);
     if let Some(plan) = changes_plan {
         body = body.with_plan_id(&plan.id);
     }
@@ -364,8 +291,8 @@ pub(crate) async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
     match outcome {
         UpdateOutcome::Updated(reply) => {
             let subject = record_start(&store, &subject, op)?;
-            record_end(&store, &subject, OpKind::Update, OpState::Succeeded, None)?;
-            let entry = current(&store, &entry)?;
+            let entry = record_end(&store, &subject, OpKind::Update, OpState::Succeeded, None)?
+                .into_instance(&entry);
             let dashboard = reply.dashboard_url.flatten().map(Value::String);
             let sentence = format!(
                 "Updated instance {:?} ({}/{})",
@@ -382,19 +309,15 @@ pub(crate) async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
         UpdateOutcome::Accepted(accepted) => {
             op.operation = accepted.operation().cloned();
             let subject = record_start(&store, &subject, op)?;
-            let entry = current(&store, &entry)?;
             if args.wait.no_wait {
-                let sentence = format!(
-                    "Updating {:?} started{}; follow it with: osb last-operation {} --wait",
-                    entry.name,
-                    token_text(&entry),
-                    shell_word(&entry.name)
-                );
+                let sentence = started_sentence(&subject);
+                let entry = subject.into_instance(&entry);
                 return report(ctx, "accepted", &entry, sentence, &[]);
             }
-            let resource =
+            let ended =
                 wait_for(&store, &client, &subject, current_plan, args.wait.max_wait).await?;
-            let entry = current(&store, &entry)?;
+            let resource = ended.resource;
+            let entry = ended.subject.into_instance(&entry);
             let sentence = format!(
                 "Updated instance {:?} ({}/{})",
                 entry.name, service.name, entry.plan_name
@@ -407,10 +330,7 @@ pub(crate) async fn update(ctx: &Ctx, args: UpdateArgs) -> Result<()> {
                 &[("last_operation", resource_json(resource.as_ref()))],
             )
         }
-        _ => Err(CliError::Failed {
-            message: format!("{label}: the broker's reply is not one osb understands"),
-            description: None,
-        }),
+        _ => Err(unexpected_reply(&label)),
     }
 }
 
@@ -444,63 +364,26 @@ pub(crate) async fn deprovision(ctx: &Ctx, args: DeprovisionArgs) -> Result<()> 
         .deprovision(&entry.id, &query, &CallOptions::new())
         .await
         .map_err(|e| call_error(&label, e))?;
-    match outcome {
-        DeleteOutcome::Deleted | DeleteOutcome::Gone => {
-            let gone = matches!(outcome, DeleteOutcome::Gone);
-            record_end(&store, &subject, OpKind::Delete, OpState::Succeeded, None)?;
-            let sentence = if gone {
-                format!(
-                    "Instance {:?} was already gone (410 Gone); removed it from the local record",
-                    entry.name
-                )
-            } else {
-                format!("Deprovisioned instance {:?}", entry.name)
-            };
-            report(
-                ctx,
-                if gone { "gone" } else { "deleted" },
-                &entry,
-                sentence,
-                &[],
-            )
+    let end = end_delete(&store, &client, &subject, outcome, &args.wait).await?;
+    // An instance outside the local record has no name to follow it by, nor an entry to remove.
+    let sentence = match end.result {
+        DeleteResult::Accepted if !recorded => format!(
+            "Deprovisioning {} started{}",
+            entry.id,
+            token_text(end.subject.op())
+        ),
+        DeleteResult::Gone if !recorded => {
+            format!("Instance {} was already gone (410 Gone)", entry.id)
         }
-        DeleteOutcome::Accepted(accepted) => {
-            let mut op = OpRecord::new(OpKind::Delete, OpState::InProgress);
-            op.operation = accepted.operation().cloned();
-            let subject = record_start(&store, &subject, op)?;
-            let Subject::Instance(entry) = &subject else {
-                return Err(usage("not an instance"));
-            };
-            if args.wait.no_wait {
-                let sentence = if recorded {
-                    format!(
-                        "Deprovisioning {:?} started{}; follow it with: osb last-operation {} --wait",
-                        entry.name,
-                        token_text(entry),
-                        shell_word(&entry.name)
-                    )
-                } else {
-                    format!("Deprovisioning {} started{}", entry.id, token_text(entry))
-                };
-                return report(ctx, "accepted", entry, sentence, &[]);
-            }
-            let catalog = fetch_catalog(&client).await.ok();
-            let plan = plan_of(catalog.as_ref(), &subject);
-            let resource = wait_for(&store, &client, &subject, plan, args.wait.max_wait).await?;
-            let sentence = format!("Deprovisioned instance {:?}", entry.name);
-            report(
-                ctx,
-                "succeeded",
-                entry,
-                sentence,
-                &[("last_operation", resource_json(resource.as_ref()))],
-            )
-        }
-        _ => Err(CliError::Failed {
-            message: format!("{label}: the broker's reply is not one osb understands"),
-            description: None,
-        }),
-    }
+        _ => end.sentence(format!("Deprovisioned instance {:?}", entry.name)),
+    };
+    report(
+        ctx,
+        end.result.as_str(),
+        &end.subject.into_instance(&entry),
+        sentence,
+        &[("last_operation", resource_json(end.resource.as_ref()))],
+    )
 }
 
 /// An instance missing from the local record, described by `--plan` (and `--offering`).

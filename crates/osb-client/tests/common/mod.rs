@@ -12,7 +12,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
-use osb_client::{Client, ClientBuilder, PollPolicy};
+use osb_client::{Client, ClientBuilder, OperationKind, PollPolicy, WaitForOperation};
+use osb_types::{InstanceId, InstanceLastOperationQuery};
 
 /// One request as the server saw it (path and query still percent-encoded).
 #[derive(Clone, Debug)]
@@ -130,6 +131,11 @@ impl Server {
         self.builder().build().expect("client")
     }
 
+    /// A client for this server with more settings than [`Server::builder`] makes.
+    pub fn client_with(&self, configure: impl FnOnce(ClientBuilder) -> ClientBuilder) -> Client {
+        configure(self.builder()).build().expect("client")
+    }
+
     /// Replaces the remaining script.
     pub fn script(&self, replies: Vec<Reply>) {
         *self.shared.script.lock().unwrap() = replies.into();
@@ -191,6 +197,17 @@ pub fn fast_policy() -> PollPolicy {
         .with_max_delay(Duration::from_millis(4))
         .with_max_retry_after(Duration::from_millis(30))
         .with_max_duration(Duration::from_secs(10))
+}
+
+/// A wait for the last operation of instance `i` (no query parameters), on [`fast_policy`].
+pub fn wait_on_instance<'a>(client: &Client, kind: OperationKind) -> WaitForOperation<'a> {
+    client
+        .wait_for_instance_operation(
+            &InstanceId::new("i"),
+            &InstanceLastOperationQuery::new(),
+            kind,
+        )
+        .policy(fast_policy())
 }
 
 /// An address nothing listens on.
