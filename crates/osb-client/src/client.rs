@@ -560,6 +560,25 @@ impl Client {
         }
     }
 
+    /// Refuses a request field whose meaning the configured version lacks (a maintenance
+    /// upgrade before 2.15, a binding rotation before 2.17): left out by shaping, the request
+    /// would silently become another one. With shaping off the field is sent as it is.
+    fn require_field(
+        &self,
+        operation: Operation,
+        present: bool,
+        schema: &str,
+        field: &'static str,
+    ) -> Result<(), Error> {
+        if !present || !self.inner.shape_requests {
+            return Ok(());
+        }
+        match osb_types::field_since(schema, field) {
+            Some(since) => self.require(operation, Some(field), since),
+            None => Ok(()),
+        }
+    }
+
     /// Checks a request body (when enabled) and serialises it, shaped for the configured version
     /// (when enabled).
     fn encode_body<T: Serialize + ShapeForVersion + Clone>(
@@ -746,6 +765,12 @@ impl Client {
         query: &ProvisionQuery,
         opts: &CallOptions,
     ) -> Result<ProvisionOutcome, Error> {
+        self.require_field(
+            Operation::Provision,
+            body.maintenance_info.is_some(),
+            "ServiceInstanceProvisionRequest",
+            "maintenance_info",
+        )?;
         let call = Call::new(Operation::Provision, opts)
             .instance(instance_id)
             .accepts_incomplete(query.accepts_incomplete)
@@ -763,6 +788,12 @@ impl Client {
         query: &UpdateQuery,
         opts: &CallOptions,
     ) -> Result<UpdateOutcome, Error> {
+        self.require_field(
+            Operation::Update,
+            body.maintenance_info.is_some(),
+            "ServiceInstanceUpdateRequest",
+            "maintenance_info",
+        )?;
         let call = Call::new(Operation::Update, opts)
             .instance(instance_id)
             .accepts_incomplete(query.accepts_incomplete)
@@ -840,6 +871,12 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<BindOutcome, Error> {
         let accepts_incomplete = self.binding_async(Operation::Bind, query.accepts_incomplete)?;
+        self.require_field(
+            Operation::Bind,
+            body.predecessor_binding_id.is_some(),
+            "ServiceBindingRequest",
+            "predecessor_binding_id",
+        )?;
         let call = Call::new(Operation::Bind, opts)
             .binding(instance_id, binding_id)
             .accepts_incomplete(accepts_incomplete)

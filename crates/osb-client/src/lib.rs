@@ -33,7 +33,10 @@
 //!   on by default): fields newer than it are left out (extension fields are kept). Receivers
 //!   must ignore unknown fields, so this only keeps the wire exactly as the declared version
 //!   describes it. The `service_id`/`plan_id` hints of the fetch endpoints (2.16) are left out
-//!   for older versions; `accepts_incomplete=true` on bind/unbind (2.14) is refused for 2.13.
+//!   for older versions. Fields that would change what the request asks for are refused
+//!   instead ([`Error::UnsupportedVersion`] naming the field): `accepts_incomplete=true` on
+//!   bind/unbind before 2.14, `maintenance_info` in provision and update before 2.15, and
+//!   `predecessor_binding_id` (a rotation) before 2.17.
 //! - **`X-Broker-API-Request-Identity` is always sent**, even to brokers older than 2.15 (which
 //!   ignore unknown headers).
 //! - **Errors keep what the broker said**: a JSON error body becomes [`Error::Broker`] with its

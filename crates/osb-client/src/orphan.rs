@@ -361,7 +361,8 @@ impl Client {
     ///
     /// Requests go out with `accepts_incomplete=true` (asynchronous deletes are polled to the
     /// end) and without an originating identity, as no user asked for them. Returns the last
-    /// error when every attempt failed, or at once when the client refuses the request.
+    /// error when every attempt failed, or at once when retrying cannot help: the client refuses
+    /// the request, or the broker answers `400`, `401`, `403` or `412`.
     #[doc(alias = "orphan_mitigation")]
     pub async fn cleanup_orphan(
         &self,
@@ -378,7 +379,7 @@ impl Client {
             match self.delete_orphan(target, &opts, policy).await {
                 Ok(Deleted::Deleted) => return Ok(CleanupOutcome::Deleted { attempts: attempt }),
                 Ok(Deleted::Gone) => return Ok(CleanupOutcome::Gone { attempts: attempt }),
-                Err(e) if e.is_refused_locally() => return Err(e),
+                Err(e) if retrying_cannot_help(&e) => return Err(e),
                 Err(e) => {
                     tracing::debug!(attempt, error = %e, "orphan cleanup attempt failed");
                     last_error = Some(e);
@@ -461,6 +462,13 @@ impl Client {
             }),
         }
     }
+}
+
+/// Errors a cleanup gives up on at once: requests the client refuses, and replies saying the
+/// request itself is wrong (`400`), its credentials are (`401`, `403`) or its version is (`412`),
+/// which the next attempt would repeat. `422 ConcurrencyError` and `5xx` are worth waiting out.
+fn retrying_cannot_help(e: &Error) -> bool {
+    e.is_refused_locally() || matches!(e.status().map(|s| s.as_u16()), Some(400 | 401 | 403 | 412))
 }
 
 enum Deleted {

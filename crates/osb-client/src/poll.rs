@@ -15,11 +15,15 @@ use osb_types::{
 use crate::client::{CallOptions, Client};
 use crate::error::Error;
 
+/// How long a poll made at (or just before) the deadline may still take to be answered.
+const LAST_POLL_GRACE: Duration = Duration::from_secs(2);
+
 /// How the poller spaces its requests and when it gives up.
 ///
 /// Without `Retry-After`, the wait before poll *n* (0-based) is `min_delay × multiplierⁿ`, capped
 /// at `max_delay`. With `Retry-After` (seconds or an HTTP date), the broker's delay is used
-/// instead, raised to `min_delay` and capped at `max_retry_after`. No wait runs past the deadline.
+/// instead, raised to `min_delay` and capped at `max_retry_after`. No wait runs past the deadline,
+/// and a poll in flight is abandoned at the deadline (one made at the deadline gets 2 s).
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
@@ -147,10 +151,11 @@ pub enum PollOutcome {
     Succeeded(LastOperationResource),
     /// The broker reports `failed`.
     Failed(LastOperationResource),
-    /// `410 Gone` while polling a delete: the delete succeeded.
+    /// `410 Gone` while polling a delete: the delete succeeded. A `404 Not Found` while polling
+    /// a delete means the same (nothing is left) and is reported as `Gone` too.
     Gone,
-    /// `404 Not Found`: the broker does not know the instance or binding. While polling a delete,
-    /// this also means nothing is left.
+    /// `404 Not Found` while polling a create or an update: the broker does not know the
+    /// instance or binding.
     NotFound,
     /// The deadline passed before the operation finished. The spec says to count the operation
     /// as failed.
@@ -162,6 +167,12 @@ pub enum PollOutcome {
 
 impl PollOutcome {
     /// Whether the operation finished successfully (`Succeeded`, or `Gone` after a delete).
+    ///
+    /// ```
+    /// use osb_client::PollOutcome;
+    /// assert!(PollOutcome::Gone.is_success());
+    /// assert!(!PollOutcome::NotFound.is_success());
+    /// ```
     pub fn is_success(&self) -> bool {
         matches!(self, PollOutcome::Succeeded(_) | PollOutcome::Gone)
     }
@@ -314,7 +325,16 @@ impl<'a> WaitForOperation<'a> {
         loop {
             tokio::time::sleep(delay).await;
             attempt = attempt.saturating_add(1);
-            let result = poll_once(&client, &target, &opts).await;
+            // A poll may take no longer than the time left (the poll at the deadline gets a
+            // short grace to answer): a broker that does not answer cannot hold the wait past
+            // its deadline.
+            let allowed = remaining(Instant::now()).max(LAST_POLL_GRACE);
+            let Ok(result) =
+                tokio::time::timeout(allowed, poll_once(&client, &target, &opts)).await
+            else {
+                progress.report(attempt, last.as_ref(), None, None, None);
+                return Ok(PollOutcome::DeadlineExceeded { last });
+            };
             let mut retry_after = None;
             let mut invalid = None;
             let done = match result {
@@ -329,7 +349,9 @@ impl<'a> WaitForOperation<'a> {
                         }
                     }
                 }
-                Ok(LastOperationOutcome::Gone) if kind == OperationKind::Delete => {
+                Ok(LastOperationOutcome::Gone | LastOperationOutcome::NotFound)
+                    if kind == OperationKind::Delete =>
+                {
                     Some(PollOutcome::Gone)
                 }
                 Ok(LastOperationOutcome::Gone) => {

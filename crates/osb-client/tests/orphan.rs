@@ -458,3 +458,18 @@ async fn cleanup_gives_up_with_the_last_error() {
     assert!(matches!(err, Error::Validation(_)), "{err:?}");
     assert_eq!(server.count(), 4);
 }
+
+#[tokio::test]
+async fn cleanup_does_not_repeat_requests_the_broker_refuses() {
+    for status in [400, 401, 403, 412] {
+        let server = Server::always(Reply::json(status, json!({"description": "no"}))).await;
+        let target = OrphanTarget::instance("i", "s", "p");
+        let err = server
+            .client()
+            .cleanup_orphan(&target, &cleanup_policy(3))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
+        assert_eq!(server.count(), 1, "{status} is not retried");
+    }
+}

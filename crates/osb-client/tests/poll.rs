@@ -283,9 +283,40 @@ async fn bad_request_and_not_found_end_polling() {
     assert_eq!(seen.last().unwrap().invalid_status, Some(400));
 
     let server = Server::always(Reply::json(404, json!({}))).await;
-    let (result, _) = wait_instance(&server.client(), OperationKind::Delete).await;
+    let (result, _) = wait_instance(&server.client(), OperationKind::Create).await;
     assert_eq!(result.unwrap(), PollOutcome::NotFound);
     assert_eq!(server.count(), 1);
+
+    // While deleting, 404 means nothing is left: the delete succeeded.
+    let (result, _) = wait_instance(&server.client(), OperationKind::Delete).await;
+    let outcome = result.unwrap();
+    assert_eq!(outcome, PollOutcome::Gone);
+    assert!(outcome.is_success());
+    assert_eq!(server.count(), 2);
+}
+
+#[tokio::test]
+async fn a_broker_that_does_not_answer_cannot_hold_the_wait_past_its_deadline() {
+    let server = Server::always(in_progress().delay(Duration::from_secs(30))).await;
+    let (seen, callback) = recorder();
+    let started = std::time::Instant::now();
+    let result = wait_on_instance(&server.client(), OperationKind::Create)
+        .max_duration(Duration::from_millis(100))
+        .on_progress(callback)
+        .await;
+    assert!(
+        matches!(result, Ok(PollOutcome::DeadlineExceeded { last: None })),
+        "{result:?}"
+    );
+    // The poll was cut off at the deadline (plus the 2 s grace of a last poll), not after the
+    // broker's 30 s or the 60 s request timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.count(), 1);
+    assert_eq!(seen.lock().unwrap().last().unwrap().next_delay, None);
 }
 
 #[tokio::test]

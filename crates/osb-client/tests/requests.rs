@@ -12,8 +12,8 @@ use osb_types::{
     ApiVersion, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity,
     DeprovisionQuery, FetchBindingQuery, FetchInstanceQuery, InstanceId,
     InstanceLastOperationQuery, KubernetesIdentity, MaintenanceInfo, Operation,
-    OriginatingIdentity, ProvisionQuery, ServiceBindingRequest, ServiceInstanceProvisionRequest,
-    UnbindQuery,
+    OriginatingIdentity, ProvisionQuery, ServiceBindingRequest, ServiceInstancePreviousValues,
+    ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, UnbindQuery, UpdateQuery,
 };
 use serde_json::json;
 
@@ -339,6 +339,87 @@ async fn newer_endpoints_are_refused_before_sending() {
 }
 
 #[tokio::test]
+async fn fields_that_change_the_request_are_refused_for_older_versions() {
+    let server = Server::always(Reply::json(200, json!({}))).await;
+    let opts = CallOptions::new();
+    let i = InstanceId::new("i");
+    let maintenance = MaintenanceInfo::new("1.2.3");
+    let provision = ServiceInstanceProvisionRequest::new("s", "p", "org", "space")
+        .with_maintenance_info(maintenance.clone());
+    let update = ServiceInstanceUpdateRequest::new("s").with_maintenance_info(maintenance);
+    let rotation = ServiceBindingRequest::new("s", "p").with_predecessor_binding_id("old");
+
+    let v2_14 = server.client_with(|b| b.api_version(ApiVersion::V2_14));
+    let refused = [
+        (
+            Operation::Provision,
+            "maintenance_info",
+            ApiVersion::V2_15,
+            v2_14
+                .provision(&i, &provision, &ProvisionQuery::new(), &opts)
+                .await
+                .map(drop),
+        ),
+        (
+            Operation::Update,
+            "maintenance_info",
+            ApiVersion::V2_15,
+            v2_14
+                .update(&i, &update, &UpdateQuery::new(), &opts)
+                .await
+                .map(drop),
+        ),
+    ];
+    let v2_16 = server.client_with(|b| b.api_version(ApiVersion::V2_16));
+    let rotated = v2_16
+        .bind(
+            &i,
+            &BindingId::new("b"),
+            &rotation,
+            &BindQuery::new(),
+            &opts,
+        )
+        .await
+        .map(drop);
+    let refused = refused.into_iter().chain([(
+        Operation::Bind,
+        "predecessor_binding_id",
+        ApiVersion::V2_17,
+        rotated,
+    )]);
+    for (op, field, introduced, result) in refused {
+        match result {
+            Err(Error::UnsupportedVersion {
+                operation,
+                feature: Some(feature),
+                since,
+                ..
+            }) => assert_eq!((operation, feature, since), (op, field, introduced)),
+            other => panic!("{op:?}: {other:?}"),
+        }
+    }
+    assert_eq!(server.count(), 0, "nothing was sent");
+
+    // From the version that introduced them, the fields are sent.
+    let v2_17 = server.client_with(|b| b.api_version(ApiVersion::V2_17));
+    server.script(vec![Reply::json(201, json!({}))]);
+    v2_17
+        .bind(
+            &i,
+            &BindingId::new("b"),
+            &rotation,
+            &BindQuery::new(),
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        server.last_request().json()["predecessor_binding_id"],
+        json!("old")
+    );
+}
+
+#[tokio::test]
 async fn fetch_hints_are_sent_from_2_16_only() {
     let server = Server::always(Reply::json(200, json!({}))).await;
     let query = FetchInstanceQuery::new()
@@ -363,25 +444,52 @@ async fn fetch_hints_are_sent_from_2_16_only() {
 
 #[tokio::test]
 async fn bodies_are_shaped_for_the_configured_version() {
-    let server = Server::always(Reply::json(201, json!({}))).await;
-    let body = provision_body()
-        .with_maintenance_info(MaintenanceInfo::new("1.2.3"))
+    let server = Server::always(Reply::json(200, json!({}))).await;
+    let body = ServiceInstanceUpdateRequest::new("svc")
+        .with_previous_values(
+            ServiceInstancePreviousValues::new()
+                .with_plan_id("plan")
+                .with_maintenance_info(MaintenanceInfo::new("1.2.3")),
+        )
         .with_extra("x-team", "blue");
     let sent = async |client: Client| {
-        provision_with(&client, &body, &CallOptions::new())
+        client
+            .update(
+                &InstanceId::new("i-1"),
+                &body,
+                &UpdateQuery::new(),
+                &CallOptions::new(),
+            )
             .await
             .unwrap();
         server.last_request().json()
     };
 
     let old = sent(server.client_with(|b| b.api_version(ApiVersion::V2_14))).await;
-    assert!(old.get("maintenance_info").is_none(), "{old}");
+    let previous = &old["previous_values"];
+    assert!(previous.get("maintenance_info").is_none(), "{old}");
+    assert_eq!(previous["plan_id"], "plan");
     assert_eq!(old["x-team"], "blue", "extension fields are kept");
 
     let unshaped = server.client_with(|b| b.api_version(ApiVersion::V2_14).shape_requests(false));
-    assert_eq!(sent(unshaped).await["maintenance_info"]["version"], "1.2.3");
+    let version =
+        |sent: serde_json::Value| sent["previous_values"]["maintenance_info"]["version"].clone();
+    assert_eq!(version(sent(unshaped.clone()).await), "1.2.3");
     let latest = server.client();
-    assert_eq!(sent(latest).await["maintenance_info"]["version"], "1.2.3");
+    assert_eq!(version(sent(latest).await), "1.2.3");
+
+    // Unshaped, even a field that changes the request's meaning is sent as it is.
+    provision_with(
+        &unshaped,
+        &provision_body().with_maintenance_info(MaintenanceInfo::new("1.2.3")),
+        &CallOptions::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        server.last_request().json()["maintenance_info"]["version"],
+        "1.2.3"
+    );
 }
 
 #[tokio::test]

@@ -730,6 +730,13 @@ fn since(operation: Operation, version: ApiVersion) -> Option<Refusal> {
     (version < operation.since()).then_some(Refusal::UnsupportedVersion)
 }
 
+/// A request field that changes what the request asks for is refused when the client's version
+/// predates it (a maintenance upgrade before 2.15, a rotation before 2.17), as osb-client's docs
+/// say; other newer fields are left out by shaping.
+fn newer_field(present: bool, introduced: ApiVersion, version: ApiVersion) -> Option<Refusal> {
+    (present && version < introduced).then_some(Refusal::UnsupportedVersion)
+}
+
 fn validation(result: Result<(), osb_types::Error>) -> Option<Refusal> {
     result.err().map(|_| Refusal::Validation)
 }
@@ -862,7 +869,13 @@ async fn check_provision(harness: &Harness, case: &ProvisionCase) -> Result<(), 
     let catalog = harness.broker().catalog();
     let sent = shaped(&case.request, v);
     let permit = case.query.accepts_incomplete == Some(true);
-    let refusal = validation(case.request.validate()).or(since(op, v));
+    let refusal = newer_field(
+        case.request.maintenance_info.is_some(),
+        ApiVersion::V2_15,
+        v,
+    )
+    .or_else(|| validation(case.request.validate()))
+    .or(since(op, v));
     let expectation = expect(
         harness,
         h,
@@ -899,7 +912,13 @@ async fn check_update(harness: &Harness, case: &UpdateCase) -> Result<(), String
     let catalog = harness.broker().catalog();
     let sent = shaped(&case.request, v);
     let permit = case.query.accepts_incomplete == Some(true);
-    let refusal = validation(case.request.validate()).or(since(op, v));
+    let refusal = newer_field(
+        case.request.maintenance_info.is_some(),
+        ApiVersion::V2_15,
+        v,
+    )
+    .or_else(|| validation(case.request.validate()))
+    .or(since(op, v));
     let expectation = expect(
         harness,
         h,
@@ -1066,6 +1085,13 @@ async fn check_bind(harness: &Harness, case: &BindCase) -> Result<(), String> {
     let permit = matches!(accepts, Ok(Some(true)));
     let refusal = accepts
         .err()
+        .or_else(|| {
+            newer_field(
+                case.request.predecessor_binding_id.is_some(),
+                ApiVersion::V2_17,
+                v,
+            )
+        })
         .or_else(|| validation(case.request.validate()))
         .or(since(op, v));
     let expectation = expect(
