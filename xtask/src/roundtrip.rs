@@ -76,23 +76,16 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         }
         command.env("PROPTEST_CASES", cases.to_string());
     }
-    match options.seed {
-        Some(seed) => {
-            command.env("PROPTEST_RNG_SEED", seed.to_string());
-        }
-        None => {
-            command.env_remove("PROPTEST_RNG_SEED");
-        }
-    }
+    // A seed is always chosen here and printed, so any run can be replayed with `--seed`.
+    let seed = options.seed.unwrap_or_else(fresh_seed);
+    command.env("PROPTEST_RNG_SEED", seed.to_string());
     eprintln!(
         "round trip: {} case(s) per endpoint and mode, modes: {}, seed: {}, profile: {}",
         options
             .cases
             .map_or_else(|| "default".to_string(), |c| c.to_string()),
         options.modes.as_env(),
-        options
-            .seed
-            .map_or_else(|| "random".to_string(), |s| s.to_string()),
+        seed,
         if options.release { "release" } else { "dev" },
     );
     let started = Instant::now();
@@ -100,9 +93,27 @@ pub(crate) fn run(options: &Options) -> Result<bool> {
         .status()
         .context("cannot run `cargo test -p osb-roundtrip`")?;
     eprintln!(
-        "round trip: {} in {:.1} s",
+        "round trip: {} in {:.1} s{}",
         if status.success() { "passed" } else { "FAILED" },
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        if status.success() {
+            String::new()
+        } else {
+            format!("; replay with: cargo xtask roundtrip --seed {seed} (and the same --cases)")
+        }
     );
     Ok(status.success())
+}
+
+/// A seed from the clock and the process id (proptest seeds are 64-bit).
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }

@@ -28,7 +28,7 @@ use crate::BrokerError;
 use crate::broker::RequestContext;
 use crate::error::{Rejection, json_bytes_response, json_response};
 use crate::extract::{
-    identity_matches_context, json_body, osb_headers, path_rejection, query_rejection,
+    identity_matches_context, json_body, names, osb_headers, path_rejection, query_rejection,
 };
 use crate::guards::{SchemaKind, operation_length};
 use crate::router::Shared;
@@ -268,6 +268,13 @@ fn check_token(
 /// `GET /v2/catalog`
 pub(crate) async fn catalog(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let negotiated = negotiated(&shared, request.headers());
+    // The catalog has no use for the OSB headers, but a malformed one is refused here as on
+    // every other endpoint.
+    if request.headers().contains_key(names::ORIGINATING_IDENTITY) {
+        if let Err(rejection) = osb_headers(request.headers()) {
+            return finish(negotiated, Err(rejection));
+        }
+    }
     let Some((bytes, etag)) = shared.docs.get(negotiated.effective) else {
         return Rejection::internal().into_response();
     };

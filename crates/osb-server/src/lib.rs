@@ -106,7 +106,11 @@
 //!   ([`Guards::context_updates`]). Platforms that declare a version before 2.15, when the flag
 //!   appeared (and whose catalog leaves it out), are not refused.
 //! - A bad `X-Broker-API-Originating-Identity` header, or one whose platform differs from
-//!   `context.platform`: `400`.
+//!   `context.platform`: `400`, on every endpoint including the catalog.
+//! - `parameters` left out of a provision or bind are checked as `{}`, so a schema with
+//!   `required` properties refuses them. An update is checked against the schema of its new
+//!   plan, or else of `previous_values.plan_id`; one that names neither is not checked. Schemas
+//!   are compiled for the draft their `$schema` names (draft-04 and later).
 //! - A timed-out request: `503` (the broker is the origin server, not a gateway).
 //! - A broker that answers `Accepted` without the request's permit: `422 AsyncRequired`, and an
 //!   error is logged.

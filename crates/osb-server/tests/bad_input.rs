@@ -336,6 +336,16 @@ fn cases() -> Vec<Case> {
             "Base64",
         ),
         c(
+            "catalog with a malformed identity",
+            header(
+                get("/v2/catalog"),
+                "x-broker-api-originating-identity",
+                "cloudfoundry !!!",
+            ),
+            400,
+            "Base64",
+        ),
+        c(
             "identity not an object",
             header(
                 provision(&p),

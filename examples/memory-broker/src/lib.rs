@@ -167,11 +167,18 @@ struct State {
 }
 
 impl State {
-    /// Deletes a resource (an instance with its bindings).
+    /// Deletes a resource (an instance with its bindings, which then answer `410 Gone`).
     fn remove(&mut self, key: Key, finished: Option<Instant>) {
         self.live.remove(&key);
         if key.1.is_none() {
-            self.live.retain(|(instance, _), _| *instance != key.0);
+            let deleted = &mut self.deleted;
+            self.live.retain(|k, _| {
+                let keep = k.0 != key.0;
+                if !keep {
+                    deleted.insert(k.clone(), None);
+                }
+                keep
+            });
         }
         self.deleted.insert(key, finished);
     }

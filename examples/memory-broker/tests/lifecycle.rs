@@ -190,6 +190,37 @@ async fn synchronous_lifecycle() {
 }
 
 #[tokio::test]
+async fn deprovisioning_deletes_the_bindings_too() {
+    let c = Client::new().await;
+    let i = "/v2/service_instances/with-binding";
+    let q = format!("service_id={SERVICE_ID}&plan_id={SYNC_PLAN_ID}");
+    let p = provision(SYNC_PLAN_ID, json!({}));
+    assert_eq!(c.call(Method::PUT, i, Some(p)).await.0, StatusCode::CREATED);
+    let b = format!("{i}/service_bindings/left-behind");
+    let (status, ..) = c
+        .call(Method::PUT, &b, Some(bind(SYNC_PLAN_ID, json!({}))))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        c.call(Method::DELETE, &format!("{i}?{q}"), None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(c.call(Method::GET, &b, None).await.0, StatusCode::NOT_FOUND);
+    let (status, ..) = c
+        .call(Method::GET, &format!("{b}/last_operation"), None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::GONE,
+        "the binding went with its instance"
+    );
+    assert_eq!(
+        c.call(Method::DELETE, &format!("{b}?{q}"), None).await.0,
+        StatusCode::GONE
+    );
+}
+
+#[tokio::test]
 async fn schema_plan_checks_parameters() {
     let c = Client::new().await;
     let i = "/v2/service_instances/schema-1";
