@@ -233,10 +233,10 @@ impl CliError {
                 if let Some(status) = source.status() {
                     object.insert("status".into(), json!(status.as_u16()));
                 }
-                if let Some(body) = source.error_response() {
-                    if let Ok(value) = serde_json::to_value(body) {
-                        object.insert("broker".into(), value);
-                    }
+                if let Some(body) = source.error_response()
+                    && let Ok(value) = serde_json::to_value(body)
+                {
+                    object.insert("broker".into(), value);
                 }
             }
             let details: Vec<Value> = details

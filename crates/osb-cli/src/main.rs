@@ -16,9 +16,36 @@ mod target;
 mod wait;
 
 use clap::Parser as _;
+use clap::error::ErrorKind;
+
+/// Reports a command line clap refused: as clap does, or as a JSON error object when `--json`
+/// is among the arguments (scripts then read every error the same way). Exits.
+fn usage_error(e: clap::Error) -> ! {
+    let informational = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if informational || !std::env::args_os().any(|a| a == "--json") {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let message = text
+        .trim()
+        .strip_prefix("error: ")
+        .unwrap_or(text.trim())
+        .to_string();
+    let error = error::CliError::Usage(message);
+    error.report(true);
+    std::process::exit(error.exit_code());
+}
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     let json = cli.global.json;
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -19,6 +19,8 @@ use crate::error::{CliError, Result, usage};
 const FORMAT: u32 = 1;
 /// The record's file name.
 const FILE: &str = "state.json";
+/// The advisory lock that serialises changes to the record.
+const LOCK_FILE: &str = "state.lock";
 
 /// What an operation does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -541,12 +543,34 @@ impl Store {
         Ok(())
     }
 
-    /// Loads the record, applies `change` and saves it (unless `change` fails).
+    /// Loads the record, applies `change` and saves it (unless `change` fails), holding an
+    /// exclusive lock on `state.lock` throughout, so that `osb` commands running at the same
+    /// time each see the others' changes instead of overwriting them.
     pub(crate) fn update<T>(&self, change: impl FnOnce(&mut Record) -> Result<T>) -> Result<T> {
+        let _lock = self.lock()?;
         let mut record = self.load()?;
         let value = change(&mut record)?;
         self.save(&mut record)?;
         Ok(value)
+    }
+
+    /// Takes the record's advisory lock, waiting for other `osb` processes; it is released
+    /// when the returned file is dropped (or the process ends).
+    fn lock(&self) -> Result<fs::File> {
+        create_private_dir(&self.dir).map_err(|e| local(&self.dir, "cannot create", &e))?;
+        let path = self.dir.join(LOCK_FILE);
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(&path)
+            .map_err(|e| local(&path, "cannot open the lock of", &e))?;
+        file.lock().map_err(|e| local(&path, "cannot lock", &e))?;
+        Ok(file)
     }
 }
 
@@ -694,7 +718,13 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name())
             .collect();
-        assert_eq!(names, ["state.json"], "no temporary file is left behind");
+        let mut names: Vec<_> = names.iter().map(|n| n.to_string_lossy()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["state.json", "state.lock"],
+            "no temporary file is left behind"
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -706,6 +736,35 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o700);
         }
+    }
+
+    #[test]
+    fn concurrent_updates_are_all_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    // Each writer opens its own store, as separate `osb` processes do.
+                    let store = Store::at(&path);
+                    for j in 0..5 {
+                        let name = format!("db-{i}-{j}");
+                        store
+                            .update(|r| {
+                                r.instances.push(instance(&name, &name, "http://a"));
+                                Ok(())
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let record = Store::at(&path).load().unwrap();
+        assert_eq!(record.instances.len(), 40, "no update was lost");
     }
 
     #[test]

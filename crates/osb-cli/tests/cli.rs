@@ -459,6 +459,14 @@ fn bad_input_gets_clear_errors_and_exit_codes() {
     // Command-line mistakes.
     let (code, _, _) = run(&mut osb(), &["provision", "memory-db"]);
     assert_eq!(code, 2);
+    // With --json, a command line clap refuses is a JSON error object too.
+    let (code, _, stderr) = run(&mut osb(), &["--json", "provision", "memory-db"]);
+    assert_eq!(code, 2, "{stderr}");
+    let error: Value = serde_json::from_str(stderr.trim()).expect("a JSON error object");
+    assert_eq!(error["error"]["kind"], "usage");
+    assert_eq!(error["error"]["exit_code"], 2);
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains("<PLAN>"), "{message}");
     let (code, _, stderr) = run(&mut osb(), &["catalog", "--api-version", "3.1"]);
     assert_eq!(code, 2, "{stderr}");
     let mut no_url = osb();

@@ -15,6 +15,8 @@ use serde_json::json;
 struct Case {
     op: Operation,
     status: u16,
+    /// The OSB `error` code the reply must carry (`None`: the reply has no `error` field).
+    error: Option<&'static str>,
     app: Router,
     request: Request<Body>,
 }
@@ -23,9 +25,39 @@ fn case(op: Operation, status: u16, app: &Router, request: Request<Body>) -> Cas
     Case {
         op,
         status,
+        error: None,
         app: app.clone(),
         request,
     }
+}
+
+impl Case {
+    /// Expects the reply's `error` field to be `code`.
+    fn code(mut self, code: &'static str) -> Case {
+        self.error = Some(code);
+        self
+    }
+}
+
+/// [`ok_request`] with `accepts_incomplete=false`, for the operations that take it.
+fn sync_request(op: Operation, iid: &str) -> Request<Body> {
+    let mut req = ok_request(op, iid);
+    let uri = req
+        .uri()
+        .to_string()
+        .replace("accepts_incomplete=true", "accepts_incomplete=false");
+    assert!(
+        uri.contains("accepts_incomplete=false"),
+        "{op:?} takes no accepts_incomplete"
+    );
+    *req.uri_mut() = uri.parse().unwrap();
+    req
+}
+
+/// A body whose `maintenance_info.version` differs from plan `small`'s `1.0.0`.
+fn outdated_maintenance(mut body: serde_json::Value) -> serde_json::Value {
+    body["maintenance_info"] = json!({"version": "0.9.0"});
+    body
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -77,7 +109,7 @@ async fn every_status_code_the_spec_lists_is_produced() {
             &app,
             ok_request(FetchInstance, "missing"),
         ),
-        case(FetchInstance, 422, &app, ok_request(FetchInstance, "busy")),
+        case(FetchInstance, 422, &app, ok_request(FetchInstance, "busy")).code("ConcurrencyError"),
         // provision
         case(Provision, 200, &app, ok_request(Provision, "exists")),
         case(Provision, 201, &app, ok_request(Provision, "ok")),
@@ -100,7 +132,22 @@ async fn every_status_code_the_spec_lists_is_produced() {
                 request(Method::PUT, "/v2/service_instances/async"),
                 &provision_body(SMALL),
             ),
-        ),
+        )
+        .code("AsyncRequired"),
+        case(Provision, 422, &app, sync_request(Provision, "async")).code("AsyncRequired"),
+        case(Provision, 422, &app, ok_request(Provision, "busy")).code("ConcurrencyError"),
+        case(Provision, 422, &app, ok_request(Provision, "stale")).code("MaintenanceInfoConflict"),
+        // The catalog guard: plan `small` is at maintenance_info 1.0.0.
+        case(
+            Provision,
+            422,
+            &app,
+            with_json(
+                request(Method::PUT, "/v2/service_instances/ok"),
+                &outdated_maintenance(provision_body(SMALL)),
+            ),
+        )
+        .code("MaintenanceInfoConflict"),
         // update
         case(Update, 200, &app, ok_request(Update, "ok")),
         case(Update, 202, &app, ok_request(Update, "async")),
@@ -113,7 +160,21 @@ async fn every_status_code_the_spec_lists_is_produced() {
                 &json!({}),
             ),
         ),
+        // A plain refusal has no code.
         case(Update, 422, &app, ok_request(Update, "unusable")),
+        case(Update, 422, &app, sync_request(Update, "async")).code("AsyncRequired"),
+        case(Update, 422, &app, ok_request(Update, "busy")).code("ConcurrencyError"),
+        case(Update, 422, &app, ok_request(Update, "stale")).code("MaintenanceInfoConflict"),
+        case(
+            Update,
+            422,
+            &app,
+            with_json(
+                request(Method::PATCH, "/v2/service_instances/ok"),
+                &outdated_maintenance(json!({"service_id": SVC, "plan_id": SMALL})),
+            ),
+        )
+        .code("MaintenanceInfoConflict"),
         // deprovision
         case(Deprovision, 200, &app, ok_request(Deprovision, "ok")),
         case(Deprovision, 202, &app, ok_request(Deprovision, "async")),
@@ -124,7 +185,8 @@ async fn every_status_code_the_spec_lists_is_produced() {
             delete(&format!("/v2/service_instances/x?service_id={SVC}")),
         ),
         case(Deprovision, 410, &app, ok_request(Deprovision, "gone")),
-        case(Deprovision, 422, &app, ok_request(Deprovision, "busy")),
+        case(Deprovision, 422, &app, ok_request(Deprovision, "busy")).code("ConcurrencyError"),
+        case(Deprovision, 422, &app, sync_request(Deprovision, "async")).code("AsyncRequired"),
         // instance last operation
         case(
             InstanceLastOperation,
@@ -173,7 +235,9 @@ async fn every_status_code_the_spec_lists_is_produced() {
         ),
         case(Bind, 409, &app, ok_request(Bind, "conflict")),
         case(Bind, 410, &app, ok_request(Bind, "gone")),
-        case(Bind, 422, &app, ok_request(Bind, "app")),
+        case(Bind, 422, &app, ok_request(Bind, "app")).code("RequiresApp"),
+        case(Bind, 422, &app, ok_request(Bind, "busy")).code("ConcurrencyError"),
+        case(Bind, 422, &app, sync_request(Bind, "async")).code("AsyncRequired"),
         // unbind
         case(Unbind, 200, &app, ok_request(Unbind, "ok")),
         case(Unbind, 202, &app, ok_request(Unbind, "async")),
@@ -184,7 +248,8 @@ async fn every_status_code_the_spec_lists_is_produced() {
             delete(&format!("{}?plan_id={SMALL}", binding_path("x"))),
         ),
         case(Unbind, 410, &app, ok_request(Unbind, "gone")),
-        case(Unbind, 422, &app, ok_request(Unbind, "busy")),
+        case(Unbind, 422, &app, ok_request(Unbind, "busy")).code("ConcurrencyError"),
+        case(Unbind, 422, &app, sync_request(Unbind, "async")).code("AsyncRequired"),
         // binding last operation
         case(
             BindingLastOperation,
@@ -232,6 +297,7 @@ async fn every_status_code_the_spec_lists_is_produced() {
     for Case {
         op,
         status,
+        error,
         app,
         request,
     } in cases
@@ -243,6 +309,8 @@ async fn every_status_code_the_spec_lists_is_produced() {
         if status >= 400 && status != 404 && status != 410 {
             assert!(!reply.description().is_empty(), "{what}: description");
         }
+        // The spec's error codes belong to 422 replies; every other reply carries none.
+        assert_eq!(reply.error(), error, "{what}: error code in {}", reply.body);
         covered.insert((op, status));
     }
     for op in Operation::ALL {
@@ -363,7 +431,38 @@ async fn delete_queries_are_passed_through() {
         (reply.status, reply.body.clone()),
         (StatusCode::ACCEPTED, json!({"operation": "op-async-7"}))
     );
-    assert!(recorder.last().permit());
+    let call = recorder.last();
+    assert_eq!(call.op, Operation::Deprovision);
+    assert_eq!(call.instance_id, "async-7");
+    assert_eq!(
+        call.query,
+        json!({"service_id": SVC, "plan_id": SMALL, "accepts_incomplete": true})
+    );
+    assert!(call.permit());
+
+    // Deprovision with another plan and accepts_incomplete=false, parameters in another order.
+    let uri = format!(
+        "/v2/service_instances/ok-8?accepts_incomplete=false&plan_id={LARGE}&service_id={SVC}"
+    );
+    assert_eq!(send(&app, delete(&uri)).await.status, StatusCode::OK);
+    let call = recorder.last();
+    assert_eq!(call.op, Operation::Deprovision);
+    assert_eq!(call.instance_id, "ok-8");
+    assert_eq!(call.binding_id, None);
+    assert_eq!(
+        call.query,
+        json!({"service_id": SVC, "plan_id": LARGE, "accepts_incomplete": false})
+    );
+    assert_eq!(call.ctx.plan().unwrap().id, LARGE);
+    assert!(!call.permit());
+
+    // Without accepts_incomplete the broker sees it absent, not false.
+    let uri = format!("/v2/service_instances/ok-9?service_id={SVC}&plan_id={SMALL}");
+    assert_eq!(send(&app, delete(&uri)).await.status, StatusCode::OK);
+    let call = recorder.last();
+    assert_eq!(call.op, Operation::Deprovision);
+    assert_eq!(call.query, json!({"service_id": SVC, "plan_id": SMALL}));
+    assert!(!call.permit());
 }
 
 #[tokio::test]
@@ -396,6 +495,26 @@ async fn last_operation_queries_and_retry_after() {
     assert_eq!(call.op, Operation::BindingLastOperation);
     assert_eq!(call.query, json!({"operation": "x"}));
     assert!(call.ctx.service().is_none(), "no hint, no offering");
+
+    // Binding polls pass the hints and the percent-decoded operation through as well.
+    let uri = format!(
+        "/v2/service_instances/retry-3/service_bindings/b-3/last_operation?service_id={SVC}&plan_id={LARGE}&operation={encoded}"
+    );
+    let reply = send(&app, get(&uri)).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        json!({"state": "in progress", "description": "half way"})
+    );
+    let call = recorder.last();
+    assert_eq!(call.op, Operation::BindingLastOperation);
+    assert_eq!(call.instance_id, "retry-3");
+    assert_eq!(call.binding_id.as_deref(), Some("b-3"));
+    assert_eq!(
+        call.query,
+        json!({"service_id": SVC, "plan_id": LARGE, "operation": op})
+    );
+    assert_eq!(call.ctx.plan().unwrap().id, LARGE);
 }
 
 #[tokio::test]
@@ -437,6 +556,24 @@ async fn fetch_hints_are_passed_through() {
     let reply = send(&app, get(&binding_path("ok"))).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(recorder.last().query, json!({}));
+
+    let uri =
+        format!("/v2/service_instances/ok-5/service_bindings/b-5?service_id={SVC}&plan_id={LARGE}");
+    let reply = send(&app, get(&uri)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let call = recorder.last();
+    assert_eq!(call.op, Operation::FetchBinding);
+    assert_eq!(call.instance_id, "ok-5");
+    assert_eq!(call.binding_id.as_deref(), Some("b-5"));
+    assert_eq!(call.query, json!({"service_id": SVC, "plan_id": LARGE}));
+    assert_eq!(call.ctx.plan().unwrap().id, LARGE);
+    // A service hint alone is passed through alone.
+    let uri = format!("{}?service_id={SVC}", binding_path("ok"));
+    assert_eq!(send(&app, get(&uri)).await.status, StatusCode::OK);
+    let call = recorder.last();
+    assert_eq!(call.query, json!({"service_id": SVC}));
+    assert_eq!(call.ctx.service().unwrap().id, SVC);
+    assert!(call.ctx.plan().is_none());
 }
 
 #[tokio::test]

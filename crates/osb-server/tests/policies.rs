@@ -2,6 +2,7 @@
 //! body limit, timeout, guards switched off, composition, build-time checks.
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
@@ -420,6 +421,81 @@ async fn replies_are_shaped_for_the_declared_version() {
 }
 
 #[tokio::test]
+async fn bind_replies_are_shaped_for_the_declared_version() {
+    let recorder = Recorder::default();
+    let app = app(&recorder).await;
+    let auth = basic(USER, PASS);
+    let credentials = json!({"username": "app-user", "password": CREDENTIAL_SECRET});
+    let endpoints = json!([{"host": "db.internal", "ports": ["5432"]}]);
+    // `rich` answers with credentials, endpoints (2.15), metadata.expires_at (2.16),
+    // metadata.renew_before (2.17) and an extension field.
+    let expected = [
+        (
+            "2.13",
+            json!({"credentials": credentials, "x-extension": "kept"}),
+        ),
+        (
+            "2.14",
+            json!({"credentials": credentials, "x-extension": "kept"}),
+        ),
+        (
+            "2.15",
+            json!({"credentials": credentials, "endpoints": endpoints, "x-extension": "kept"}),
+        ),
+        (
+            "2.16",
+            json!({"credentials": credentials, "endpoints": endpoints,
+                "metadata": {"expires_at": "2030-01-01T00:00:00.0Z"}, "x-extension": "kept"}),
+        ),
+        (
+            "2.17",
+            json!({"credentials": credentials, "endpoints": endpoints,
+                "metadata": {"expires_at": "2030-01-01T00:00:00.0Z",
+                             "renew_before": "2029-12-01T00:00:00.0Z"},
+                "x-extension": "kept"}),
+        ),
+    ];
+    for (version, body) in expected {
+        let reply = send(
+            &app,
+            valid_request(Operation::Bind, "rich", Some(version), Some(&auth)),
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::CREATED,
+            "{version}: {}",
+            reply.body
+        );
+        assert_eq!(reply.body, body, "bind reply at {version}");
+        assert_eq!(recorder.last().ctx.api_version().to_string(), version);
+    }
+}
+
+#[tokio::test]
+async fn provision_replies_are_shaped_for_the_declared_version() {
+    let recorder = Recorder::default();
+    let app = app(&recorder).await;
+    let auth = basic(USER, PASS);
+    let provision = |v| valid_request(Operation::Provision, "rich", Some(v), Some(&auth));
+    // `rich` answers with metadata (2.16; attributes since 2.17) and an extension field.
+    let reply = send(&app, provision("2.13")).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.body,
+        json!({"dashboard_url": "https://dash", "x-extension": "kept"})
+    );
+    let reply = send(&app, provision("2.17")).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.body,
+        json!({"dashboard_url": "https://dash",
+            "metadata": {"labels": {"team": "blue"}, "attributes": {"tier": "gold"}},
+            "x-extension": "kept"})
+    );
+}
+
+#[tokio::test]
 async fn body_limit_and_timeout() {
     let recorder = Recorder::default();
     let app = builder(&recorder)
@@ -784,6 +860,20 @@ impl std::io::Write for Captured {
     }
 }
 
+/// The fields of the `osb_request` span on a log line, e.g. `instance_id` → `"inst-7"` (values
+/// as rendered: strings quoted, numbers bare); `None` for lines outside the span.
+fn span_fields(line: &str) -> Option<BTreeMap<&str, &str>> {
+    let start = line.find("osb_request{")? + "osb_request{".len();
+    // Routes hold braces (`{instance_id}`); the span's own brace is followed by `: `.
+    let end = start + line[start..].find("}: ")?;
+    Some(
+        line[start..end]
+            .split(' ')
+            .map(|field| field.split_once('=').expect("a key=value field"))
+            .collect(),
+    )
+}
+
 #[tokio::test]
 async fn one_span_per_request_without_secrets() {
     let captured = Captured::default();
@@ -796,6 +886,7 @@ async fn one_span_per_request_without_secrets() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let recorder = Recorder::default();
     let app = app(&recorder).await;
+    // A provision whose parameters hold a secret.
     let mut body = provision_body(LARGE);
     body["parameters"] = json!({"size": 2, "admin_password": "parameter-secret-42"});
     let req = request(
@@ -805,6 +896,12 @@ async fn one_span_per_request_without_secrets() {
     .header("x-broker-api-request-identity", "req-7");
     let reply = send(&app, with_json(req, &body)).await;
     assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        recorder.last().body.unwrap()["parameters"]["admin_password"],
+        "parameter-secret-42",
+        "the broker got the parameter"
+    );
+    // Wrong credentials.
     let wrong = valid_request(
         Operation::Catalog,
         "",
@@ -812,6 +909,7 @@ async fn one_span_per_request_without_secrets() {
         Some(&basic(USER, "guessed-pw-99")),
     );
     assert_eq!(send(&app, wrong).await.status, StatusCode::UNAUTHORIZED);
+    // A refused bind whose parameters hold a secret.
     let mut bad = provision_body(LARGE);
     bad["parameters"] = json!({"role": "parameter-secret-43"});
     let req = with_json(
@@ -822,27 +920,80 @@ async fn one_span_per_request_without_secrets() {
         &bad,
     );
     assert_eq!(send(&app, req).await.status, StatusCode::BAD_REQUEST);
+    // A bind that returns credentials.
+    let req = request(
+        Method::PUT,
+        "/v2/service_instances/rich-9/service_bindings/b-9",
+    )
+    .header("x-broker-api-request-identity", "req-9");
+    let reply = send(&app, with_json(req, &bind_body(SMALL))).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(
+        reply.body["credentials"]["password"], CREDENTIAL_SECRET,
+        "the platform got the credentials"
+    );
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let spans: Vec<_> = logs.lines().filter_map(span_fields).collect();
+    let instance_route = "\"/v2/service_instances/{instance_id}\"";
+    let binding_route = "\"/v2/service_instances/{instance_id}/service_bindings/{binding_id}\"";
+    let expected = [
+        vec![
+            ("method", "PUT"),
+            ("route", instance_route),
+            ("request_identity", "\"req-7\""),
+            ("instance_id", "\"inst-7\""),
+            ("status", "201"),
+        ],
+        vec![
+            ("method", "GET"),
+            ("route", "\"/v2/catalog\""),
+            ("status", "401"),
+        ],
+        vec![
+            ("method", "PUT"),
+            ("route", binding_route),
+            ("instance_id", "\"inst-8\""),
+            ("binding_id", "\"b-8\""),
+            ("status", "400"),
+        ],
+        vec![
+            ("method", "PUT"),
+            ("route", binding_route),
+            ("request_identity", "\"req-9\""),
+            ("instance_id", "\"rich-9\""),
+            ("binding_id", "\"b-9\""),
+            ("status", "201"),
+        ],
+    ];
+    for fields in expected {
+        let fields: BTreeMap<_, _> = fields.into_iter().collect();
+        // The status is recorded when the reply is ready, so only the final line has it.
+        let lines = spans
+            .iter()
+            .filter(|s| s.contains_key("status"))
+            .filter(|s| {
+                s.get("instance_id") == fields.get("instance_id")
+                    && s.get("route") == fields.get("route")
+            });
+        let lines: Vec<_> = lines.collect();
+        assert_eq!(lines, [&fields], "one finished span per request:\n{logs}");
+    }
     let line = logs
         .lines()
-        .find(|l| l.contains("inst-7") && l.contains("status=201"))
-        .unwrap_or_else(|| panic!("no line for the provision:\n{logs}"));
-    for needle in [
-        "osb_request",
-        "method=PUT",
-        "route=\"/v2/service_instances/{instance_id}\"",
-        "request_identity=\"req-7\"",
-    ] {
-        assert!(line.contains(needle), "{needle} missing in {line}");
-    }
-    assert!(logs.contains("binding_id=\"b-8\""), "{logs}");
-    assert!(logs.contains("status=401"), "{logs}");
+        .find(|l| l.contains("instance_id=\"inst-7\""))
+        .unwrap();
+    assert!(
+        line.ends_with("request answered status=201"),
+        "the reply's status is logged: {line}"
+    );
     for secret in [
         "parameter-secret",
+        CREDENTIAL_SECRET,
         PASS,
         "guessed-pw-99",
         &basic(USER, PASS)[6..],
+        &basic(USER, "guessed-pw-99")[6..],
     ] {
         assert!(!logs.contains(secret), "{secret} was logged:\n{logs}");
     }

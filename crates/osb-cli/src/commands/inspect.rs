@@ -399,6 +399,20 @@ async fn wait_again(
     args: &LastOperationArgs,
 ) -> Result<()> {
     let store = ctx.store()?;
+    // An id outside the local record is followed as a delete (so `410 Gone` ends the wait), but
+    // a broker that has never heard of it (`404`) must not read as a finished delete.
+    if let Subject::Instance(e) = subject
+        && !e.has_plan()
+    {
+        let label = format!("polling the last operation of {:?}", subject.name());
+        let first = client
+            .instance_last_operation(&e.id, &instance_poll_query(e), &CallOptions::new())
+            .await
+            .map_err(|err| call_error(&label, err))?;
+        if first == LastOperationOutcome::NotFound {
+            return Err(unknown_instance(subject.name()));
+        }
+    }
     let catalog = fetch_catalog(client).await.ok();
     let plan = plan_of(catalog.as_ref(), subject);
     let resource = wait_for(&store, client, subject, plan, args.max_wait)

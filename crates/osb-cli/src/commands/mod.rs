@@ -552,9 +552,8 @@ pub(crate) async fn wait_for(
                 resource: Some(resource),
             })
         }
-        // An id outside the local record that the broker does not know either.
-        PollOutcome::NotFound if !subject.has_plan() => Err(unknown_instance(subject.name())),
-        PollOutcome::Gone | PollOutcome::NotFound if kind == OpKind::Delete => {
+        // A delete that finished: `410 Gone`, or `404` (osb-client reads both as `Gone`).
+        PollOutcome::Gone if kind == OpKind::Delete => {
             let subject = record_end(store, subject, kind, OpState::Succeeded, None)?;
             Ok(Ended {
                 subject,

@@ -14,10 +14,11 @@ use osb_server::types::{
     Catalog, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery,
     FetchInstanceOutcome, FetchInstanceQuery, InstanceId, InstanceLastOperationQuery,
     LastOperation, LastOperationOutcome, LastOperationResource, LastOperationState, Operation,
-    ProvisionOutcome, RetryAfter, ServiceBindingRequest, ServiceBindingResource,
-    ServiceBindingResponse, ServiceInstanceAsyncOperation, ServiceInstanceMetadata,
-    ServiceInstanceProvisionRequest, ServiceInstanceProvisionResponse, ServiceInstanceResource,
-    ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse, UnbindQuery, UpdateOutcome,
+    ProvisionOutcome, RetryAfter, ServiceBindingEndpoint, ServiceBindingRequest,
+    ServiceBindingResource, ServiceBindingResponse, ServiceInstanceAsyncOperation,
+    ServiceInstanceMetadata, ServiceInstanceProvisionRequest, ServiceInstanceProvisionResponse,
+    ServiceInstanceResource, ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse,
+    UnbindQuery, UpdateOutcome,
 };
 use osb_server::{Broker, BrokerBuilder, BrokerError, RequestContext, ServiceBroker, async_trait};
 use serde::Serialize;
@@ -32,6 +33,8 @@ pub const OTHER_SVC: &str = "svc-2";
 pub const OTHER_PLAN: &str = "plan-other";
 pub const USER: &str = "platform";
 pub const PASS: &str = "s3cret";
+/// A recognizable secret in the credentials of a `rich` bind reply.
+pub const CREDENTIAL_SECRET: &str = "credential-secret-51";
 
 pub fn schema(properties: Value) -> Value {
     json!({"parameters": {"$schema": "http://json-schema.org/draft-04/schema#",
@@ -80,10 +83,12 @@ impl Call {
 
 /// Answers by the instance id's prefix:
 /// `async` (202 with permit, else AsyncRequired), `exists` (200), `conflict` (409), `busy` (422
-/// ConcurrencyError), `unusable` (422 with usability flags), `app` (RequiresApp), `gone` (410),
+/// ConcurrencyError), `stale` (422 MaintenanceInfoConflict), `unusable` (422 with usability
+/// flags), `app` (RequiresApp), `gone` (410),
 /// `missing` (404), `internal` (500), `forged` (Accepted without the request's permit),
 /// `longop` (an over-long operation), `slow` (waits 300 ms), `panic` (provision panics), `unavailable` (503), `rich`
-/// (bodies with fields of every version and extensions), `retry` (in progress, Retry-After 7);
+/// (bodies with fields of every version and extensions; a bind's credentials hold
+/// [`CREDENTIAL_SECRET`]), `retry` (in progress, Retry-After 7);
 /// anything else succeeds synchronously.
 #[derive(Clone, Default)]
 pub struct Recorder {
@@ -128,6 +133,8 @@ fn common_errors(id: &str) -> Result<(), BrokerError> {
         BrokerError::conflict("exists with other attributes")
     } else if id.starts_with("busy") {
         BrokerError::concurrency_error("another operation is running")
+    } else if id.starts_with("stale") {
+        BrokerError::maintenance_info_conflict("maintenance_info 0.9.0 is outdated")
     } else if id.starts_with("unusable") {
         BrokerError::unprocessable("cannot do that")
             .with_instance_usable(false)
@@ -159,6 +166,23 @@ fn rich_metadata() -> ServiceInstanceMetadata {
     ServiceInstanceMetadata::new()
         .with_labels(labels)
         .with_attributes(attributes)
+}
+
+/// A bind reply with fields of 2.14 (credentials), 2.15 (endpoints), 2.16 (metadata.expires_at),
+/// 2.17 (metadata.renew_before) and an extension field.
+fn rich_binding(creds: serde_json::Map<String, Value>) -> ServiceBindingResponse {
+    ServiceBindingResponse::new()
+        .with_credentials(creds)
+        .with_endpoints([ServiceBindingEndpoint::new(
+            "db.internal",
+            ["5432".to_string()],
+        )])
+        .with_metadata(
+            osb_server::types::ServiceBindingMetadata::new()
+                .with_expires_at("2030-01-01T00:00:00.0Z")
+                .with_renew_before("2029-12-01T00:00:00.0Z"),
+        )
+        .with_extra("x-extension", "kept")
 }
 
 fn instance_async(id: &str, permit: AsyncPermit) -> ProvisionOutcome {
@@ -340,6 +364,11 @@ impl ServiceBroker for Recorder {
             return Ok(BindOutcome::Accepted(async_op(id, permit)));
         }
         let mut creds = serde_json::Map::new();
+        if id.starts_with("rich") {
+            creds.insert("username".into(), json!("app-user"));
+            creds.insert("password".into(), json!(CREDENTIAL_SECRET));
+            return Ok(BindOutcome::Created(rich_binding(creds)));
+        }
         creds.insert("password".into(), json!("pw"));
         let body = ServiceBindingResponse::new().with_credentials(creds);
         if id.starts_with("exists") {
