@@ -11,7 +11,8 @@
 //!   originating identity, the catalog guards and the plan's parameter schema.
 //!
 //! Environment: `BENCH_ITERATIONS` (default 20000 per round), `BENCH_ROUNDS` (default 5),
-//! `BENCH_CASE` (`catalog` or `provision`; default both). With `BENCH_LISTEN=ADDR` it instead
+//! `BENCH_CASE` (`catalog` or `provision`; default both), `BENCH_ROUTER` (`bare` or `osb`: run
+//! one router only, e.g. under `valgrind --tool=callgrind`). With `BENCH_LISTEN=ADDR` it instead
 //! serves the benchmark broker over HTTP on ADDR (one thread, Basic `platform:s3cret`) until
 //! stopped, for load generators such as wrk and for comparisons with other frameworks.
 
@@ -227,9 +228,25 @@ fn main() {
             drive(&bare, make, 500).await;
             drive(&osb, make, 500).await;
             let (mut b, mut o) = (Vec::new(), Vec::new());
+            let router = std::env::var("BENCH_ROUTER").ok();
+            let runs = |which: &str| router.as_deref().is_none_or(|r| r == which);
             for _ in 0..rounds {
-                b.push(iterations as f64 / drive(&bare, make, iterations).await.as_secs_f64());
-                o.push(iterations as f64 / drive(&osb, make, iterations).await.as_secs_f64());
+                if runs("bare") {
+                    b.push(iterations as f64 / drive(&bare, make, iterations).await.as_secs_f64());
+                }
+                if runs("osb") {
+                    o.push(iterations as f64 / drive(&osb, make, iterations).await.as_secs_f64());
+                }
+            }
+            if b.is_empty() || o.is_empty() {
+                // One router only (for profilers): no ratio.
+                let (label, rates) = if b.is_empty() {
+                    ("osb-server", o)
+                } else {
+                    ("bare axum", b)
+                };
+                println!("{name:<10} {label} {:.0}", median(rates));
+                continue;
             }
             let (b, o) = (median(b), median(o));
             println!("{name:<10} {b:>12.0} {o:>12.0} {:>7.2}", o / b);
