@@ -21,6 +21,11 @@ use crate::{
 /// `202 Accepted` to a platform that did not opt in. The server hands one to the broker only when
 /// the request carried `accepts_incomplete=true`; the client holds one only when it sent it.
 ///
+/// [`from_accepts_incomplete`](Self::from_accepts_incomplete) is public because both of those
+/// crates build on this one, so the type makes the rule visible rather than unbreakable: a broker
+/// could mint a permit of its own. osb-server therefore also checks every `202` against the
+/// request and answers `422 AsyncRequired` instead when the platform did not opt in.
+///
 /// ```
 /// use osb_types::AsyncPermit;
 /// assert!(AsyncPermit::from_accepts_incomplete(Some(true)).is_some());
