@@ -253,10 +253,13 @@ impl ClientBuilder {
         self
     }
 
-    /// Whether request bodies are checked with their `validate()` rules before sending (default
-    /// on): non-empty ids, SemVer `maintenance_info.version`, a context that names its platform…
-    /// A request that fails is not sent ([`Error::Validation`]). Turn it off to send deliberately
-    /// invalid requests, e.g. when testing a broker's own checks.
+    /// Whether request bodies and query parameters are checked with their `validate()` rules
+    /// before sending (default on): non-empty ids, SemVer `maintenance_info.version`, a context
+    /// that names its platform, an `operation` of at most 10,000 characters… A request that
+    /// fails is not sent ([`Error::Validation`]). Turn it off to send deliberately invalid
+    /// requests, e.g. when testing a broker's own checks (ids in the path and the required
+    /// `service_id`/`plan_id` of a delete are still refused when empty, since no URL can say
+    /// what was meant).
     pub fn validate_requests(mut self, validate: bool) -> Self {
         self.validate_requests = validate;
         self

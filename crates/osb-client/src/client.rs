@@ -471,6 +471,9 @@ impl<'a> Call<'a> {
     }
 
     /// A query parameter the spec requires to be non-empty.
+    ///
+    /// The empty check holds even with `validate_requests` off; with it on, the query's own
+    /// `validate()` (see `Client::check_query`) has already applied it, and the other rules.
     fn param(mut self, name: &'static str, value: &'a str) -> Result<Self, Error> {
         if value.is_empty() {
             return Err(invalid(name, "must not be empty"));
@@ -597,6 +600,21 @@ impl Client {
             serde_json::to_vec(body)
         };
         result.map_err(|e| invalid("body", &e.to_string()))
+    }
+
+    /// Checks a query with its `validate()` rules (when enabled), the way
+    /// [`encode_body`](Self::encode_body) checks a body; a query that fails is not sent.
+    ///
+    /// [`Call::param`] still refuses empty values when validation is off, as it always has.
+    fn check_query<T>(
+        &self,
+        query: &T,
+        validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
+    ) -> Result<(), Error> {
+        if self.inner.validate_requests {
+            validate(query).map_err(Error::Validation)?;
+        }
+        Ok(())
     }
 
     /// The request URL: a copy of the base URL with the operation's path (ids checked and
@@ -812,6 +830,7 @@ impl Client {
         query: &DeprovisionQuery,
         opts: &CallOptions,
     ) -> Result<DeleteOutcome, Error> {
+        self.check_query(query, DeprovisionQuery::validate)?;
         let call = Call::new(Operation::Deprovision, opts)
             .instance(instance_id)
             .accepts_incomplete(query.accepts_incomplete)
@@ -832,6 +851,7 @@ impl Client {
         query: &InstanceLastOperationQuery,
         opts: &CallOptions,
     ) -> Result<LastOperationOutcome, Error> {
+        self.check_query(query, InstanceLastOperationQuery::validate)?;
         let call = Call::new(Operation::InstanceLastOperation, opts)
             .instance(instance_id)
             .hints(query.service_id.as_deref(), query.plan_id.as_deref())?
@@ -850,6 +870,7 @@ impl Client {
         query: &FetchInstanceQuery,
         opts: &CallOptions,
     ) -> Result<FetchInstanceOutcome, Error> {
+        self.check_query(query, FetchInstanceQuery::validate)?;
         let call = Call::new(Operation::FetchInstance, opts).instance(instance_id);
         let call = self.fetch_hints(call, query.service_id.as_deref(), query.plan_id.as_deref())?;
         self.exchange(call).await
@@ -898,6 +919,7 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<DeleteOutcome, Error> {
         let accepts_incomplete = self.binding_async(Operation::Unbind, query.accepts_incomplete)?;
+        self.check_query(query, UnbindQuery::validate)?;
         let call = Call::new(Operation::Unbind, opts)
             .binding(instance_id, binding_id)
             .accepts_incomplete(accepts_incomplete)
@@ -916,6 +938,7 @@ impl Client {
         query: &BindingLastOperationQuery,
         opts: &CallOptions,
     ) -> Result<LastOperationOutcome, Error> {
+        self.check_query(query, BindingLastOperationQuery::validate)?;
         let call = Call::new(Operation::BindingLastOperation, opts)
             .binding(instance_id, binding_id)
             .hints(query.service_id.as_deref(), query.plan_id.as_deref())?
@@ -935,6 +958,7 @@ impl Client {
         query: &FetchBindingQuery,
         opts: &CallOptions,
     ) -> Result<FetchBindingOutcome, Error> {
+        self.check_query(query, FetchBindingQuery::validate)?;
         let call = Call::new(Operation::FetchBinding, opts).binding(instance_id, binding_id);
         let call = self.fetch_hints(call, query.service_id.as_deref(), query.plan_id.as_deref())?;
         self.exchange(call).await
@@ -1058,6 +1082,49 @@ mod tests {
             matches!(client.url(&call), Err(Error::Validation(_))),
             "an id the path needs is missing"
         );
+    }
+
+    #[test]
+    fn queries_are_checked_by_their_validate_when_enabled() {
+        let strict = Client::builder("http://broker.test").build().unwrap();
+        let lax = Client::builder("http://broker.test")
+            .validate_requests(false)
+            .build()
+            .unwrap();
+        let field = |r: Result<(), Error>| match r {
+            Err(Error::Validation(osb_types::Error::Invalid { field, .. })) => field,
+            other => panic!("expected a validation error, got {other:?}"),
+        };
+        let long = "x".repeat(osb_types::MAX_OPERATION_LEN + 1);
+        let poll = InstanceLastOperationQuery::new().with_operation(long.as_str());
+        assert_eq!(
+            field(strict.check_query(&poll, InstanceLastOperationQuery::validate)),
+            "operation"
+        );
+        assert!(
+            lax.check_query(&poll, InstanceLastOperationQuery::validate)
+                .is_ok()
+        );
+        let poll = BindingLastOperationQuery::new().with_operation(long.as_str());
+        assert_eq!(
+            field(strict.check_query(&poll, BindingLastOperationQuery::validate)),
+            "operation"
+        );
+        let delete = UnbindQuery::new("svc", "");
+        assert_eq!(
+            field(strict.check_query(&delete, UnbindQuery::validate)),
+            "plan_id"
+        );
+        let fetch = FetchInstanceQuery::new().with_service_id("");
+        assert_eq!(
+            field(strict.check_query(&fetch, FetchInstanceQuery::validate)),
+            "service_id"
+        );
+        // With validation off an empty value is still refused, as before `validate()` existed.
+        assert!(lax.check_query(&delete, UnbindQuery::validate).is_ok());
+        let opts = CallOptions::new();
+        let call = Call::new(Operation::Unbind, &opts).param("plan_id", "");
+        assert_eq!(field(call.map(drop)), "plan_id");
     }
 
     #[test]

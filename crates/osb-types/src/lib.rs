@@ -12,8 +12,9 @@
 //!   [`AsyncPermit`] that guards `202 Accepted`.
 //! - The [`ErrorResponse`] body and its [`ErrorCode`].
 //! - Catalog lookups and effective flags ([`Catalog::find_plan`], [`Plan::effective_bindable`],
-//!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation
-//!   ([`ServiceInstanceProvisionRequest::validate`], …) and, with the `json-schema` feature,
+//!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation of bodies
+//!   ([`ServiceInstanceProvisionRequest::validate`], …) and query parameters
+//!   ([`DeprovisionQuery::validate`], …) and, with the `json-schema` feature,
 //!   `parameters` validation against a plan's schemas (`schema::PlanSchemas`).
 //!
 //! ```

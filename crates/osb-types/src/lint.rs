@@ -19,6 +19,8 @@
 //! | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
 //! | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
 //! | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
+//! | `maintenance-info-unknown-key` | error | Cloud Controller | `maintenance_info` has no keys other than `version` and `description`. |
+//! | `maintenance-info-too-long` | error | Cloud Controller | `maintenance_info` serializes to at most 2,000 characters of JSON (all its keys count, so keep `description` short). |
 //! | `dashboard-client-incomplete` | error | spec (profile 2.15), Cloud Controller | `dashboard_client.id` and `dashboard_client.secret` are non-empty. |
 //! | `dashboard-client-redirect-uri` | warning | Cloud Controller | `dashboard_client.redirect_uri` is present and non-empty (optional in the spec, required by Cloud Controller). |
 //! | `duplicate-dashboard-client-id` | error | Cloud Controller | `dashboard_client.id` values are unique across the catalog. |
@@ -49,7 +51,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::validate::semver_problem;
-use crate::{Catalog, DashboardClient, Plan, Service, ServiceRequirement};
+use crate::{Catalog, DashboardClient, MaintenanceInfo, Plan, Service, ServiceRequirement};
 
 /// How serious a [`Problem`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -138,6 +140,8 @@ rules! {
     DUPLICATE_PLAN_NAME = "duplicate-plan-name", Error;
     UNKNOWN_REQUIREMENT = "unknown-requirement", Error;
     INVALID_MAINTENANCE_VERSION = "invalid-maintenance-version", Error;
+    MAINTENANCE_INFO_UNKNOWN_KEY = "maintenance-info-unknown-key", Error;
+    MAINTENANCE_INFO_TOO_LONG = "maintenance-info-too-long", Error;
     DASHBOARD_CLIENT_INCOMPLETE = "dashboard-client-incomplete", Error;
     DASHBOARD_CLIENT_REDIRECT_URI = "dashboard-client-redirect-uri", Warning;
     DUPLICATE_DASHBOARD_CLIENT_ID = "duplicate-dashboard-client-id", Error;
@@ -164,6 +168,8 @@ const MAX_DISPLAY_LEN: usize = 255;
 const MAX_SERVICE_DESCRIPTION_LEN: usize = 10_000;
 /// Cloud Controller's limit on the concatenated tags of an offering, in characters.
 const MAX_TAGS_LEN: usize = 2_048;
+/// Cloud Controller's limit on a plan's `maintenance_info` serialized as JSON, in characters.
+const MAX_MAINTENANCE_INFO_JSON_LEN: usize = 2_000;
 /// The spec's limit on a serialized `parameters` schema, in bytes.
 pub(crate) const MAX_SCHEMA_BYTES: usize = 65_536;
 /// How deep the `$ref` search descends into a schema.
@@ -562,6 +568,8 @@ impl Catalog {
     /// | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
     /// | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
     /// | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
+    /// | `maintenance-info-unknown-key` | error | Cloud Controller | `maintenance_info` has no keys other than `version` and `description`. |
+    /// | `maintenance-info-too-long` | error | Cloud Controller | `maintenance_info` serializes to at most 2,000 characters of JSON (all its keys count, so keep `description` short). |
     /// | `dashboard-client-incomplete` | error | spec (profile 2.15), Cloud Controller | `dashboard_client.id` and `dashboard_client.secret` are non-empty. |
     /// | `dashboard-client-redirect-uri` | warning | Cloud Controller | `dashboard_client.redirect_uri` is present and non-empty (optional in the spec, required by Cloud Controller). |
     /// | `duplicate-dashboard-client-id` | error | Cloud Controller | `dashboard_client.id` values are unique across the catalog. |
@@ -624,6 +632,9 @@ fn lint_plan(lint: &mut Linter<'_>, base: &str, service: &Service, plan: &Plan) 
             format!("maintenance_info.version {reason}"),
         );
     }
+    if let Some(info) = &plan.maintenance_info {
+        lint_maintenance_info(lint, &pointer_push(base, "maintenance_info"), info);
+    }
     if let Some(duration) = plan.maximum_polling_duration
         && duration < 0
     {
@@ -666,6 +677,42 @@ fn lint_plan(lint: &mut Linter<'_>, base: &str, service: &Service, plan: &Plan) 
     }
     if let Some(costs) = plan.metadata.as_ref().and_then(|m| m.get("costs")) {
         lint_costs(lint, &format!("{base}/metadata/costs"), costs);
+    }
+}
+
+/// Cloud Controller's rules on a plan's `maintenance_info` beyond its `version`: only the keys
+/// `version` and `description`, and at most 2,000 characters as JSON.
+fn lint_maintenance_info(lint: &mut Linter<'_>, path: &str, info: &MaintenanceInfo) {
+    for key in info.extra.keys() {
+        lint.push(
+            MAINTENANCE_INFO_UNKNOWN_KEY,
+            pointer_push(path, key),
+            format!(
+                "maintenance_info has the key {key:?}; Cloud Controller accepts only `version` and `description`, so remove it (plan-level data belongs in the plan's `metadata`)"
+            ),
+        );
+    }
+    // Cloud Controller measures the whole object, unknown keys included, as compact JSON and
+    // counts characters, not bytes; serde_json escapes the same characters Ruby's `to_json` does.
+    let len = serde_json::to_string(info).map_or(0, |json| json.chars().count());
+    if len > MAX_MAINTENANCE_INFO_JSON_LEN {
+        let hint = match (&info.description, info.extra.is_empty()) {
+            (_, false) => {
+                "remove the keys other than `version` and `description`, and shorten `description` if that is not enough".to_string()
+            }
+            (Some(description), true) => format!(
+                "shorten `description` (now {} characters)",
+                description.chars().count()
+            ),
+            (None, true) => "shorten `version`".to_string(),
+        };
+        lint.push(
+            MAINTENANCE_INFO_TOO_LONG,
+            path,
+            format!(
+                "maintenance_info is {len} characters long as JSON; Cloud Controller accepts at most {MAX_MAINTENANCE_INFO_JSON_LEN}, so {hint}"
+            ),
+        );
     }
 }
 

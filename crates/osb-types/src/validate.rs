@@ -1,23 +1,29 @@
-//! Checks on request bodies that their types cannot express.
+//! Checks on request bodies and query parameters that their types cannot express.
 //!
 //! Deserializing a request already enforces the shape (required fields present, `parameters` an
 //! object). The `validate` methods add the spec's remaining rules and stop at the first problem,
-//! returning [`Error::Invalid`] whose `field` is the dotted JSON path of the offending field:
+//! returning [`Error::Invalid`] whose `field` is the dotted JSON path of the offending field (for
+//! a query, the parameter's name):
 //!
 //! | Rule | Fields |
 //! |---|---|
-//! | A required string is non-empty | `service_id`, `plan_id`, `organization_guid`, `space_guid` |
-//! | An optional string, when present, is non-empty | `plan_id` (update), `app_guid`, `predecessor_binding_id`, `bind_resource.*`, `previous_values.*` |
+//! | A required string is non-empty | `service_id`, `plan_id`, `organization_guid`, `space_guid`; the `service_id` and `plan_id` query parameters of deprovision and unbind |
+//! | An optional string, when present, is non-empty | `plan_id` (update), `app_guid`, `predecessor_binding_id`, `bind_resource.*`, `previous_values.*`; the `service_id` and `plan_id` hints of the last-operation and fetch queries |
 //! | `maintenance_info.version` is a SemVer 2.0 version | `maintenance_info.version`, `previous_values.maintenance_info.version` |
 //! | A context names its platform | `context.platform` |
-//! | An operation is 1 to 10,000 characters | `operation` |
+//! | An operation is 1 to 10,000 characters | `operation` (last-operation queries) |
+//!
+//! The provision, update and bind queries carry only `accepts_incomplete`, a boolean, so they
+//! have nothing to check.
 //!
 //! Whether the ids exist in the catalog, and whether `parameters` match the plan's schemas, are
 //! questions for the broker, which knows its catalog.
 
 use crate::{
-    Context, Error, MaintenanceInfo, OperationId, ServiceBindingRequest,
-    ServiceInstancePreviousValues, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
+    BindingLastOperationQuery, Context, DeprovisionQuery, Error, FetchBindingQuery,
+    FetchInstanceQuery, InstanceLastOperationQuery, MaintenanceInfo, OperationId,
+    ServiceBindingRequest, ServiceInstancePreviousValues, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, UnbindQuery,
 };
 
 /// The longest `operation` value the spec allows, in characters.
@@ -56,6 +62,12 @@ fn validate_optional(field: &str, value: Option<&str>) -> Result<(), Error> {
         Some(v) => validate_id(field, v),
         None => Ok(()),
     }
+}
+
+/// The optional `service_id` / `plan_id` hints of a query: non-empty when present.
+fn validate_hints(service_id: Option<&str>, plan_id: Option<&str>) -> Result<(), Error> {
+    validate_optional("service_id", service_id)?;
+    validate_optional("plan_id", plan_id)
 }
 
 /// Checks a `maintenance_info.version` string: non-empty and a SemVer 2.0 version.
@@ -184,6 +196,112 @@ impl ServiceBindingRequest {
         }
         validate_context(self.context.as_ref())?;
         Ok(())
+    }
+}
+
+impl DeprovisionQuery {
+    /// Checks the query of a deprovision: the required `service_id` and `plan_id` are
+    /// non-empty.
+    ///
+    /// ```
+    /// use osb_types::DeprovisionQuery;
+    /// assert!(DeprovisionQuery::new("svc", "plan").validate().is_ok());
+    /// let err = DeprovisionQuery::new("svc", "").validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `plan_id`: must not be empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_id("service_id", &self.service_id)?;
+        validate_id("plan_id", &self.plan_id)
+    }
+}
+
+impl UnbindQuery {
+    /// Checks the query of an unbind: the required `service_id` and `plan_id` are non-empty.
+    ///
+    /// ```
+    /// use osb_types::UnbindQuery;
+    /// assert!(UnbindQuery::new("svc", "plan").validate().is_ok());
+    /// let err = UnbindQuery::new("", "plan").validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `service_id`: must not be empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_id("service_id", &self.service_id)?;
+        validate_id("plan_id", &self.plan_id)
+    }
+}
+
+impl InstanceLastOperationQuery {
+    /// Checks the query of an instance last-operation poll: the `service_id` and `plan_id`
+    /// hints are non-empty when present, and `operation`, when present, is 1 to 10,000
+    /// characters ([`validate_operation`]).
+    ///
+    /// ```
+    /// use osb_types::{InstanceLastOperationQuery, MAX_OPERATION_LEN};
+    /// assert!(InstanceLastOperationQuery::new().validate().is_ok());
+    /// let query = InstanceLastOperationQuery::new().with_plan_id("plan").with_operation("op-42");
+    /// assert!(query.validate().is_ok());
+    /// let long = InstanceLastOperationQuery::new().with_operation("x".repeat(MAX_OPERATION_LEN + 1));
+    /// assert_eq!(
+    ///     long.validate().unwrap_err().to_string(),
+    ///     "invalid `operation`: is 10001 characters long; the limit is 10000"
+    /// );
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())?;
+        match &self.operation {
+            Some(operation) => validate_operation(operation),
+            None => Ok(()),
+        }
+    }
+}
+
+impl BindingLastOperationQuery {
+    /// Checks the query of a binding last-operation poll: the `service_id` and `plan_id`
+    /// hints are non-empty when present, and `operation`, when present, is 1 to 10,000
+    /// characters ([`validate_operation`]).
+    ///
+    /// ```
+    /// use osb_types::BindingLastOperationQuery;
+    /// assert!(BindingLastOperationQuery::new().with_operation("op-7").validate().is_ok());
+    /// let err = BindingLastOperationQuery::new().with_operation("").validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `operation`: must not be empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())?;
+        match &self.operation {
+            Some(operation) => validate_operation(operation),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FetchInstanceQuery {
+    /// Checks the query of a fetch-instance: the `service_id` and `plan_id` hints are
+    /// non-empty when present.
+    ///
+    /// ```
+    /// use osb_types::FetchInstanceQuery;
+    /// assert!(FetchInstanceQuery::new().with_service_id("svc").validate().is_ok());
+    /// let err = FetchInstanceQuery::new().with_service_id("").validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `service_id`: must not be empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())
+    }
+}
+
+impl FetchBindingQuery {
+    /// Checks the query of a fetch-binding: the `service_id` and `plan_id` hints are
+    /// non-empty when present.
+    ///
+    /// ```
+    /// use osb_types::FetchBindingQuery;
+    /// assert!(FetchBindingQuery::new().validate().is_ok());
+    /// let err = FetchBindingQuery::new().with_plan_id("").validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid `plan_id`: must not be empty");
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())
     }
 }
 

@@ -195,10 +195,40 @@ fn cases() -> Vec<Case> {
             |c| set(c, "/services/0/plans/0/maintenance_info/version", json!("")),
         ),
         case(
+            "maintenance-info-unknown-key",
+            Error,
+            "/services/0/plans/0/maintenance_info/release_notes",
+            |c| {
+                set(
+                    c,
+                    "/services/0/plans/0/maintenance_info/release_notes",
+                    json!("https://example.com/notes"),
+                )
+            },
+        ),
+        case(
+            "maintenance-info-too-long",
+            Error,
+            "/services/0/plans/0/maintenance_info",
+            |c| {
+                set(
+                    c,
+                    "/services/0/plans/0/maintenance_info/description",
+                    json!("d".repeat(2_000)),
+                )
+            },
+        ),
+        case(
             "dashboard-client-incomplete",
             Error,
             "/services/0/dashboard_client/secret",
             |c| set(c, "/services/0/dashboard_client/secret", json!("")),
+        ),
+        case(
+            "dashboard-client-incomplete",
+            Error,
+            "/services/0/dashboard_client/id",
+            |c| set(c, "/services/0/dashboard_client/id", json!("")),
         ),
         case(
             "dashboard-client-redirect-uri",
@@ -454,9 +484,9 @@ fn each_rule_is_reported_alone_at_the_right_path() {
 fn every_rule_has_a_case() {
     let rules: BTreeSet<&str> = cases().iter().map(|c| c.rule).collect();
     let expected = if cfg!(feature = "json-schema") {
-        27
+        29
     } else {
-        26
+        28
     };
     assert_eq!(rules.len(), expected, "{rules:?}");
 }
@@ -512,6 +542,77 @@ fn duplicates_are_reported_at_each_later_occurrence() {
         problems[0].message.contains("/services/1"),
         "{}",
         problems[0].message
+    );
+}
+
+#[test]
+fn maintenance_info_limit_counts_json_characters() {
+    // `{"version":"1.0.0","description":"…"}` is 36 characters around the description.
+    let lint_with = |description: String| {
+        let mut seeded = valid();
+        set(
+            &mut seeded,
+            "/services/0/plans/0/maintenance_info",
+            json!({"version": "1.0.0", "description": description}),
+        );
+        catalog(seeded).lint()
+    };
+    // Cloud Controller counts characters, not bytes: 1,964 two-byte characters still fit.
+    assert!(lint_with("é".repeat(1_964)).is_empty());
+    let problems = lint_with("é".repeat(1_965));
+    let found: Vec<(&str, &str)> = problems.iter().map(|p| (p.rule, p.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [(
+            "maintenance-info-too-long",
+            "/services/0/plans/0/maintenance_info"
+        )]
+    );
+    assert!(
+        problems[0].message.contains("2001 characters")
+            && problems[0].message.contains("at most 2000")
+            && problems[0].message.contains("shorten `description`"),
+        "{}",
+        problems[0].message
+    );
+    // Escapes count as they are written: a quote is two characters of JSON.
+    assert!(lint_with("\"".repeat(982)).is_empty());
+    assert_eq!(lint_with("\"".repeat(983)).len(), 1);
+}
+
+#[test]
+fn each_unknown_maintenance_info_key_is_reported() {
+    let mut seeded = valid();
+    set(
+        &mut seeded,
+        "/services/0/plans/1/maintenance_info",
+        json!({"version": "2.0.0", "notes/v2": "x", "level": 3}),
+    );
+    let problems = catalog(seeded).lint();
+    let found: Vec<(&str, Severity, &str)> = problems
+        .iter()
+        .map(|p| (p.rule, p.severity, p.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "maintenance-info-unknown-key",
+                Severity::Error,
+                "/services/0/plans/1/maintenance_info/notes~1v2"
+            ),
+            (
+                "maintenance-info-unknown-key",
+                Severity::Error,
+                "/services/0/plans/1/maintenance_info/level"
+            ),
+        ]
+    );
+    assert!(
+        problems[1].message.contains("\"level\"")
+            && problems[1].message.contains("`version` and `description`"),
+        "{}",
+        problems[1].message
     );
 }
 

@@ -1,10 +1,11 @@
 //! Request validation: each rule, and the field it names.
 
 use osb_types::{
-    BindingId, CloudFoundryContext, Context, Error, KubernetesContext, MAX_OPERATION_LEN,
-    MaintenanceInfo, OperationId, ServiceBindingRequest, ServiceBindingResourceObject,
-    ServiceInstancePreviousValues, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
-    validate_id, validate_operation,
+    BindingId, BindingLastOperationQuery, CloudFoundryContext, Context, DeprovisionQuery, Error,
+    FetchBindingQuery, FetchInstanceQuery, InstanceLastOperationQuery, KubernetesContext,
+    MAX_OPERATION_LEN, MaintenanceInfo, OperationId, ServiceBindingRequest,
+    ServiceBindingResourceObject, ServiceInstancePreviousValues, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, UnbindQuery, validate_id, validate_operation,
 };
 use serde_json::{Value, json};
 
@@ -236,4 +237,121 @@ fn ids_and_operations() {
         err.to_string(),
         "invalid `operation`: is 10001 characters long; the limit is 10000"
     );
+}
+
+#[test]
+fn delete_queries_require_service_and_plan_ids() {
+    DeprovisionQuery::new("svc", "plan")
+        .with_accepts_incomplete(true)
+        .validate()
+        .unwrap();
+    UnbindQuery::new("svc", "plan")
+        .with_accepts_incomplete(false)
+        .validate()
+        .unwrap();
+    let deprovision = |s: &str, p: &str| DeprovisionQuery::new(s, p).validate();
+    let unbind = |s: &str, p: &str| UnbindQuery::new(s, p).validate();
+    for check in [deprovision, unbind] {
+        assert_eq!(invalid_field(check("", "plan")), "service_id");
+        assert_eq!(invalid_field(check("svc", "")), "plan_id");
+        // The first problem in field order is reported.
+        assert_eq!(invalid_field(check("", "")), "service_id");
+    }
+    let err = DeprovisionQuery::new("svc", "").validate().unwrap_err();
+    assert_eq!(err.to_string(), "invalid `plan_id`: must not be empty");
+}
+
+#[test]
+fn delete_queries_parsed_from_a_query_string_are_validated() {
+    // A broker that decodes `?service_id=&plan_id=p` gets empty strings, not missing fields.
+    let query: DeprovisionQuery =
+        serde_json::from_value(json!({"service_id": "", "plan_id": "p"})).unwrap();
+    assert_eq!(invalid_field(query.validate()), "service_id");
+    let query: UnbindQuery =
+        serde_json::from_value(json!({"service_id": "s", "plan_id": ""})).unwrap();
+    assert_eq!(invalid_field(query.validate()), "plan_id");
+}
+
+#[test]
+fn last_operation_queries_check_hints_and_operation() {
+    let long = || "o".repeat(MAX_OPERATION_LEN + 1);
+    // Every field is optional.
+    InstanceLastOperationQuery::new().validate().unwrap();
+    BindingLastOperationQuery::new().validate().unwrap();
+    InstanceLastOperationQuery::new()
+        .with_service_id("svc")
+        .with_plan_id("old-plan")
+        .with_operation("é".repeat(MAX_OPERATION_LEN))
+        .validate()
+        .unwrap();
+    BindingLastOperationQuery::new()
+        .with_service_id("svc")
+        .with_plan_id("plan")
+        .with_operation("op")
+        .validate()
+        .unwrap();
+
+    let instance = InstanceLastOperationQuery::new;
+    let cases: Vec<(InstanceLastOperationQuery, &str)> = vec![
+        (instance().with_service_id(""), "service_id"),
+        (instance().with_plan_id(""), "plan_id"),
+        (instance().with_operation(""), "operation"),
+        (instance().with_operation(long()), "operation"),
+        (instance().with_plan_id("").with_operation(""), "plan_id"),
+    ];
+    for (query, field) in cases {
+        assert_eq!(invalid_field(query.validate()), field, "{query:?}");
+    }
+    let binding = BindingLastOperationQuery::new;
+    let cases: Vec<(BindingLastOperationQuery, &str)> = vec![
+        (binding().with_service_id(""), "service_id"),
+        (binding().with_plan_id(""), "plan_id"),
+        (binding().with_operation(""), "operation"),
+        (binding().with_operation(long()), "operation"),
+        (binding().with_service_id("").with_plan_id(""), "service_id"),
+    ];
+    for (query, field) in cases {
+        assert_eq!(invalid_field(query.validate()), field, "{query:?}");
+    }
+    // The same rule and message as `validate_operation`.
+    let query = BindingLastOperationQuery::new().with_operation(long());
+    assert_eq!(
+        query.validate().unwrap_err(),
+        validate_operation(&OperationId::new(long())).unwrap_err()
+    );
+}
+
+#[test]
+fn fetch_queries_check_their_hints() {
+    FetchInstanceQuery::new().validate().unwrap();
+    FetchBindingQuery::new().validate().unwrap();
+    FetchInstanceQuery::new()
+        .with_service_id("svc")
+        .with_plan_id("plan")
+        .validate()
+        .unwrap();
+    FetchBindingQuery::new()
+        .with_service_id("svc")
+        .with_plan_id("plan")
+        .validate()
+        .unwrap();
+    let fetch_instance = |s: Option<&str>, p: Option<&str>| {
+        let mut query = FetchInstanceQuery::new();
+        query.service_id = s.map(Into::into);
+        query.plan_id = p.map(Into::into);
+        query.validate()
+    };
+    let fetch_binding = |s: Option<&str>, p: Option<&str>| {
+        let mut query = FetchBindingQuery::new();
+        query.service_id = s.map(Into::into);
+        query.plan_id = p.map(Into::into);
+        query.validate()
+    };
+    for check in [fetch_instance, fetch_binding] {
+        assert_eq!(invalid_field(check(Some(""), None)), "service_id");
+        assert_eq!(invalid_field(check(None, Some(""))), "plan_id");
+        assert_eq!(invalid_field(check(Some("svc"), Some(""))), "plan_id");
+        assert_eq!(invalid_field(check(Some(""), Some(""))), "service_id");
+        check(None, Some("plan")).unwrap();
+    }
 }
