@@ -189,6 +189,18 @@ fn rust_type(spec: &Spec, ty: &Ty) -> String {
     }
 }
 
+/// Whether a schema is a generated struct without required fields: such a model can serialize
+/// as `{}`, and gets a generated `is_empty`.
+fn can_be_empty(schema: &Schema) -> bool {
+    matches!(&schema.kind, SchemaKind::Struct(props) if props.iter().all(|p| !p.required))
+}
+
+/// Whether a property holds one nested model (not an array of them) that shaping can leave as
+/// `{}`, so shaping removes it when it empties it.
+fn nested_can_be_emptied(spec: &Spec, p: &Property) -> bool {
+    !p.required && matches!(&p.ty, Ty::Named(name) if spec.schema(name).is_some_and(can_be_empty))
+}
+
 /// Whether a value of this type is a generated struct that can be shaped for a version.
 fn shapeable(spec: &Spec, ty: &Ty) -> bool {
     match ty {
@@ -405,25 +417,69 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         "{}#[must_use]\npub fn with_extra(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {{ self.extra.insert(key.into(), value.into()); self }}",
         doc("Adds an extension field that is not part of the spec.")
     );
+    if can_be_empty(schema) {
+        let checks: Vec<String> = props
+            .iter()
+            .map(|p| format!("self.{}.is_none()", field_ident(&p.name)))
+            .chain(std::iter::once("self.extra.is_empty()".to_string()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{}#[must_use]\npub fn is_empty(&self) -> bool {{ {} }}",
+            doc(&format!(
+                "Whether the `{name}` has nothing in it (every field absent, no extension \
+                 fields), so it serializes as `{{}}`."
+            )),
+            checks.join(" && ")
+        );
+    }
     out.push_str("}\n");
 
-    // Version shaping.
+    // Version shaping. A nested model that shaping empties is removed rather than sent as `{}`
+    // (a platform could read `{}` as "clear this"); one that was `{}` already is kept as sent.
     let mut body = String::new();
     for p in props {
         let ident = field_ident(&p.name);
-        let recurse = shapeable(spec, &p.ty);
+        // The statement that shapes the field's value, as an `if` expression (so it can follow
+        // an `else` directly) or as a plain statement.
+        let recurse = if nested_can_be_emptied(spec, p) {
+            let pattern = if p.nullable {
+                "Some(Some(inner))"
+            } else {
+                "Some(inner)"
+            };
+            Some((
+                true,
+                format!(
+                    "if let {pattern} = &mut self.{ident} {{ \
+                     let was_empty = inner.is_empty(); \
+                     inner.shape_for_version(version); \
+                     if !was_empty && inner.is_empty() {{ self.{ident} = None; }} }}"
+                ),
+            ))
+        } else if shapeable(spec, &p.ty) {
+            Some((false, format!("self.{ident}.shape_for_version(version);")))
+        } else {
+            None
+        };
         if p.since > Since::BASE && !p.required {
             let _ = write!(
                 body,
                 "if version < {} {{ self.{ident} = None; }}",
                 since_expr(p.since)
             );
-            if recurse {
-                let _ = write!(body, " else {{ self.{ident}.shape_for_version(version); }}");
+            match recurse {
+                Some((true, stmt)) => {
+                    let _ = write!(body, " else {stmt}");
+                }
+                Some((false, stmt)) => {
+                    let _ = write!(body, " else {{ {stmt} }}");
+                }
+                None => {}
             }
             body.push('\n');
-        } else if recurse {
-            let _ = writeln!(body, "self.{ident}.shape_for_version(version);");
+        } else if let Some((_, stmt)) = recurse {
+            let _ = writeln!(body, "{stmt}");
         }
     }
     let param = if body.is_empty() {
@@ -817,6 +873,71 @@ mod tests {
             generate(Mode::Check).expect("the generator runs"),
             "generated code is stale: run `cargo xtask codegen` and commit the result"
         );
+    }
+
+    fn property(name: &str, since: Since, ty: Ty, nullable: bool) -> Property {
+        Property {
+            name: name.into(),
+            description: format!("The {name}."),
+            since,
+            ty,
+            required: false,
+            nullable,
+            deprecated: false,
+        }
+    }
+
+    /// The spec has no nullable nested model today; this pins what one would generate.
+    #[test]
+    fn shaping_removes_nested_models_it_empties() {
+        let v2_16 = Since {
+            major: 2,
+            minor: 16,
+        };
+        let v2_17 = Since {
+            major: 2,
+            minor: 17,
+        };
+        let inner = Schema {
+            name: "Inner".into(),
+            description: "Inner.".into(),
+            since: Since::BASE,
+            kind: SchemaKind::Struct(vec![property("newer", v2_17, Ty::String, false)]),
+        };
+        let named = || Ty::Named("Inner".into());
+        let outer = Schema {
+            name: "Outer".into(),
+            description: "Outer.".into(),
+            since: Since::BASE,
+            kind: SchemaKind::Struct(vec![
+                property("plain", Since::BASE, named(), false),
+                property("nullable", v2_16, named(), true),
+                property("many", Since::BASE, Ty::Array(Box::new(named())), false),
+            ]),
+        };
+        let spec = Spec {
+            schemas: vec![inner, outer],
+            operations: Vec::new(),
+        };
+        let code = format_file(&render_models(&spec).expect("renders")).expect("parses");
+        let squashed: String = code.split_whitespace().collect::<Vec<_>>().join(" ");
+        for expected in [
+            "pub fn is_empty(&self) -> bool { self.newer.is_none() && self.extra.is_empty() }",
+            "if let Some(inner) = &mut self.plain { let was_empty = inner.is_empty(); \
+             inner.shape_for_version(version); if !was_empty && inner.is_empty() { \
+             self.plain = None; } }",
+            "if version < crate::ApiVersion::new(2, 16) { self.nullable = None; } else if let \
+             Some(Some(inner)) = &mut self.nullable { let was_empty = inner.is_empty(); \
+             inner.shape_for_version(version); if !was_empty && inner.is_empty() { \
+             self.nullable = None; } }",
+            // Array elements keep their places: they are shaped, never removed.
+            "self.many.shape_for_version(version);",
+        ] {
+            assert!(
+                squashed.contains(expected),
+                "missing {expected:?} in:\n{code}"
+            );
+        }
     }
 
     #[test]

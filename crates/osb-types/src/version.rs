@@ -152,11 +152,25 @@ pub fn schema_since(schema: &str) -> Option<ApiVersion> {
 /// Implemented for every generated model: fields that appeared after `version` are cleared,
 /// recursively. Extension fields in `extra` are kept, since a broker adds them on purpose.
 ///
+/// A nested model that had something in it and is left with nothing once its newer fields are
+/// cleared is removed too, rather than sent as `{}`: a platform that replaces what it stored
+/// from each reply could read `{}` as "clear it". A nested model that was already `{}` before
+/// shaping is kept as it is, so JSON a broker sends on purpose goes through unchanged.
+///
 /// ```
 /// use osb_types::{ApiVersion, Plan, ShapeForVersion};
 /// let mut plan = Plan::new("plan-1", "small", "A small plan").with_binding_rotatable(true);
 /// plan.shape_for_version(ApiVersion::V2_16);
 /// assert_eq!(plan.binding_rotatable, None);
+/// ```
+///
+/// ```
+/// use osb_types::{ApiVersion, ServiceBindingMetadata, ServiceBindingResponse, ShapeForVersion};
+/// // `renew_before` appeared in 2.17: a 2.16 platform gets no `metadata` at all, not `{}`.
+/// let metadata = ServiceBindingMetadata::new().with_renew_before("2030-01-01T00:00:00Z");
+/// let mut reply = ServiceBindingResponse::new().with_metadata(metadata);
+/// reply.shape_for_version(ApiVersion::V2_16);
+/// assert_eq!(reply.metadata, None);
 /// ```
 pub trait ShapeForVersion {
     /// Clears everything that appeared after `version`.

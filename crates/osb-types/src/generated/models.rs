@@ -538,7 +538,13 @@ impl crate::ShapeForVersion for Plan {
         if version < crate::ApiVersion::new(2, 15) {
             self.plan_updateable = None;
         }
-        self.schemas.shape_for_version(version);
+        if let Some(inner) = &mut self.schemas {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.schemas = None;
+            }
+        }
         if version < crate::ApiVersion::new(2, 15) {
             self.maximum_polling_duration = None;
         }
@@ -605,11 +611,29 @@ impl Schemas {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `Schemas` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.service_instance.is_none() && self.service_binding.is_none()
+            && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for Schemas {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        self.service_instance.shape_for_version(version);
-        self.service_binding.shape_for_version(version);
+        if let Some(inner) = &mut self.service_instance {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.service_instance = None;
+            }
+        }
+        if let Some(inner) = &mut self.service_binding {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.service_binding = None;
+            }
+        }
     }
 }
 /// Parameter schemas that apply to service instances of a plan.
@@ -659,11 +683,28 @@ impl ServiceInstanceSchema {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceInstanceSchema` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.create.is_none() && self.update.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceInstanceSchema {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        self.create.shape_for_version(version);
-        self.update.shape_for_version(version);
+        if let Some(inner) = &mut self.create {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.create = None;
+            }
+        }
+        if let Some(inner) = &mut self.update {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.update = None;
+            }
+        }
     }
 }
 /// Parameter schemas that apply to service bindings of a plan.
@@ -703,10 +744,21 @@ impl ServiceBindingSchema {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceBindingSchema` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.create.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceBindingSchema {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        self.create.shape_for_version(version);
+        if let Some(inner) = &mut self.create {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.create = None;
+            }
+        }
     }
 }
 /// Wrapper around the JSON schema that describes the configuration parameters of one request type.
@@ -748,6 +800,11 @@ impl InputParametersSchema {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `InputParametersSchema` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.parameters.is_none() && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for InputParametersSchema {
@@ -986,13 +1043,22 @@ impl ServiceInstanceProvisionResponse {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceInstanceProvisionResponse` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.dashboard_url.is_none() && self.metadata.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceInstanceProvisionResponse {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
     }
 }
@@ -1070,13 +1136,23 @@ impl ServiceInstanceAsyncOperation {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceInstanceAsyncOperation` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.dashboard_url.is_none() && self.operation.is_none()
+            && self.metadata.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceInstanceAsyncOperation {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
     }
 }
@@ -1135,6 +1211,11 @@ impl ServiceInstanceMetadata {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ServiceInstanceMetadata` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_none() && self.attributes.is_none() && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ServiceInstanceMetadata {
@@ -1250,7 +1331,13 @@ impl ServiceInstanceUpdateRequest {
 }
 impl crate::ShapeForVersion for ServiceInstanceUpdateRequest {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        self.previous_values.shape_for_version(version);
+        if let Some(inner) = &mut self.previous_values {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.previous_values = None;
+            }
+        }
         if version < crate::ApiVersion::new(2, 15) {
             self.maintenance_info = None;
         } else {
@@ -1313,6 +1400,11 @@ impl ServiceInstanceUpdateResponse {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceInstanceUpdateResponse` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.dashboard_url.is_none() && self.metadata.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceInstanceUpdateResponse {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
@@ -1321,8 +1413,12 @@ impl crate::ShapeForVersion for ServiceInstanceUpdateResponse {
         }
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
     }
 }
@@ -1412,6 +1508,13 @@ impl ServiceInstancePreviousValues {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ServiceInstancePreviousValues` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.service_id.is_none() && self.plan_id.is_none()
+            && self.organization_id.is_none() && self.space_id.is_none()
+            && self.maintenance_info.is_none() && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ServiceInstancePreviousValues {
@@ -1527,6 +1630,14 @@ impl ServiceInstanceResource {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceInstanceResource` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.service_id.is_none() && self.plan_id.is_none()
+            && self.dashboard_url.is_none() && self.parameters.is_none()
+            && self.maintenance_info.is_none() && self.metadata.is_none()
+            && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceInstanceResource {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
@@ -1549,8 +1660,12 @@ impl crate::ShapeForVersion for ServiceInstanceResource {
         }
         if version < crate::ApiVersion::new(2, 17) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
     }
 }
@@ -1590,6 +1705,11 @@ impl AsyncOperation {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `AsyncOperation` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.operation.is_none() && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for AsyncOperation {
@@ -1869,7 +1989,13 @@ impl ServiceBindingRequest {
 }
 impl crate::ShapeForVersion for ServiceBindingRequest {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
-        self.bind_resource.shape_for_version(version);
+        if let Some(inner) = &mut self.bind_resource {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.bind_resource = None;
+            }
+        }
         if version < crate::ApiVersion::new(2, 17) {
             self.predecessor_binding_id = None;
         }
@@ -1963,6 +2089,13 @@ impl ServiceBindingResourceObject {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ServiceBindingResourceObject` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.app_guid.is_none() && self.route.is_none() && self.space_guid.is_none()
+            && self.app_annotations.is_none() && self.credential_client_id.is_none()
+            && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ServiceBindingResourceObject {
@@ -2083,13 +2216,25 @@ impl ServiceBindingResponse {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceBindingResponse` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_none() && self.credentials.is_none()
+            && self.syslog_drain_url.is_none() && self.route_service_url.is_none()
+            && self.volume_mounts.is_none() && self.endpoints.is_none()
+            && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceBindingResponse {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
         self.volume_mounts.shape_for_version(version);
         if version < crate::ApiVersion::new(2, 15) {
@@ -2224,13 +2369,25 @@ impl ServiceBindingResource {
         self.extra.insert(key.into(), value.into());
         self
     }
+    /// Whether the `ServiceBindingResource` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.metadata.is_none() && self.credentials.is_none()
+            && self.syslog_drain_url.is_none() && self.route_service_url.is_none()
+            && self.volume_mounts.is_none() && self.endpoints.is_none()
+            && self.parameters.is_none() && self.extra.is_empty()
+    }
 }
 impl crate::ShapeForVersion for ServiceBindingResource {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
-        } else {
-            self.metadata.shape_for_version(version);
+        } else if let Some(inner) = &mut self.metadata {
+            let was_empty = inner.is_empty();
+            inner.shape_for_version(version);
+            if !was_empty && inner.is_empty() {
+                self.metadata = None;
+            }
         }
         if version < crate::ApiVersion::new(2, 14) {
             self.credentials = None;
@@ -2305,6 +2462,11 @@ impl ServiceBindingMetadata {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ServiceBindingMetadata` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.expires_at.is_none() && self.renew_before.is_none() && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ServiceBindingMetadata {
@@ -2803,6 +2965,13 @@ impl ErrorResponse {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ErrorResponse` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.error.is_none() && self.description.is_none()
+            && self.instance_usable.is_none() && self.update_repeatable.is_none()
+            && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ErrorResponse {
