@@ -19,7 +19,7 @@
 //! | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
 //! | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
 //! | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
-//! | `maintenance-info-unknown-key` | error | Cloud Controller | `maintenance_info` has no keys other than `version` and `description`. |
+//! | `maintenance-info-unknown-key` | warning | Cloud Controller | `maintenance_info` has no keys other than `version` and `description` (the OSB spec allows more; Cloud Controller refuses them). |
 //! | `maintenance-info-too-long` | error | Cloud Controller | `maintenance_info` serializes to at most 2,000 characters of JSON (all its keys count, so keep `description` short). |
 //! | `dashboard-client-incomplete` | error | spec (profile 2.15), Cloud Controller | `dashboard_client.id` and `dashboard_client.secret` are non-empty. |
 //! | `dashboard-client-redirect-uri` | warning | Cloud Controller | `dashboard_client.redirect_uri` is present and non-empty (optional in the spec, required by Cloud Controller). |
@@ -140,7 +140,7 @@ rules! {
     DUPLICATE_PLAN_NAME = "duplicate-plan-name", Error;
     UNKNOWN_REQUIREMENT = "unknown-requirement", Error;
     INVALID_MAINTENANCE_VERSION = "invalid-maintenance-version", Error;
-    MAINTENANCE_INFO_UNKNOWN_KEY = "maintenance-info-unknown-key", Error;
+    MAINTENANCE_INFO_UNKNOWN_KEY = "maintenance-info-unknown-key", Warning;
     MAINTENANCE_INFO_TOO_LONG = "maintenance-info-too-long", Error;
     DASHBOARD_CLIENT_INCOMPLETE = "dashboard-client-incomplete", Error;
     DASHBOARD_CLIENT_REDIRECT_URI = "dashboard-client-redirect-uri", Warning;
@@ -568,7 +568,7 @@ impl Catalog {
     /// | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
     /// | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
     /// | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
-    /// | `maintenance-info-unknown-key` | error | Cloud Controller | `maintenance_info` has no keys other than `version` and `description`. |
+    /// | `maintenance-info-unknown-key` | warning | Cloud Controller | `maintenance_info` has no keys other than `version` and `description` (the OSB spec allows more; Cloud Controller refuses them). |
     /// | `maintenance-info-too-long` | error | Cloud Controller | `maintenance_info` serializes to at most 2,000 characters of JSON (all its keys count, so keep `description` short). |
     /// | `dashboard-client-incomplete` | error | spec (profile 2.15), Cloud Controller | `dashboard_client.id` and `dashboard_client.secret` are non-empty. |
     /// | `dashboard-client-redirect-uri` | warning | Cloud Controller | `dashboard_client.redirect_uri` is present and non-empty (optional in the spec, required by Cloud Controller). |

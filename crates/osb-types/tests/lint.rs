@@ -196,7 +196,7 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "maintenance-info-unknown-key",
-            Error,
+            Warning,
             "/services/0/plans/0/maintenance_info/release_notes",
             |c| {
                 set(
@@ -598,12 +598,12 @@ fn each_unknown_maintenance_info_key_is_reported() {
         [
             (
                 "maintenance-info-unknown-key",
-                Severity::Error,
+                Severity::Warning,
                 "/services/0/plans/1/maintenance_info/notes~1v2"
             ),
             (
                 "maintenance-info-unknown-key",
-                Severity::Error,
+                Severity::Warning,
                 "/services/0/plans/1/maintenance_info/level"
             ),
         ]

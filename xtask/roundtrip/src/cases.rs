@@ -956,7 +956,7 @@ async fn check_deprovision(harness: &Harness, case: &DeprovisionCase) -> Result<
     let expectation = expect(
         harness,
         h,
-        since(op, v),
+        validation(q.validate()).or(since(op, v)),
         || oracle::delete(catalog, &q.service_id, &q.plan_id),
         || {
             let want = want_of(
@@ -994,7 +994,7 @@ async fn check_instance_last_operation(
     let expectation = expect(
         harness,
         h,
-        since(op, v),
+        validation(q.validate()).or(since(op, v)),
         || oracle::last_operation(q.operation.as_ref()),
         || {
             let want = want_of(
@@ -1044,7 +1044,7 @@ async fn check_fetch_instance(harness: &Harness, case: &FetchInstanceCase) -> Re
     let expectation = expect(
         harness,
         h,
-        since(op, v),
+        validation(case.query.validate()).or(since(op, v)),
         || oracle::fetch_instance(catalog, service_id.as_deref()),
         || {
             let want = want_of(
@@ -1138,7 +1138,12 @@ async fn check_unbind(harness: &Harness, case: &UnbindCase) -> Result<(), String
     let q = &case.query;
     let accepts = binding_async(v, q.accepts_incomplete);
     let permit = matches!(accepts, Ok(Some(true)));
-    let refusal = accepts.as_ref().err().copied().or(since(op, v));
+    let refusal = accepts
+        .as_ref()
+        .err()
+        .copied()
+        .or_else(|| validation(q.validate()))
+        .or(since(op, v));
     let expectation = expect(
         harness,
         h,
@@ -1183,7 +1188,7 @@ async fn check_binding_last_operation(
     let expectation = expect(
         harness,
         h,
-        since(op, v),
+        validation(q.validate()).or(since(op, v)),
         || oracle::last_operation(q.operation.as_ref()),
         || {
             let want = want_of(
@@ -1221,7 +1226,7 @@ async fn check_fetch_binding(harness: &Harness, case: &FetchBindingCase) -> Resu
     let expectation = expect(
         harness,
         h,
-        since(op, v),
+        validation(case.query.validate()).or(since(op, v)),
         || oracle::fetch_binding(catalog, service_id.as_deref()),
         || {
             let want = want_of(
