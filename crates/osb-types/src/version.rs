@@ -85,6 +85,10 @@ impl FromStr for ApiVersion {
     type Err = crate::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        // The versions platforms send, parsed without the general path (once per request).
+        if let [b'2', b'.', b'1', digit @ b'3'..=b'7'] = *s.as_bytes() {
+            return Ok(ApiVersion::new(2, u16::from(digit - b'0') + 10));
+        }
         let err = || crate::Error::InvalidApiVersion {
             input: s.to_string(),
         };
