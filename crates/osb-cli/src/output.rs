@@ -4,6 +4,7 @@ use std::io::{self, Write as _};
 use std::time::Duration;
 
 use serde::Serialize;
+use unicode_width::UnicodeWidthStr as _;
 
 use crate::error::{CliError, Result};
 
@@ -95,12 +96,13 @@ impl Table {
     }
 }
 
+/// Columns are aligned by display width, so wide (CJK, emoji) names line up too.
 fn render_rows<'a>(rows: impl Iterator<Item = &'a Vec<String>> + Clone) -> String {
     let columns = rows.clone().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; columns];
     for row in rows.clone() {
         for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(cell.width());
         }
     }
     let mut text = String::new();
@@ -112,7 +114,7 @@ fn render_rows<'a>(rows: impl Iterator<Item = &'a Vec<String>> + Clone) -> Strin
             }
             line.push_str(cell);
             if i + 1 < row.len() {
-                let pad = widths[i].saturating_sub(cell.chars().count());
+                let pad = widths[i].saturating_sub(cell.width());
                 line.extend(std::iter::repeat_n(' ', pad));
             }
         }
@@ -187,6 +189,19 @@ mod tests {
              db              1234  ok\n\
              a-longer-name   5\n\
              evil\\u{1b}[31m  6\\n7  x\n"
+        );
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let mut table = Table::new(&["NAME", "PLAN"]);
+        table.row(vec!["数据库".into(), "sync".into()]);
+        table.row(vec!["db".into(), "async".into()]);
+        assert_eq!(
+            table.render(),
+            "NAME    PLAN\n\
+             数据库  sync\n\
+             db      async\n"
         );
     }
 

@@ -170,6 +170,52 @@ fn full_lifecycle_by_name() {
 }
 
 #[test]
+fn ids_parameter_files_and_acting_as_a_user() {
+    let broker = broker(Duration::from_millis(50));
+    let home = tempfile::tempdir().unwrap();
+    let osb = || osb(home.path(), &broker.url);
+
+    // Offering and plan by id, the instance id chosen with --id, parameters from a file.
+    let params = home.path().join("params.json");
+    std::fs::write(&params, r#"{"size": 4}"#).unwrap();
+    let params = params.to_str().unwrap();
+    let out = ok(
+        &mut osb(),
+        &[
+            "provision",
+            SERVICE_ID,
+            SCHEMA_PLAN_ID,
+            "by-id",
+            "--id",
+            "chosen-instance-id",
+            "-P",
+            params,
+            "--as",
+            "cloudfoundry:user-42",
+        ],
+    );
+    assert!(out.contains("id chosen-instance-id"), "{out}");
+    let shown = json(&mut osb(), &["show", "chosen-instance-id"]);
+    assert_eq!(shown["instance"]["name"], "by-id");
+    assert_eq!(shown["broker"]["plan_id"], SCHEMA_PLAN_ID);
+    assert_eq!(
+        shown["broker"]["parameters"],
+        serde_json::json!({"size": 4})
+    );
+
+    // A malformed --as is a usage error before anything is sent.
+    let (code, _, stderr) = run(
+        &mut osb(),
+        &["provision", "memory-db", "sync", "x", "--as", "nobody"],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        json(&mut osb(), &["instances"]).as_array().unwrap().len(),
+        1
+    );
+}
+
+#[test]
 fn asynchronous_plan_waits_and_resumes() {
     let broker = broker(Duration::from_millis(200));
     let home = tempfile::tempdir().unwrap();
