@@ -215,6 +215,44 @@ fn ids_parameter_files_and_acting_as_a_user() {
     );
 }
 
+/// A one-shot HTTP server that answers its first request with `body` as a JSON catalog.
+fn serve_catalog_once(body: &'static str) -> String {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+            line.clear();
+        }
+        let mut stream = reader.into_inner();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
+    url
+}
+
+#[test]
+fn lint_errors_exit_5() {
+    let url = serve_catalog_once(
+        r#"{"services":[{"id":"s","name":"bad","description":"d","bindable":true,"plans":[]}]}"#,
+    );
+    let home = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = run(&mut osb(home.path(), &url), &["lint"]);
+    assert_eq!(code, 5, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("error[no-plans] /services/0/plans"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 error(s)"), "{stdout}");
+}
+
 #[test]
 fn asynchronous_plan_waits_and_resumes() {
     let broker = broker(Duration::from_millis(200));
