@@ -36,10 +36,12 @@ use crate::version::Negotiated;
 
 type Reply = Result<Response, Rejection>;
 
-/// The version the middleware accepted (negotiating again is cheaper than passing it through
-/// the request's extensions).
-fn negotiated(shared: &Shared, headers: &HeaderMap) -> Negotiated {
-    shared.version.negotiate(headers).unwrap_or_default()
+/// The version the middleware accepted (it leaves it in the request's extensions).
+fn negotiated(shared: &Shared, headers: &HeaderMap, extensions: &http::Extensions) -> Negotiated {
+    match extensions.get::<Negotiated>() {
+        Some(negotiated) => *negotiated,
+        None => shared.version.negotiate(headers).unwrap_or_default(),
+    }
 }
 
 fn finish(negotiated: Negotiated, reply: Reply) -> Response {
@@ -109,7 +111,7 @@ macro_rules! endpoint {
             request: Request,
         ) -> Response {
             let (parts, body) = request.into_parts();
-            let negotiated = negotiated(&shared, &parts.headers);
+            let negotiated = negotiated(&shared, &parts.headers, &parts.extensions);
             let op = Operation::$op;
             let reply = match prepare(&shared, op, negotiated, path, query, &parts.headers, body) {
                 Ok(call) => $run(&shared, call).await,
@@ -267,7 +269,7 @@ fn check_token(
 
 /// `GET /v2/catalog`
 pub(crate) async fn catalog(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let negotiated = negotiated(&shared, request.headers());
+    let negotiated = negotiated(&shared, request.headers(), request.extensions());
     // The catalog has no use for the OSB headers, but a malformed one is refused here as on
     // every other endpoint.
     if request.headers().contains_key(names::ORIGINATING_IDENTITY) {
@@ -735,6 +737,6 @@ pub(crate) async fn method_not_allowed(
 
 fn refuse(shared: &Shared, request: &Request, status: StatusCode, description: String) -> Response {
     Rejection::described(status, description)
-        .for_version(negotiated(shared, request.headers()).effective)
+        .for_version(negotiated(shared, request.headers(), request.extensions()).effective)
         .into_response()
 }

@@ -424,10 +424,12 @@ where
         if let Err(rejection) = shared.auth.authenticate(request.headers(), deadline).await {
             return rejection.into_response();
         }
+        let mut request = request;
         let negotiated = match shared.version.negotiate(request.headers()) {
             Ok(negotiated) => negotiated,
             Err(rejection) => return rejection.into_response(),
         };
+        request.extensions_mut().insert(negotiated);
         let version = negotiated.effective;
         let run = AssertUnwindSafe(next(request)).catch_unwind();
         let outcome = match deadline {
