@@ -744,8 +744,8 @@ impl Client {
         let reply = self.send(call).await?;
         match reply.status {
             StatusCode::OK => {
-                let catalog: Catalog = serde_json::from_slice(&reply.body)
-                    .map_err(|e| reply.undecodable(200, &e.to_string()))?;
+                let catalog: Catalog = osb_types::decode_json(&reply.body)
+                    .map_err(|reason| reply.undecodable(200, &reason))?;
                 if let Some(cache) = &self.inner.catalog_cache {
                     let etag = reply.headers.get(ETAG).cloned();
                     let last_modified = reply.headers.get(LAST_MODIFIED).cloned();

@@ -327,6 +327,30 @@ async fn malformed_success_bodies_are_decode_errors_that_keep_the_body() {
             other => panic!("{op:?} {status}: expected a decode error, got {other:?}"),
         }
     }
+    // The reason names the JSON path of what did not match, and no secret value.
+    let cases = [
+        (
+            Operation::Catalog,
+            200,
+            json!({"services": [{"id": "s", "name": "db", "description": "d", "bindable": true,
+                "plans": [{"id": "p", "name": "a", "description": "d"}, {"name": "b", "description": "d"}]}]}),
+            "at `services[0].plans[1]`: missing field `id`",
+        ),
+        (
+            Operation::Bind,
+            201,
+            json!({"credentials": {"uri": "u"}, "volume_mounts": [{"driver": "secret-text"}]}),
+            "at `volume_mounts[0]`: missing field",
+        ),
+    ];
+    for (op, status, body, reason) in cases {
+        server.script(vec![Reply::json(status, body)]);
+        let err = call(&client, op).await.unwrap_err();
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        let source = source.unwrap_or_default();
+        assert!(source.starts_with(reason), "{op:?}: {source}");
+        assert!(!source.contains("secret-text"), "{source}");
+    }
     // Not JSON at all.
     server.script(vec![Reply::text(201, "<html>created</html>")]);
     assert!(matches!(

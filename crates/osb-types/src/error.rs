@@ -42,11 +42,15 @@ pub enum Error {
     )]
     AsyncNotPermitted,
     /// A reply body does not match the model of its status code.
-    #[error("the body of the {status} reply does not decode: {reason}")]
+    ///
+    /// Its message is the reason alone, e.g. ``at `services[0].plans[1]`: missing field `id` at
+    /// line 1 column 109``: the status is in the variant, and the client's own error says which
+    /// reply it was.
+    #[error("{reason}")]
     Decode {
         /// The HTTP status code received.
         status: u16,
-        /// What serde reported.
+        /// What serde reported, with the JSON path of the offending value.
         reason: String,
     },
 }

@@ -76,7 +76,7 @@ pub use lint::{Problem, Severity, has_errors};
 pub use outcome::{
     Accepted, AsyncPermit, BindOutcome, DeleteOutcome, DeprovisionOutcome, FetchBindingOutcome,
     FetchInstanceOutcome, LastOperation, LastOperationOutcome, ProvisionOutcome, RetryAfter,
-    UnbindOutcome, UpdateOutcome,
+    UnbindOutcome, UpdateOutcome, decode_json,
 };
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};

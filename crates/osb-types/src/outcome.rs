@@ -99,9 +99,31 @@ fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error> {
     } else {
         body
     };
-    serde_json::from_slice(body).map_err(|e| Error::Decode {
-        status,
-        reason: e.to_string(),
+    decode_json(body).map_err(|reason| Error::Decode { status, reason })
+}
+
+/// Parses JSON into `T`; on failure, the reason names the JSON path of the offending value
+/// (``at `services[0].plans[1]`: missing field `id` at line 1 column 109``).
+///
+/// Bodies that parse take the plain serde_json path; only a failing one is parsed again with
+/// path tracking.
+///
+/// ```
+/// use osb_types::{Catalog, decode_json};
+/// let body = br#"{"services": [{"id": "s", "name": "db", "description": "d", "bindable": true,
+///     "plans": [{"name": "small", "description": "d"}]}]}"#;
+/// let reason = decode_json::<Catalog>(body).unwrap_err();
+/// assert!(reason.starts_with("at `services[0].plans[0]`: missing field `id`"), "{reason}");
+/// ```
+pub fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|plain| {
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+            Err(tracked) if tracked.path().iter().next().is_some() => {
+                format!("at `{}`: {}", tracked.path(), tracked.inner())
+            }
+            _ => plain.to_string(),
+        }
     })
 }
 
