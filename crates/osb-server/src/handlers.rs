@@ -20,7 +20,7 @@ use osb_types::{
     InstanceLastOperationQuery, LastOperationOutcome, Operation, OperationId, ProvisionOutcome,
     ProvisionQuery, ServiceBindingRequest, ServiceInstanceAsyncOperation,
     ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, ShapeForVersion, UnbindQuery,
-    UpdateOutcome, UpdateQuery, validate_id, validate_operation,
+    UpdateOutcome, UpdateQuery, validate_operation,
 };
 use serde::de::DeserializeOwned;
 
@@ -427,7 +427,12 @@ async fn run_deprovision(
     shared: &Shared,
     mut call: Call<'_, InstanceId, DeprovisionQuery>,
 ) -> Reply {
-    check_delete_query(shared, &call.query.service_id, &call.query.plan_id)?;
+    check_delete_query(
+        shared,
+        call.query.validate(),
+        &call.query.service_id,
+        &call.query.plan_id,
+    )?;
     let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
     call.ctx.set_scope(
         call.query.service_id.clone(),
@@ -442,15 +447,20 @@ async fn run_deprovision(
     delete_reply(shared, call.op, outcome, permit, call.negotiated.effective)
 }
 
-fn check_delete_query(shared: &Shared, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
-    let query_error = |e| match e {
+/// Checks a delete's query with its own `validate()` (the rules osb-client applies too), then
+/// that its offering and plan exist.
+fn check_delete_query(
+    shared: &Shared,
+    validated: Result<(), osb_types::Error>,
+    service_id: &str,
+    plan_id: &str,
+) -> Result<(), Rejection> {
+    validated.map_err(|e| match e {
         osb_types::Error::Invalid { field, reason } => Rejection::bad_request(format!(
             "The query parameter `{field}` {reason}; DELETE requests need service_id and plan_id."
         )),
         other => Rejection::bad_request(format!("{other}.")),
-    };
-    validate_id("service_id", service_id).map_err(query_error)?;
-    validate_id("plan_id", plan_id).map_err(query_error)?;
+    })?;
     if shared.guards.known_ids {
         shared.catalog.known_plan(service_id, plan_id)?;
     }
@@ -628,7 +638,12 @@ async fn run_unbind(
     shared: &Shared,
     mut call: Call<'_, (InstanceId, BindingId), UnbindQuery>,
 ) -> Reply {
-    check_delete_query(shared, &call.query.service_id, &call.query.plan_id)?;
+    check_delete_query(
+        shared,
+        call.query.validate(),
+        &call.query.service_id,
+        &call.query.plan_id,
+    )?;
     let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
     call.ctx.set_scope(
         call.query.service_id.clone(),
