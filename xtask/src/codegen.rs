@@ -355,7 +355,12 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         doc("The JSON names of the fields the spec defines for this model."),
         field_list.join(", ")
     );
-    let params: Vec<String> = required
+    // `new` takes the required fields and those marked `x-rust-constructor`.
+    let taken: Vec<&Property> = props
+        .iter()
+        .filter(|p| p.required || p.constructor)
+        .collect();
+    let params: Vec<String> = taken
         .iter()
         .map(|p| format!("{}: {}", field_ident(&p.name), setter_param(spec, &p.ty).0))
         .collect();
@@ -363,22 +368,26 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         .iter()
         .map(|p| {
             let ident = field_ident(&p.name);
+            let conv = setter_param(spec, &p.ty).1.replace("value", &ident);
             if p.required {
-                let conv = setter_param(spec, &p.ty).1.replace("value", &ident);
                 format!("{ident}: {conv}")
+            } else if p.constructor {
+                format!("{ident}: Some({conv})")
             } else {
                 format!("{ident}: None")
             }
         })
         .collect();
-    let new_doc = if required.is_empty() {
+    let new_doc = if taken.is_empty() {
         format!("Creates an empty `{name}`.")
     } else {
-        let names: Vec<String> = required.iter().map(|p| format!("`{}`", p.name)).collect();
-        format!(
-            "Creates a `{name}` from its required fields ({}).",
-            names.join(", ")
-        )
+        let names: Vec<String> = taken.iter().map(|p| format!("`{}`", p.name)).collect();
+        let what = if taken.iter().all(|p| p.required) {
+            "its required fields"
+        } else {
+            "the fields it usually needs"
+        };
+        format!("Creates a `{name}` from {what} ({}).", names.join(", "))
     };
     let _ = writeln!(
         out,
@@ -559,9 +568,15 @@ fn render_query(spec: &Spec, op: &Operation, params: &[QueryParam], out: &mut St
         if p.required {
             let _ = writeln!(out, "pub {}: {ty},", field_ident(&p.name));
         } else {
+            // Platforms spell booleans `True`, `1`, …: read them as the spec means them.
+            let read = if matches!(p.ty, Ty::Bool) {
+                ", deserialize_with = \"crate::query::lenient_bool\""
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
-                "#[serde(default, skip_serializing_if = \"Option::is_none\")]\npub {}: Option<{ty}>,",
+                "#[serde(default, skip_serializing_if = \"Option::is_none\"{read})]\npub {}: Option<{ty}>,",
                 field_ident(&p.name)
             );
         }
@@ -884,6 +899,7 @@ mod tests {
             required: false,
             nullable,
             deprecated: false,
+            constructor: false,
         }
     }
 

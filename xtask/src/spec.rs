@@ -92,6 +92,8 @@ pub(crate) struct Property {
     pub(crate) required: bool,
     pub(crate) nullable: bool,
     pub(crate) deprecated: bool,
+    /// `x-rust-constructor: true`: an optional field that `new` still takes.
+    pub(crate) constructor: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -271,6 +273,10 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .unwrap_or(false),
                         deprecated: prop
                             .get("deprecated")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        constructor: prop
+                            .get("x-rust-constructor")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
                     });

@@ -149,9 +149,27 @@ pub fn check_update(
 
 /// Checks a bind request against the catalog: the plan belongs to the offering and is bindable,
 /// rotation (`predecessor_binding_id`) is allowed by the plan, and `parameters` match the plan's
-/// binding schema.
+/// binding schema. A rotation that names no plan is checked only for a plan of the catalog that
+/// rotates bindings (the broker knows the predecessor's plan and parameters).
 pub fn check_bind(catalog: &Catalog, body: &ServiceBindingRequest) -> Result<(), Error> {
-    let (service, plan) = lookup(catalog, &body.service_id, &body.plan_id)?;
+    let (Some(service_id), Some(plan_id)) = (&body.service_id, &body.plan_id) else {
+        if !body.is_rotation() {
+            body.validate().map_err(Error::Validation)?;
+        }
+        let rotates = catalog
+            .services
+            .iter()
+            .flat_map(|s| &s.plans)
+            .any(osb_types::Plan::effective_binding_rotatable);
+        if rotates {
+            return Ok(());
+        }
+        return Err(invalid(
+            "predecessor_binding_id",
+            "no plan of the catalog allows binding rotation (binding_rotatable)".to_string(),
+        ));
+    };
+    let (service, plan) = lookup(catalog, service_id, plan_id)?;
     if !plan.effective_bindable(service) {
         return Err(invalid(
             "plan_id",
@@ -166,6 +184,9 @@ pub fn check_bind(catalog: &Catalog, body: &ServiceBindingRequest) -> Result<(),
                 plan.name
             ),
         ));
+    }
+    if body.is_rotation() && body.parameters.is_none() {
+        return Ok(());
     }
     validate_parameters(
         &compile(plan)?,

@@ -18,29 +18,43 @@ use crate::error::Rejection;
 ///
 /// | Guard | Applies to | Answer |
 /// |---|---|---|
-/// | [`known_ids`](Self::known_ids) | provision, update, deprovision, bind, unbind | `400` when `service_id` is not in the catalog or `plan_id` is not one of its plans |
+/// | [`known_ids`](Self::known_ids) | provision, and an update that chooses a plan (its `plan_id` differs from `previous_values.plan_id`, or there are no previous values) | `400` when `service_id` is not in the catalog or `plan_id` is not one of its plans |
+/// | [`strict_ids`](Self::strict_ids) (off by default) | also update, deprovision, bind and unbind of existing resources | the same `400` |
 /// | [`bindable`](Self::bindable) | bind | `400` when the plan is not (effectively) bindable |
-/// | [`binding_rotation`](Self::binding_rotation) | bind | `400` when `predecessor_binding_id` is sent for a plan without `binding_rotatable` |
+/// | [`binding_rotation`](Self::binding_rotation) | bind | `400` when `predecessor_binding_id` is sent for a plan without `binding_rotatable` (or, when the rotation names no plan, when no plan of the catalog rotates bindings) |
 /// | [`plan_updateable`](Self::plan_updateable) | update | `422` when the plan changes and the current plan is not (effectively) `plan_updateable` |
 /// | [`context_updates`](Self::context_updates) | update | `422` when only `context` changes (no `plan_id`, `parameters` or `maintenance_info`) and the offering does not set `allow_context_updates: true`; platforms declaring OSB 2.15 or later only, since the flag appeared then |
 /// | [`retrievable`](Self::retrievable) | fetch instance, fetch binding | `400` when the offering (or, without a `service_id` hint, every offering) lacks `instances_retrievable` / `bindings_retrievable` |
 /// | [`maintenance_info`](Self::maintenance_info) | provision, update | `422 MaintenanceInfoConflict` when `maintenance_info.version` differs from the plan's |
-/// | [`parameters`](Self::parameters) | provision, update, bind | `400` listing the JSON pointers of `parameters` that fail the plan's schema |
+/// | [`parameters`](Self::parameters) | provision, update, bind | `400` listing the JSON pointers of `parameters` that fail the plan's schema; a rotation that sends no `parameters` is not checked (the broker reuses the predecessor's) |
 /// | [`operation_length`](Self::operation_length) | last operation (request), 202 replies | `400` for an `operation` over 10,000 characters; a broker's over-long token is a `500` |
 ///
 /// Required query parameters on DELETE and well-formed bodies are not guards: they are always
 /// checked, since the typed request cannot exist without them.
 ///
+/// **Retired plans.** The spec lets a broker remove plans (and offerings) from its catalog at
+/// any time, while instances of them live on; a delete must then carry the instance's old
+/// `plan_id`, and Cloud Controller sends the current `plan_id` with every update. So by default
+/// the ids are checked against the catalog only where a plan is being *chosen*: every other
+/// request on an existing resource (deprovision, unbind, bind, polls, fetches, updates that keep
+/// the plan) reaches the broker, which decides through its own records. Turn on
+/// [`strict_ids`](Self::strict_ids) for a broker that never retires plans and wants unknown
+/// ids refused everywhere.
+///
 /// ```
 /// use osb_server::Guards;
 /// let guards = Guards::default().with_parameters(false);
-/// assert!(guards.known_ids && !guards.parameters);
+/// assert!(guards.known_ids && !guards.parameters && !guards.strict_ids);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Guards {
-    /// `service_id` and `plan_id` exist, and the plan belongs to the offering.
+    /// Where a plan is chosen (provision, an update changing the plan), `service_id` and
+    /// `plan_id` exist and the plan belongs to the offering.
     pub known_ids: bool,
+    /// The `known_ids` check on every request that names a plan, existing resources included.
+    /// Off by default: it locks in the instances of retired plans.
+    pub strict_ids: bool,
     /// Bind only on effectively bindable plans.
     pub bindable: bool,
     /// `predecessor_binding_id` only on plans with `binding_rotatable: true`.
@@ -60,8 +74,9 @@ pub struct Guards {
 }
 
 impl Default for Guards {
+    /// Every guard on but [`strict_ids`](Self::strict_ids).
     fn default() -> Self {
-        Self::all()
+        Self::all().with_strict_ids(false)
     }
 }
 
@@ -79,10 +94,11 @@ macro_rules! setter {
 }
 
 impl Guards {
-    /// Every guard on (the default).
+    /// Every guard on, [`strict_ids`](Self::strict_ids) included (the default leaves it off).
     pub const fn all() -> Self {
         Guards {
             known_ids: true,
+            strict_ids: true,
             bindable: true,
             binding_rotation: true,
             plan_updateable: true,
@@ -98,6 +114,7 @@ impl Guards {
     pub const fn none() -> Self {
         Guards {
             known_ids: false,
+            strict_ids: false,
             bindable: false,
             binding_rotation: false,
             plan_updateable: false,
@@ -111,6 +128,7 @@ impl Guards {
 
     setter! {
         known_ids => with_known_ids,
+        strict_ids => with_strict_ids,
         bindable => with_bindable,
         binding_rotation => with_binding_rotation,
         plan_updateable => with_plan_updateable,
@@ -147,6 +165,7 @@ pub(crate) struct CatalogGuards {
     schemas: HashMap<PlanId, PlanSchemas>,
     any_instances_retrievable: bool,
     any_bindings_retrievable: bool,
+    any_binding_rotatable: bool,
 }
 
 fn bad(description: String) -> Rejection {
@@ -178,11 +197,17 @@ impl CatalogGuards {
             .services
             .iter()
             .any(Service::bindings_retrievable_or_default);
+        let any_binding_rotatable = catalog
+            .services
+            .iter()
+            .flat_map(|s| &s.plans)
+            .any(Plan::effective_binding_rotatable);
         Ok(CatalogGuards {
             index,
             schemas,
             any_instances_retrievable,
             any_bindings_retrievable,
+            any_binding_rotatable,
         })
     }
 
@@ -248,8 +273,21 @@ impl CatalogGuards {
         }
     }
 
-    /// Rotation only on rotatable plans.
-    pub(crate) fn rotation(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
+    /// Rotation only on rotatable plans; a rotation that names no plan needs some plan of the
+    /// catalog to rotate bindings.
+    pub(crate) fn rotation(
+        &self,
+        service_id: Option<&str>,
+        plan_id: Option<&str>,
+    ) -> Result<(), Rejection> {
+        let (Some(service_id), Some(plan_id)) = (service_id, plan_id) else {
+            if self.any_binding_rotatable {
+                return Ok(());
+            }
+            return Err(bad(
+                "predecessor_binding_id is only allowed for plans with binding_rotatable: true, and no plan of this broker's catalog rotates bindings.".to_string(),
+            ));
+        };
         match self.lookup(service_id, plan_id) {
             Some((service, plan)) if !plan.effective_binding_rotatable() => Err(bad(format!(
                 "predecessor_binding_id is only allowed for plans with binding_rotatable: true; plan {:?} of offering {:?} does not rotate bindings.",

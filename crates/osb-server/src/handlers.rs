@@ -220,6 +220,14 @@ fn drop_null<T>(field: &mut Option<Option<T>>, version: ApiVersion) {
     }
 }
 
+/// An update's `dashboard_url`, "if present, MUST be a non-empty string" (from 2.14): a `null`
+/// or `""` from the broker is left out rather than sent.
+fn drop_unset_url(field: &mut Option<Option<String>>) {
+    if matches!(field, Some(None)) || matches!(field, Some(Some(url)) if url.is_empty()) {
+        *field = None;
+    }
+}
+
 /// Checks a `202` answer (the request carried a permit, the token is one the spec allows) and
 /// shapes its body for the version.
 fn shape_accepted<T: AsyncBody>(
@@ -243,6 +251,22 @@ fn shape_accepted<T: AsyncBody>(
     body.shape_for_version(version);
     body.drop_nulls(version);
     Ok(())
+}
+
+/// Checks a broker's reply against the spec's rules before it is sent: a reply that breaks them
+/// is a `500`, with the reason logged, rather than a malformed answer.
+fn check_reply(
+    operation: Operation,
+    checked: Result<(), osb_types::Error>,
+) -> Result<(), Rejection> {
+    checked.map_err(|e| {
+        tracing::error!(
+            operation = operation.operation_id(),
+            error = %e,
+            "the broker's reply breaks the spec; answering 500"
+        );
+        Rejection::internal()
+    })
 }
 
 /// Checks a broker's operation token before it is sent.
@@ -367,7 +391,13 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         .as_ref()
         .and_then(|p| p.plan_id.clone());
     let target_plan = body.plan_id.clone().or_else(|| previous_plan.clone());
-    if guards.known_ids {
+    // A plan is chosen when `plan_id` differs from the previous one (or nothing says what that
+    // was); an update that keeps a retired plan reaches the broker.
+    let chooses_plan = body
+        .plan_id
+        .as_ref()
+        .is_some_and(|plan| previous_plan.as_ref() != Some(plan));
+    if (guards.known_ids && chooses_plan) || guards.strict_ids {
         match &body.plan_id {
             Some(plan_id) => shared.catalog.known_plan(&body.service_id, plan_id)?,
             None => shared.catalog.known_service(&body.service_id)?,
@@ -411,8 +441,18 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         .await
         .map_err(broker_error(call.op))?;
     match &mut outcome {
-        UpdateOutcome::Updated(b) => b.shape_for_version(version),
-        UpdateOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
+        UpdateOutcome::Updated(b) => {
+            b.shape_for_version(version);
+            drop_unset_url(&mut b.dashboard_url);
+        }
+        UpdateOutcome::Accepted(a) => {
+            shape_accepted(shared, call.op, a, permit, version)?;
+            let body = a.body_mut();
+            drop_unset_url(&mut body.dashboard_url);
+            if matches!(body.operation, Some(None)) {
+                body.operation = None;
+            }
+        }
         _ => {}
     }
     Ok(json_response(outcome.status(), &outcome))
@@ -447,8 +487,9 @@ async fn run_deprovision(
     delete_reply(shared, call.op, outcome, permit, call.negotiated.effective)
 }
 
-/// Checks a delete's query with its own `validate()` (the rules osb-client applies too), then
-/// that its offering and plan exist.
+/// Checks a delete's query with its own `validate()` (the rules osb-client applies too), then,
+/// in strict mode only, that its offering and plan exist: a delete carries the resource's plan,
+/// which the catalog may have retired.
 fn check_delete_query(
     shared: &Shared,
     validated: Result<(), osb_types::Error>,
@@ -461,7 +502,7 @@ fn check_delete_query(
         )),
         other => Rejection::bad_request(format!("{other}.")),
     })?;
-    if shared.guards.known_ids {
+    if shared.guards.strict_ids {
         shared.catalog.known_plan(service_id, plan_id)?;
     }
     Ok(())
@@ -595,21 +636,32 @@ async fn run_bind(
     let mut body: ServiceBindingRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
-    if guards.known_ids {
-        shared.catalog.known_plan(&body.service_id, &body.plan_id)?;
+    // A rotation may name no offering or plan; `validate()` has refused any other bind that
+    // lacks them. Binds are made on existing instances, whose plan may have been retired.
+    let ids = body.service_id.as_deref().zip(body.plan_id.as_deref());
+    if let Some((service_id, plan_id)) = ids {
+        if guards.strict_ids {
+            shared.catalog.known_plan(service_id, plan_id)?;
+        }
+        if guards.bindable {
+            shared.catalog.bindable(service_id, plan_id)?;
+        }
     }
-    if guards.bindable {
-        shared.catalog.bindable(&body.service_id, &body.plan_id)?;
+    if guards.binding_rotation && body.is_rotation() {
+        shared
+            .catalog
+            .rotation(body.service_id.as_deref(), body.plan_id.as_deref())?;
     }
-    if guards.binding_rotation && body.predecessor_binding_id.is_some() {
-        shared.catalog.rotation(&body.service_id, &body.plan_id)?;
-    }
-    if guards.parameters {
-        shared.catalog.parameters(
-            &body.plan_id,
-            SchemaKind::BindingCreate,
-            &mut body.parameters,
-        )?;
+    // A rotation without `parameters` reuses the predecessor's: nothing to check.
+    let rotation_reuses_parameters = body.is_rotation() && body.parameters.is_none();
+    if let (true, false, Some(plan_id)) = (
+        guards.parameters,
+        rotation_reuses_parameters,
+        body.plan_id.as_deref(),
+    ) {
+        shared
+            .catalog
+            .parameters(plan_id, SchemaKind::BindingCreate, &mut body.parameters)?;
     }
     let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
     call.ctx
@@ -622,7 +674,10 @@ async fn run_bind(
         .map_err(broker_error(call.op))?;
     let version = call.negotiated.effective;
     match &mut outcome {
-        BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b.shape_for_version(version),
+        BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => {
+            b.shape_for_version(version);
+            check_reply(call.op, b.validate())?;
+        }
         BindOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
         _ => {}
     }
@@ -715,6 +770,7 @@ async fn run_fetch_binding(
         .map_err(broker_error(call.op))?;
     if let FetchBindingOutcome::Found(resource) = &mut outcome {
         resource.shape_for_version(call.negotiated.effective);
+        check_reply(call.op, resource.validate())?;
     }
     Ok(json_response(outcome.status(), &outcome))
 }

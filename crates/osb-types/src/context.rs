@@ -104,6 +104,27 @@ impl CloudFoundryContext {
 }
 
 impl KubernetesContext {
+    /// The id of the cluster, however the platform spelled it: the profile's `clusterid`, or
+    /// `cluster_id` as some Kubernetes platforms send it (kept in `extra`). `None` when neither
+    /// is a string.
+    ///
+    /// ```
+    /// use osb_types::Context;
+    /// let spelled = |json| -> Option<String> {
+    ///     let ctx: Context = serde_json::from_value(json).unwrap();
+    ///     ctx.cluster_id().map(str::to_string)
+    /// };
+    /// use serde_json::json;
+    /// assert_eq!(spelled(json!({"platform": "kubernetes", "clusterid": "c-1"})).as_deref(), Some("c-1"));
+    /// assert_eq!(spelled(json!({"platform": "kubernetes", "cluster_id": "c-2"})).as_deref(), Some("c-2"));
+    /// assert_eq!(spelled(json!({"platform": "kubernetes", "namespace": "dev"})), None);
+    /// ```
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.clusterid
+            .as_deref()
+            .or_else(|| self.extra.get("cluster_id").and_then(Value::as_str))
+    }
+
     /// A Kubernetes context for a namespace in a cluster.
     pub fn new(namespace: impl Into<String>, clusterid: impl Into<String>) -> Self {
         KubernetesContext {
@@ -115,6 +136,15 @@ impl KubernetesContext {
 }
 
 impl Context {
+    /// The Kubernetes cluster id, in either spelling ([`KubernetesContext::cluster_id`]);
+    /// `None` for other platforms.
+    pub fn cluster_id(&self) -> Option<&str> {
+        match self {
+            Context::Kubernetes(k8s) => k8s.cluster_id(),
+            _ => None,
+        }
+    }
+
     /// The `platform` value, if the object has one.
     pub fn platform(&self) -> Option<&str> {
         match self {

@@ -42,6 +42,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod binding;
 mod catalog;
 mod context;
 mod error;
@@ -54,6 +55,7 @@ mod ids;
 mod lint;
 pub(crate) mod nullable;
 mod outcome;
+mod query;
 #[cfg(feature = "json-schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
 pub mod schema;
@@ -78,6 +80,7 @@ pub use outcome::{
     FetchInstanceOutcome, LastOperation, LastOperationOutcome, ProvisionOutcome, RetryAfter,
     UnbindOutcome, UpdateOutcome, decode_json,
 };
+pub use query::parse_query_bool;
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
 pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};

@@ -12,6 +12,8 @@
 //! | `maintenance_info.version` is a SemVer 2.0 version | `maintenance_info.version`, `previous_values.maintenance_info.version` |
 //! | A context names its platform | `context.platform` |
 //! | An operation is 1 to 10,000 characters | `operation` (last-operation queries) |
+//! | `service_id` and `plan_id` are present, except in a rotation | bind (`predecessor_binding_id` set) |
+//! | A binding's expiry is an ISO 8601 UTC timestamp (`yyyy-mm-ddThh:mm:ss[.s]Z`), and `renew_before` is not after `expires_at` | `metadata.expires_at`, `metadata.renew_before` of bind and fetch-binding replies |
 //!
 //! The provision, update and bind queries carry only `accepts_incomplete`, a boolean, so they
 //! have nothing to check.
@@ -22,8 +24,9 @@
 use crate::{
     BindingLastOperationQuery, Context, DeprovisionQuery, Error, FetchBindingQuery,
     FetchInstanceQuery, InstanceLastOperationQuery, MaintenanceInfo, OperationId,
-    ServiceBindingRequest, ServiceInstancePreviousValues, ServiceInstanceProvisionRequest,
-    ServiceInstanceUpdateRequest, UnbindQuery,
+    ServiceBindingMetadata, ServiceBindingRequest, ServiceBindingResource, ServiceBindingResponse,
+    ServiceInstancePreviousValues, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
+    UnbindQuery,
 };
 
 /// The longest `operation` value the spec allows, in characters.
@@ -174,12 +177,39 @@ impl ServiceInstanceUpdateRequest {
 }
 
 impl ServiceBindingRequest {
-    /// Checks the rules of a bind body: non-empty `service_id` and `plan_id`, non-empty
+    /// Checks the rules of a bind body: `service_id` and `plan_id` present and non-empty (a
+    /// rotation, which names its `predecessor_binding_id`, may leave them out), non-empty
     /// `app_guid`, `predecessor_binding_id` and `bind_resource` strings when present, and a
     /// context that names its platform.
+    ///
+    /// ```
+    /// use osb_types::{BindingId, ServiceBindingRequest};
+    /// assert!(ServiceBindingRequest::new("svc", "plan").validate().is_ok());
+    /// let rotation = ServiceBindingRequest::rotation(BindingId::from("old-binding"));
+    /// assert!(rotation.validate().is_ok());
+    /// let err = ServiceBindingRequest::default().validate().unwrap_err();
+    /// assert_eq!(
+    ///     err.to_string(),
+    ///     "invalid `service_id`: is required unless the request rotates a binding (predecessor_binding_id)"
+    /// );
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        validate_id("service_id", &self.service_id)?;
-        validate_id("plan_id", &self.plan_id)?;
+        let rotation = self.predecessor_binding_id.is_some();
+        for (field, value) in [
+            ("service_id", self.service_id.as_deref()),
+            ("plan_id", self.plan_id.as_deref()),
+        ] {
+            match value {
+                Some(id) => validate_id(field, id)?,
+                None if rotation => {}
+                None => {
+                    return Err(Error::invalid(
+                        field,
+                        "is required unless the request rotates a binding (predecessor_binding_id)",
+                    ));
+                }
+            }
+        }
         validate_optional("app_guid", self.app_guid.as_deref())?;
         validate_optional(
             "predecessor_binding_id",
@@ -355,5 +385,184 @@ mod tests {
         ] {
             assert_eq!(field(validate_context(Some(&ctx(bad)))), "context.platform");
         }
+    }
+}
+
+/// A UTC timestamp as the spec writes binding expiry: `yyyy-mm-ddThh:mm:ss[.fraction]Z`.
+///
+/// Ordered as the instants it names (the fraction compares digit by digit, so `.5` equals
+/// `.50`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct UtcTimestamp {
+    /// Year, month, day, hour, minute, second.
+    fields: [u32; 6],
+    /// The fraction's digits without trailing zeros.
+    fraction: String,
+}
+
+impl UtcTimestamp {
+    fn parse(text: &str) -> Option<UtcTimestamp> {
+        let bytes = text.as_bytes();
+        let digits = |range: std::ops::Range<usize>| -> Option<u32> {
+            let part = bytes.get(range)?;
+            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            std::str::from_utf8(part).ok()?.parse().ok()
+        };
+        let at = |i: usize, c: u8| bytes.get(i) == Some(&c);
+        if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+            return None;
+        }
+        let fields = [
+            digits(0..4)?,
+            digits(5..7)?,
+            digits(8..10)?,
+            digits(11..13)?,
+            digits(14..16)?,
+            digits(17..19)?,
+        ];
+        let rest = text.get(19..)?;
+        let fraction = match rest.strip_suffix('Z')? {
+            "" => "",
+            dotted => {
+                let digits = dotted.strip_prefix('.')?;
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                digits
+            }
+        };
+        let [year, month, day, hour, minute, second] = fields;
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let month_days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        Some(UtcTimestamp {
+            fields,
+            fraction: fraction.trim_end_matches('0').to_string(),
+        })
+    }
+}
+
+fn timestamp(field: &str, value: &str) -> Result<UtcTimestamp, Error> {
+    UtcTimestamp::parse(value).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!(
+                "{value:?} is not an ISO 8601 UTC timestamp of the form yyyy-mm-ddThh:mm:ss.sZ"
+            ),
+        )
+    })
+}
+
+impl ServiceBindingMetadata {
+    /// Checks the binding's expiry: `expires_at` and `renew_before` are ISO 8601 UTC timestamps
+    /// (`yyyy-mm-ddThh:mm:ss.sZ`; the fraction may be left out or longer), and `renew_before`
+    /// is not after `expires_at`. Errors name the fields under `metadata.`.
+    ///
+    /// ```
+    /// use osb_types::ServiceBindingMetadata;
+    /// let ok = ServiceBindingMetadata::new()
+    ///     .with_expires_at("2030-12-31T23:59:59.0Z")
+    ///     .with_renew_before("2030-12-01T00:00:00.0Z");
+    /// assert!(ok.validate().is_ok());
+    /// let late = ok.clone().with_renew_before("2031-01-01T00:00:00Z");
+    /// assert_eq!(
+    ///     late.validate().unwrap_err().to_string(),
+    ///     "invalid `metadata.renew_before`: is after expires_at"
+    /// );
+    /// let local = ok.with_expires_at("2030-12-31T23:59:59+01:00");
+    /// assert!(local.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let expires = self
+            .expires_at
+            .as_deref()
+            .map(|v| timestamp("metadata.expires_at", v))
+            .transpose()?;
+        let renew = self
+            .renew_before
+            .as_deref()
+            .map(|v| timestamp("metadata.renew_before", v))
+            .transpose()?;
+        if let (Some(expires), Some(renew)) = (expires, renew) {
+            if renew > expires {
+                return Err(Error::invalid(
+                    "metadata.renew_before",
+                    "is after expires_at",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ServiceBindingResponse {
+    /// Checks what a bind reply promises beyond its shape: the binding's expiry in `metadata`
+    /// ([`ServiceBindingMetadata::validate`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        self.metadata
+            .as_ref()
+            .map_or(Ok(()), ServiceBindingMetadata::validate)
+    }
+}
+
+impl ServiceBindingResource {
+    /// Checks what a fetched binding promises beyond its shape: the binding's expiry in
+    /// `metadata` ([`ServiceBindingMetadata::validate`]).
+    pub fn validate(&self) -> Result<(), Error> {
+        self.metadata
+            .as_ref()
+            .map_or(Ok(()), ServiceBindingMetadata::validate)
+    }
+}
+
+#[cfg(test)]
+mod timestamp_tests {
+    use super::UtcTimestamp;
+
+    #[test]
+    fn binding_expiry_timestamps_are_iso_8601_utc() {
+        for good in [
+            "2019-12-31T23:59:59.0Z",
+            "2019-12-31T23:59:59Z",
+            "2024-02-29T00:00:00.123456Z",
+            "2016-12-31T23:59:60Z",
+        ] {
+            assert!(UtcTimestamp::parse(good).is_some(), "{good}");
+        }
+        for bad in [
+            "",
+            "2019-12-31",
+            "2019-12-31T23:59:59",
+            "2019-12-31T23:59:59+00:00",
+            "2019-12-31 23:59:59Z",
+            "2019-13-01T00:00:00Z",
+            "2023-02-29T00:00:00Z",
+            "2019-12-31T24:00:00Z",
+            "2019-12-31T23:59:59.Z",
+            "2019-12-31T23:59:59.5xZ",
+            "+019-12-31T23:59:59Z",
+            "２019-12-31T23:59:59Z",
+        ] {
+            assert!(UtcTimestamp::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn binding_expiry_timestamps_compare_as_instants() {
+        let t = |s| UtcTimestamp::parse(s).unwrap();
+        assert_eq!(t("2020-01-01T00:00:00.5Z"), t("2020-01-01T00:00:00.50Z"));
+        assert_eq!(t("2020-01-01T00:00:00Z"), t("2020-01-01T00:00:00.000Z"));
+        assert!(t("2020-01-01T00:00:00.09Z") < t("2020-01-01T00:00:00.1Z"));
+        assert!(t("2019-12-31T23:59:59.9Z") < t("2020-01-01T00:00:00Z"));
     }
 }

@@ -419,16 +419,33 @@ impl ServiceBroker for MemoryBroker {
         req: ServiceBindingRequest,
         ctx: RequestContext,
     ) -> Result<BindOutcome, BrokerError> {
-        match self.state().live.get(&(id.clone(), None)).map(|r| &r.work) {
-            None => {
-                return Err(BrokerError::bad_request(format!(
-                    "Instance {id} does not exist."
-                )));
+        // A binding is made on the instance's plan; a rotation may name none, and reuses its
+        // predecessor's parameters unless it sends its own.
+        let (plan_id, parameters) = {
+            let state = self.state();
+            let instance_plan = match state.live.get(&(id.clone(), None)) {
+                None => {
+                    return Err(BrokerError::bad_request(format!(
+                        "Instance {id} does not exist."
+                    )));
+                }
+                Some(r) if matches!(r.work, Work::Ready) => r.plan_id.clone(),
+                Some(_) => return Err(busy()),
+            };
+            let mut parameters = req.parameters;
+            if let Some(predecessor) = &req.predecessor_binding_id {
+                let Some(old) = state.live.get(&(id.clone(), Some(predecessor.clone()))) else {
+                    return Err(BrokerError::bad_request(format!(
+                        "Binding {predecessor} to rotate does not exist on instance {id}."
+                    )));
+                };
+                if parameters.is_none() {
+                    parameters.clone_from(&old.parameters);
+                }
             }
-            Some(Work::Ready) => {}
-            Some(_) => return Err(busy()),
-        }
-        let created = self.create((id, Some(binding)), req.plan_id, req.parameters, &ctx)?;
+            (req.plan_id.unwrap_or(instance_plan), parameters)
+        };
+        let created = self.create((id, Some(binding)), plan_id, parameters, &ctx)?;
         let body = |r: Resource| ServiceBindingResponse::new().with_credentials(r.credentials);
         Ok(match created {
             Created::New(r) => BindOutcome::Created(body(r)),

@@ -448,6 +448,22 @@ fn shaped_instance_async(
     body
 }
 
+/// An update's `dashboard_url` must be a non-empty string when present: the server leaves out a
+/// `null` or `""`.
+fn drop_unset_url(field: &mut Option<Option<String>>) {
+    if matches!(field, Some(None)) || matches!(field, Some(Some(url)) if url.is_empty()) {
+        *field = None;
+    }
+}
+
+/// What the server answers when the broker's reply breaks the spec (a binding's expiry).
+fn broken_reply() -> ErrorReply {
+    ErrorReply {
+        status: 500,
+        body: ExpectedBody::Guard(None),
+    }
+}
+
 fn shaped<T: ShapeForVersion>(mut value: T, version: ApiVersion) -> T {
     value.shape_for_version(version);
     value
@@ -528,15 +544,23 @@ impl UpdateReply {
     pub fn expected(&self, permit: bool, version: ApiVersion) -> Expected<UpdateOutcome> {
         let p = AsyncPermit::from_accepts_incomplete(Some(true));
         Expected::Outcome(match self.clone() {
-            UpdateReply::Updated(b) => UpdateOutcome::Updated(shaped(b, version)),
+            UpdateReply::Updated(b) => {
+                let mut b = shaped(b, version);
+                drop_unset_url(&mut b.dashboard_url);
+                UpdateOutcome::Updated(b)
+            }
             UpdateReply::Accepted(_) if !permit => return Expected::Error(async_required()),
             UpdateReply::Accepted(b) if bad_token(b.operation.clone().flatten().as_ref()) => {
                 return Expected::Error(bad_token_reply());
             }
-            UpdateReply::Accepted(b) => UpdateOutcome::Accepted(Accepted::new(
-                permit_or_forged(p),
-                shaped_instance_async(b, version),
-            )),
+            UpdateReply::Accepted(b) => {
+                let mut b = shaped_instance_async(b, version);
+                drop_unset_url(&mut b.dashboard_url);
+                if matches!(b.operation, Some(None)) {
+                    b.operation = None;
+                }
+                UpdateOutcome::Accepted(Accepted::new(permit_or_forged(p), b))
+            }
         })
     }
 }
@@ -564,6 +588,11 @@ impl BindReply {
     pub fn expected(&self, permit: bool, version: ApiVersion) -> Expected<BindOutcome> {
         let p = AsyncPermit::from_accepts_incomplete(Some(true));
         Expected::Outcome(match self.clone() {
+            BindReply::Created(b) | BindReply::AlreadyExists(b)
+                if shaped(b.clone(), version).validate().is_err() =>
+            {
+                return Expected::Error(broken_reply());
+            }
             BindReply::Created(b) => BindOutcome::Created(shaped(b, version)),
             BindReply::AlreadyExists(b) => BindOutcome::AlreadyExists(shaped(b, version)),
             BindReply::Accepted(_) if !permit => return Expected::Error(async_required()),
@@ -589,11 +618,17 @@ impl FetchInstanceReply {
 
 impl FetchBindingReply {
     /// What the platform sees at `version`.
-    pub fn expected(&self, version: ApiVersion) -> FetchBindingOutcome {
-        match self.clone() {
-            FetchBindingReply::Found(r) => FetchBindingOutcome::Found(shaped(r, version)),
+    pub fn expected(&self, version: ApiVersion) -> Expected<FetchBindingOutcome> {
+        Expected::Outcome(match self.clone() {
+            FetchBindingReply::Found(r) => {
+                let r = shaped(r, version);
+                if r.validate().is_err() {
+                    return Expected::Error(broken_reply());
+                }
+                FetchBindingOutcome::Found(r)
+            }
             FetchBindingReply::NotFound => FetchBindingOutcome::NotFound,
-        }
+        })
     }
 }
 
@@ -748,13 +783,62 @@ pub fn arb_delete_answer(operation: Operation) -> impl Strategy<Value = Answer<D
     )
 }
 
+/// A binding's `expires_at` and `renew_before`: mostly well-formed and ordered (either absent),
+/// sometimes out of order or not timestamps at all, which the server answers with `500`.
+fn arb_expiry() -> impl Strategy<Value = (Option<String>, Option<String>)> {
+    let stamp = (0u64..253_402_300_799, 0u32..1000).prop_map(|(secs, millis)| {
+        let days = secs / 86_400;
+        let (y, m, d) = civil_from_days(days);
+        let rem = secs % 86_400;
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    });
+    let any_text = proptest::string::string_regex("[0-9TZ:.-]{0,24}").expect("a valid regex");
+    prop_oneof![
+        6 => (proptest::option::of(stamp.clone()), proptest::option::of(stamp.clone()))
+            .prop_map(|(a, b)| match (a, b) {
+                (Some(a), Some(b)) if b > a => (Some(b), Some(a)),
+                pair => pair,
+            }),
+        1 => (proptest::option::of(stamp), proptest::option::of(any_text)),
+    ]
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A bind reply body whose expiry is mostly well-formed.
+fn arb_binding_response() -> impl Strategy<Value = ServiceBindingResponse> {
+    (arb_service_binding_response(), arb_expiry()).prop_map(|(mut body, expiry)| {
+        if let Some(metadata) = &mut body.metadata {
+            (metadata.expires_at, metadata.renew_before) = expiry;
+        }
+        body
+    })
+}
+
 /// Answers to bind.
 pub fn arb_bind_answer() -> impl Strategy<Value = Answer<BindReply>> {
     answer(
         Operation::Bind,
         prop_oneof![
-            arb_service_binding_response().prop_map(BindReply::Created),
-            arb_service_binding_response().prop_map(BindReply::AlreadyExists),
+            arb_binding_response().prop_map(BindReply::Created),
+            arb_binding_response().prop_map(BindReply::AlreadyExists),
             arb_async().prop_map(BindReply::Accepted),
         ],
     )
@@ -776,7 +860,13 @@ pub fn arb_fetch_binding_answer() -> impl Strategy<Value = Answer<FetchBindingRe
     answer(
         Operation::FetchBinding,
         prop_oneof![
-            3 => arb_service_binding_resource().prop_map(FetchBindingReply::Found),
+            3 => (arb_service_binding_resource(), arb_expiry())
+                .prop_map(|(mut r, expiry)| {
+                    if let Some(metadata) = &mut r.metadata {
+                        (metadata.expires_at, metadata.renew_before) = expiry;
+                    }
+                    FetchBindingReply::Found(r)
+                }),
             1 => Just(FetchBindingReply::NotFound),
         ],
     )

@@ -1105,8 +1105,8 @@ async fn check_bind(harness: &Harness, case: &BindCase) -> Result<(), String> {
                 catalog,
                 h,
                 permit,
-                Some(&sent.service_id),
-                Some(&sent.plan_id),
+                sent.service_id.as_ref(),
+                sent.plan_id.as_ref(),
             );
             let call = Call::Bind {
                 instance_id: case.instance_id.clone(),
@@ -1233,7 +1233,7 @@ async fn check_fetch_binding(harness: &Harness, case: &FetchBindingCase) -> Resu
                 &case.answer,
                 op,
                 v,
-                |r| Expected::Outcome(r.expected(v)),
+                |r| r.expected(v),
                 |status| (status == 404).then_some(FetchBindingOutcome::NotFound),
             );
             let ctx = context(catalog, h, false, service_id.as_ref(), plan_id.as_ref());

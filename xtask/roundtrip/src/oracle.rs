@@ -148,14 +148,25 @@ pub fn update(
         return Some(refusal);
     }
     let service_id = request.service_id.as_str();
-    let Some(service) = catalog.service(service_id) else {
-        return bad_request();
-    };
-    if let Some(plan_id) = &request.plan_id {
-        if service.plan(plan_id).is_none() {
+    let previous = request
+        .previous_values
+        .as_ref()
+        .and_then(|p| p.plan_id.as_ref());
+    // `known_ids` applies where a plan is chosen: a `plan_id` other than the previous one.
+    let chooses_plan = request
+        .plan_id
+        .as_ref()
+        .is_some_and(|plan| previous != Some(plan));
+    if chooses_plan {
+        let plan_id = request.plan_id.as_deref()?;
+        if known_plan(catalog, service_id, plan_id).is_some() {
             return bad_request();
         }
     }
+    let Some(service) = catalog.service(service_id) else {
+        // An update that keeps a retired offering's plan reaches the broker.
+        return None;
+    };
     let context_only = request.context.is_some()
         && request.plan_id.is_none()
         && request.parameters.is_none()
@@ -166,10 +177,6 @@ pub fn update(
     {
         return refuse(422, None);
     }
-    let previous = request
-        .previous_values
-        .as_ref()
-        .and_then(|p| p.plan_id.as_ref());
     if let (Some(new_plan), Some(current)) = (&request.plan_id, previous) {
         if new_plan != current {
             let updateable = match service.plan(current) {
@@ -191,34 +198,48 @@ pub fn update(
     .or_else(|| parameters(catalog, target, Kind::Update, request.parameters.as_ref()))
 }
 
-/// Deprovision and unbind: known ids.
-pub fn delete(catalog: &Catalog, service_id: &str, plan_id: &str) -> Option<ErrorReply> {
-    known_plan(catalog, service_id, plan_id)
+/// Deprovision and unbind: nothing; a delete names the resource's plan, which the catalog may
+/// have retired (`known_ids` guards only where a plan is chosen).
+pub fn delete(_catalog: &Catalog, _service_id: &str, _plan_id: &str) -> Option<ErrorReply> {
+    None
 }
 
-/// Bind: identity vs context, known ids, bindable, rotation, parameters.
+/// Bind: identity vs context, bindable, rotation, parameters. A bind is made on an existing
+/// instance, so unknown ids reach the broker; a rotation may name no ids, and without
+/// `parameters` is not checked against a schema.
 pub fn bind(
     catalog: &Catalog,
     request: &ServiceBindingRequest,
     originating: Option<&OriginatingIdentity>,
 ) -> Option<ErrorReply> {
+    let rotation = request.predecessor_binding_id.is_some();
     identity(originating, request.context.as_ref())
-        .or_else(|| known_plan(catalog, &request.service_id, &request.plan_id))
         .or_else(|| {
-            let service = catalog.service(&request.service_id)?;
-            let plan = service.plan(&request.plan_id)?;
+            let (Some(service_id), Some(plan_id)) = (&request.service_id, &request.plan_id) else {
+                let rotates = catalog
+                    .services
+                    .iter()
+                    .flat_map(|s| &s.plans)
+                    .any(|p| p.binding_rotatable == Some(true));
+                return if rotates { None } else { bad_request() };
+            };
+            let service = catalog.service(service_id)?;
+            let plan = service.plan(plan_id)?;
             if !plan.effective_bindable(service) {
                 return bad_request();
             }
-            if request.predecessor_binding_id.is_some() && !plan.effective_binding_rotatable() {
+            if rotation && !plan.effective_binding_rotatable() {
                 return bad_request();
             }
             None
         })
         .or_else(|| {
+            if rotation && request.parameters.is_none() {
+                return None;
+            }
             parameters(
                 catalog,
-                &request.plan_id,
+                request.plan_id.as_ref()?,
                 Kind::Bind,
                 request.parameters.as_ref(),
             )

@@ -403,10 +403,16 @@ pub fn arb_bind_request()
             arb_parameters_choice(),
             any::<u64>(),
             proptest::bool::weighted(0.8),
+            proptest::bool::weighted(0.4),
         ),
     )
         .prop_map(
-            |(mut request, (service_id, plan_id), (context, identity), (p, size, follow))| {
+            |(
+                mut request,
+                (service_id, plan_id),
+                (context, identity),
+                (p, size, follow, minimal),
+            )| {
                 // Rotation is allowed on rotatable plans only; mostly follow that rule.
                 let rotatable = plan_id == crate::catalog::PLAN_A_BASIC;
                 if follow && !rotatable {
@@ -414,9 +420,16 @@ pub fn arb_bind_request()
                 }
                 request.parameters =
                     choose_parameters(request.parameters, size, p, &plan_id, Schema::Bind);
-                request.service_id = service_id;
-                request.plan_id = plan_id;
                 request.context = context;
+                if minimal && request.is_rotation() {
+                    // A rotation as the spec shapes it: no ids, and mostly no parameters.
+                    if size % 3 != 0 {
+                        request.parameters = None;
+                    }
+                    return (request, identity);
+                }
+                request.service_id = Some(service_id);
+                request.plan_id = Some(plan_id);
                 (request, identity)
             },
         )

@@ -1869,17 +1869,19 @@ impl<'de> Deserialize<'de> for LastOperationState {
         Ok(Self::from(String::deserialize(deserializer)?))
     }
 }
-/// Body of a bind request that asks the broker to create a service binding, optionally rotating an existing one.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Body of a bind request that asks the broker to create a service binding, optionally rotating an existing one. A bind needs service_id and plan_id; a rotation (predecessor_binding_id) may leave them out, since the broker knows them from the predecessor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct ServiceBindingRequest {
     /// Platform-specific information about where the binding is created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<crate::Context>,
-    /// Identifier of the service offering of the instance.
-    pub service_id: crate::ServiceId,
-    /// Identifier of the instance's plan.
-    pub plan_id: crate::PlanId,
+    /// Identifier of the service offering of the instance; required unless the request rotates a binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_id: Option<crate::ServiceId>,
+    /// Identifier of the instance's plan; required unless the request rotates a binding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<crate::PlanId>,
     /// Identifier of the application being bound. Deprecated in favour of bind_resource.app_guid.
     /// Deprecated by the OSB specification; kept for older platforms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1909,15 +1911,15 @@ impl ServiceBindingRequest {
         "parameters",
         "predecessor_binding_id",
     ];
-    /// Creates a `ServiceBindingRequest` from its required fields (`service_id`, `plan_id`).
+    /// Creates a `ServiceBindingRequest` from the fields it usually needs (`service_id`, `plan_id`).
     pub fn new(
         service_id: impl Into<crate::ServiceId>,
         plan_id: impl Into<crate::PlanId>,
     ) -> Self {
         Self {
             context: None,
-            service_id: service_id.into(),
-            plan_id: plan_id.into(),
+            service_id: Some(service_id.into()),
+            plan_id: Some(plan_id.into()),
             app_guid: None,
             bind_resource: None,
             parameters: None,
@@ -1934,13 +1936,13 @@ impl ServiceBindingRequest {
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
-        self.service_id = value.into();
+        self.service_id = Some(value.into());
         self
     }
     /// Sets `plan_id`.
     #[must_use]
     pub fn with_plan_id(mut self, value: impl Into<crate::PlanId>) -> Self {
-        self.plan_id = value.into();
+        self.plan_id = Some(value.into());
         self
     }
     /// Sets `app_guid`.
@@ -1985,6 +1987,14 @@ impl ServiceBindingRequest {
     ) -> Self {
         self.extra.insert(key.into(), value.into());
         self
+    }
+    /// Whether the `ServiceBindingRequest` has nothing in it (every field absent, no extension fields), so it serializes as `{}`.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.context.is_none() && self.service_id.is_none() && self.plan_id.is_none()
+            && self.app_guid.is_none() && self.bind_resource.is_none()
+            && self.parameters.is_none() && self.predecessor_binding_id.is_none()
+            && self.extra.is_empty()
     }
 }
 impl crate::ShapeForVersion for ServiceBindingRequest {
@@ -2418,11 +2428,11 @@ impl crate::ShapeForVersion for ServiceBindingResource {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[non_exhaustive]
 pub struct ServiceBindingMetadata {
-    /// Time at which the binding stops working, as an ISO 8601 timestamp.
+    /// Time at which the binding stops working, as an ISO 8601 UTC timestamp (yyyy-mm-ddThh:mm:ss.sZ).
     /// Since OSB 2.16.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<String>,
-    /// Time before which the platform should renew or rotate the binding, as an ISO 8601 timestamp; not later than expires_at.
+    /// Time before which the platform should renew or rotate the binding, as an ISO 8601 UTC timestamp (yyyy-mm-ddThh:mm:ss.sZ); not later than expires_at.
     /// Since OSB 2.17.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<String>,

@@ -206,7 +206,11 @@ impl FetchInstanceQuery {
 #[non_exhaustive]
 pub struct ProvisionQuery {
     /// When true, the platform accepts that the broker completes the operation asynchronously.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::query::lenient_bool"
+    )]
     pub accepts_incomplete: Option<bool>,
 }
 impl ProvisionQuery {
@@ -226,7 +230,11 @@ impl ProvisionQuery {
 #[non_exhaustive]
 pub struct UpdateQuery {
     /// When true, the platform accepts that the broker completes the operation asynchronously.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::query::lenient_bool"
+    )]
     pub accepts_incomplete: Option<bool>,
 }
 impl UpdateQuery {
@@ -246,7 +254,11 @@ impl UpdateQuery {
 #[non_exhaustive]
 pub struct DeprovisionQuery {
     /// When true, the platform accepts that the broker completes the operation asynchronously.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::query::lenient_bool"
+    )]
     pub accepts_incomplete: Option<bool>,
     /// Identifier of the instance's service offering.
     pub service_id: crate::ServiceId,
@@ -366,7 +378,11 @@ impl FetchBindingQuery {
 pub struct BindQuery {
     /// When true, the platform accepts that the broker completes the operation asynchronously.
     /// Since OSB 2.14.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::query::lenient_bool"
+    )]
     pub accepts_incomplete: Option<bool>,
 }
 impl BindQuery {
@@ -387,7 +403,11 @@ impl BindQuery {
 pub struct UnbindQuery {
     /// When true, the platform accepts that the broker completes the operation asynchronously.
     /// Since OSB 2.14.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::query::lenient_bool"
+    )]
     pub accepts_incomplete: Option<bool>,
     /// Identifier of the instance's service offering.
     pub service_id: crate::ServiceId,

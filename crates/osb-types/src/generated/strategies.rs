@@ -524,8 +524,8 @@ pub fn arb_service_binding_request() -> BoxedStrategy<ServiceBindingRequest> {
     (
         (
             proptest::option::of(crate::testing::arb_context().boxed()),
-            crate::testing::arb_id::<crate::ServiceId>().boxed(),
-            crate::testing::arb_id::<crate::PlanId>().boxed(),
+            proptest::option::of(crate::testing::arb_id::<crate::ServiceId>().boxed()),
+            proptest::option::of(crate::testing::arb_id::<crate::PlanId>().boxed()),
             proptest::option::of(crate::testing::arb_text().boxed()),
             proptest::option::of(arb_service_binding_resource_object()),
             proptest::option::of(crate::testing::arb_object().boxed()),
