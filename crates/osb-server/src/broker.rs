@@ -17,8 +17,10 @@ use crate::BrokerError;
 /// A service broker: one method per OSB operation.
 ///
 /// The router calls a method only after the request passed authentication, the version check,
-/// parsing and the enabled [`Guards`](crate::Guards), so a method sees well-formed input whose
-/// ids exist in the catalog. Each method returns the typed outcome from osb-types (the status
+/// parsing and the enabled [`Guards`](crate::Guards), so a method sees well-formed input. Ids
+/// are checked against the catalog where a plan is chosen (provision, a plan change); requests
+/// on existing resources may name a plan the catalog has since retired, and the broker answers
+/// them from its own records. Each method returns the typed outcome from osb-types (the status
 /// follows from the variant) or a [`BrokerError`].
 ///
 /// `catalog`, `provision` and `deprovision` are required. The other methods have defaults for
@@ -245,11 +247,27 @@ impl RequestContext {
         self.catalog.catalog()
     }
 
+    /// The `service_id` the request names, whether or not the catalog still has it.
+    ///
+    /// Provision, update, deprovision and unbind always name one; a bind does unless it rotates
+    /// a binding without naming it; fetch and last-operation requests only when the platform
+    /// sent the `service_id` hint.
+    pub fn service_id(&self) -> Option<&ServiceId> {
+        self.service_id.as_ref()
+    }
+
+    /// The `plan_id` the request names, whether or not the catalog still has it (a delete names
+    /// the resource's plan, which may have been retired). For an update, as
+    /// [`plan`](Self::plan).
+    pub fn plan_id(&self) -> Option<&PlanId> {
+        self.plan_id.as_ref()
+    }
+
     /// The offering the request concerns, when it names one that is in the catalog.
     ///
-    /// Provision, update, deprovision, bind and unbind always name one (and the known-ids guard
-    /// rejects unknown ids); fetch and last-operation requests only when the platform sent the
-    /// `service_id` hint.
+    /// `None` when the request names no offering ([`service_id`](Self::service_id)) or one the
+    /// catalog no longer has: only where a plan is chosen (provision, a plan change) does the
+    /// known-ids guard refuse unknown ids.
     pub fn service(&self) -> Option<&Service> {
         self.catalog.service(self.service_id.as_deref()?)
     }

@@ -316,6 +316,24 @@ fn cases() -> Vec<Case> {
             "accepts_incomplete",
         ),
         c(
+            "accepts_incomplete empty",
+            put("/v2/service_instances/i?accepts_incomplete=", &p),
+            400,
+            "true or false",
+        ),
+        c(
+            "bind without service_id or predecessor",
+            bind(&json!({"plan_id": SMALL})),
+            400,
+            "unless the request rotates",
+        ),
+        c(
+            "rotation with empty predecessor",
+            bind(&json!({"predecessor_binding_id": ""})),
+            400,
+            "predecessor_binding_id",
+        ),
+        c(
             "identity without space",
             header(
                 provision(&p),
@@ -488,20 +506,20 @@ fn cases() -> Vec<Case> {
             "plan_id",
         ),
         c(
-            "deprovision of unknown plan",
+            "deprovision accepts_incomplete=2",
             delete(&format!(
-                "/v2/service_instances/i?service_id={SVC}&plan_id=plan-9"
-            )),
-            400,
-            "not a plan",
-        ),
-        c(
-            "deprovision accepts_incomplete=1",
-            delete(&format!(
-                "/v2/service_instances/i?service_id={SVC}&plan_id={SMALL}&accepts_incomplete=1"
+                "/v2/service_instances/i?service_id={SVC}&plan_id={SMALL}&accepts_incomplete=2"
             )),
             400,
             "accepts_incomplete",
+        ),
+        c(
+            "update changing to an unknown plan",
+            patch(
+                &json!({"service_id": SVC, "plan_id": "plan-9", "previous_values": {"plan_id": SMALL}}),
+            ),
+            400,
+            "not a plan",
         ),
         // --- bind
         c(
@@ -562,13 +580,13 @@ fn cases() -> Vec<Case> {
             "service_id",
         ),
         c(
-            "unbind of unknown offering",
+            "unbind accepts_incomplete=maybe",
             delete(&format!(
-                "{}?service_id=svc-9&plan_id={SMALL}",
+                "{}?service_id={SVC}&plan_id={SMALL}&accepts_incomplete=maybe",
                 binding_path("i")
             )),
             400,
-            "not an offering",
+            "accepts_incomplete",
         ),
         // --- polling and fetching
         c(

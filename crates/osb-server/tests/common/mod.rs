@@ -88,7 +88,10 @@ impl Call {
 /// `missing` (404), `internal` (500), `forged` (Accepted without the request's permit),
 /// `longop` (an over-long operation), `slow` (waits 300 ms), `panic` (provision panics), `unavailable` (503), `rich`
 /// (bodies with fields of every version and extensions; a bind's credentials hold
-/// [`CREDENTIAL_SECRET`]), `retry` (in progress, Retry-After 7);
+/// [`CREDENTIAL_SECRET`]), `retry` (in progress, Retry-After 7), `nullurl` / `emptyurl` (update
+/// replies, sync or with `async` after it, whose `dashboard_url` is `null` / `""` and whose
+/// operation is `null`), `badexpiry` / `laterenew` (bind and fetch-binding replies whose
+/// `expires_at` is no timestamp / whose `renew_before` is after it);
 /// anything else succeeds synchronously.
 #[derive(Clone, Default)]
 pub struct Recorder {
@@ -261,6 +264,22 @@ impl ServiceBroker for Recorder {
         self.record(Operation::Update, &iid, None, Some(&req), &json!({}), &ctx);
         let id = iid.as_str();
         common_errors(id)?;
+        if let Some(rest) = id
+            .strip_prefix("nullurl")
+            .or_else(|| id.strip_prefix("emptyurl"))
+        {
+            let url = id.starts_with("emptyurl").then(String::new);
+            if rest.starts_with("async") {
+                let permit = ctx.async_permit().ok_or_else(BrokerError::async_required)?;
+                let mut body = ServiceInstanceAsyncOperation::new();
+                body.dashboard_url = Some(url);
+                body.operation = Some(None);
+                return Ok(UpdateOutcome::Accepted(Accepted::new(permit, body)));
+            }
+            let mut body = ServiceInstanceUpdateResponse::new();
+            body.dashboard_url = Some(url);
+            return Ok(UpdateOutcome::Updated(body));
+        }
         if id.starts_with("async") || id.starts_with("forged") {
             let permit = match id.starts_with("forged") {
                 true => forged(),
@@ -370,7 +389,10 @@ impl ServiceBroker for Recorder {
             return Ok(BindOutcome::Created(rich_binding(creds)));
         }
         creds.insert("password".into(), json!("pw"));
-        let body = ServiceBindingResponse::new().with_credentials(creds);
+        let mut body = ServiceBindingResponse::new().with_credentials(creds);
+        if let Some(metadata) = broken_expiry(id) {
+            body = body.with_metadata(metadata);
+        }
         if id.starts_with("exists") {
             return Ok(BindOutcome::AlreadyExists(body));
         }
@@ -434,6 +456,9 @@ impl ServiceBroker for Recorder {
             return Ok(FetchBindingOutcome::NotFound);
         }
         let mut found = ServiceBindingResource::new();
+        if let Some(metadata) = broken_expiry(id) {
+            found = found.with_metadata(metadata);
+        }
         if id.starts_with("rich") {
             found = found.with_metadata(
                 osb_server::types::ServiceBindingMetadata::new()
@@ -442,6 +467,22 @@ impl ServiceBroker for Recorder {
             );
         }
         Ok(FetchBindingOutcome::Found(found))
+    }
+}
+
+/// The binding metadata of the `badexpiry` and `laterenew` ids.
+fn broken_expiry(id: &str) -> Option<osb_server::types::ServiceBindingMetadata> {
+    let metadata = osb_server::types::ServiceBindingMetadata::new();
+    if id.starts_with("badexpiry") {
+        Some(metadata.with_expires_at("next tuesday"))
+    } else if id.starts_with("laterenew") {
+        Some(
+            metadata
+                .with_expires_at("2030-01-01T00:00:00.0Z")
+                .with_renew_before("2030-01-02T00:00:00.0Z"),
+        )
+    } else {
+        None
     }
 }
 
