@@ -18,8 +18,9 @@
 //!   time, Bearer tokens, or your own check; `401` with `WWW-Authenticate`), the version header
 //!   ([`VersionPolicy`]), a body-size limit (`413`) and a request timeout (`503`, counted from
 //!   before authentication).
-//! - **Guards on by default** ([`Guards`]): ids exist in the catalog and the plan belongs to the
-//!   offering, `bindable`, `plan_updateable`, `allow_context_updates`, `*_retrievable`,
+//! - **Guards on by default** ([`Guards`]): where a plan is chosen, the ids exist in the catalog
+//!   and the plan belongs to the offering (requests on existing resources may name a retired
+//!   plan and reach the broker), `bindable`, `plan_updateable`, `allow_context_updates`, `*_retrievable`,
 //!   `maintenance_info`, `parameters` against the plan's JSON Schemas (`400` listing the failing
 //!   JSON pointers), and the `operation` length. A rejected request never reaches the broker.
 //! - **OSB error bodies for everything.** Unparsable JSON, wrong types, missing fields, wrong
@@ -98,9 +99,25 @@
 //!   satisfied: both are JSON objects).
 //! - Optional operations a broker does not implement: update answers `422`, the others `400`,
 //!   each naming the operation ([`BrokerError::NotSupported`]).
-//! - Unknown `service_id`/`plan_id`, an unbindable plan, rotation on a non-rotatable plan, and
-//!   fetching from an offering without `*_retrievable`: `400` (the spec's "invalid data").
-//!   A refused plan change is `422` (the spec's "change not supported").
+//! - Unknown `service_id`/`plan_id` where a plan is chosen (provision, an update whose
+//!   `plan_id` differs from `previous_values.plan_id`), an unbindable plan, rotation on a
+//!   non-rotatable plan, and fetching from an offering without `*_retrievable`: `400` (the
+//!   spec's "invalid data"). A refused plan change is `422` (the spec's "change not supported").
+//! - Plans may be retired from the catalog while their instances live on: deprovision, unbind,
+//!   bind, polls, fetches and updates that keep the plan reach the broker even when their ids
+//!   are no longer in the catalog ([`Guards::strict_ids`] refuses them instead).
+//! - A rotation (`predecessor_binding_id`) may leave out `service_id`, `plan_id` and
+//!   `parameters`; without `parameters` it is not checked against the plan's schema, since the
+//!   broker reuses the predecessor's ([`RequestContext::service_id`] and `plan_id` are then
+//!   `None`).
+//! - `accepts_incomplete` is read as `true`/`false` in any case, or `1`/`0`; anything else is
+//!   `400` naming the parameter.
+//! - An update's `dashboard_url` that is `null` or `""`, and an update `202` whose `operation`
+//!   is `null`, are left out of the reply (from 2.14 a `dashboard_url` on update must be a
+//!   non-empty string).
+//! - A bind or fetch-binding reply whose `metadata.expires_at` / `renew_before` is not an ISO
+//!   8601 UTC timestamp, or whose `renew_before` is after `expires_at`, is a `500` with the
+//!   reason logged, never a malformed answer.
 //! - A context-only update (a PATCH with `context` but no `plan_id`, `parameters` or
 //!   `maintenance_info`) to an offering without `allow_context_updates: true`: `422`
 //!   ([`Guards::context_updates`]). Platforms that declare a version before 2.15, when the flag
