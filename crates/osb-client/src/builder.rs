@@ -137,6 +137,25 @@ impl ClientBuilder {
 
     /// Uses your `reqwest::Client` (its TLS roots, proxies, connection pool…).
     ///
+    /// **Disable redirects on it** with
+    /// [`redirect(Policy::none())`](reqwest::ClientBuilder::redirect): reqwest follows up to 10
+    /// by default, and the client cannot change that on a client you built. A followed redirect
+    /// can turn a `PUT` into a `GET` whose `200` reads as a success, hiding what the broker
+    /// answered. The client the builder makes itself never follows one: a `3xx` reply is
+    /// [`Error::UnexpectedStatus`].
+    ///
+    /// ```
+    /// let http = reqwest::Client::builder()
+    ///     .redirect(reqwest::redirect::Policy::none())
+    ///     .build()
+    ///     .unwrap();
+    /// let client = osb_client::Client::builder("https://broker.example.com")
+    ///     .http_client(http)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client;
+    /// ```
+    ///
     /// The builder's [`timeout`](Self::timeout) is still applied to every request unless you call
     /// [`no_timeout`](Self::no_timeout).
     ///
@@ -316,7 +335,11 @@ impl ClientBuilder {
         let transport = match self.transport {
             TransportChoice::Http(http) => Transport::Http(http),
             TransportChoice::Default => {
-                let mut builder = reqwest::Client::builder().user_agent(USER_AGENT);
+                // A redirect is not an outcome of any OSB request: following it could turn a PUT
+                // into a GET whose `200` reads as success (see `orphan_mitigation`).
+                let mut builder = reqwest::Client::builder()
+                    .user_agent(USER_AGENT)
+                    .redirect(reqwest::redirect::Policy::none());
                 if let Some(timeout) = self.timeout {
                     builder = builder.connect_timeout(timeout);
                 }

@@ -11,11 +11,11 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use osb_types::{
     ApiVersion, AsyncPermit, BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, Catalog,
-    DeleteOutcome, DeprovisionQuery, ErrorResponse, FetchBindingOutcome, FetchBindingQuery,
-    FetchInstanceOutcome, FetchInstanceQuery, InstanceId, InstanceLastOperationQuery,
-    LastOperationOutcome, Operation, OriginatingIdentity, ProvisionOutcome, ProvisionQuery,
-    ServiceBindingRequest, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
-    ShapeForVersion, UnbindQuery, UpdateOutcome, UpdateQuery,
+    DecodeWarning, DeleteOutcome, DeprovisionQuery, ErrorResponse, FetchBindingOutcome,
+    FetchBindingQuery, FetchInstanceOutcome, FetchInstanceQuery, InstanceId,
+    InstanceLastOperationQuery, LastOperationOutcome, Operation, OriginatingIdentity,
+    ProvisionOutcome, ProvisionQuery, ServiceBindingRequest, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, ShapeForVersion, UnbindQuery, UpdateOutcome, UpdateQuery,
 };
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, PercentEncode, utf8_percent_encode};
 use serde::Serialize;
@@ -365,8 +365,11 @@ impl Reply {
     }
 
     /// Classifies a reply that is not an outcome of the operation.
+    ///
+    /// Only `4xx` and `5xx` replies are broker errors; anything else (a `3xx` redirect, which
+    /// the client does not follow, or an unexpected `2xx`) is [`Error::UnexpectedStatus`].
     pub(crate) fn error_reply(&self) -> Error {
-        if !self.status.is_success() {
+        if self.status.is_client_error() || self.status.is_server_error() {
             if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice(&self.body) {
                 if let Ok(body) = serde_json::from_value::<ErrorResponse>(value) {
                     return Error::Broker {
@@ -384,27 +387,28 @@ impl Reply {
     }
 }
 
+/// A decoded outcome with the fields of the reply that were set aside.
+type Decoded<T> = Result<(T, Vec<DecodeWarning>), osb_types::Error>;
+
 /// The typed outcome of an endpoint, read from its whole reply.
 trait FromReply: Sized {
-    /// Decodes `reply`; `permit` is `Some` when the request set `accepts_incomplete=true`.
-    fn from_reply(reply: &Reply, permit: Option<AsyncPermit>) -> Result<Self, osb_types::Error>;
+    /// Decodes `reply` leniently; `permit` is `Some` when the request set
+    /// `accepts_incomplete=true`.
+    fn from_reply(reply: &Reply, permit: Option<AsyncPermit>) -> Decoded<Self>;
 }
 
 macro_rules! from_reply {
     (may_be_async: $($outcome:ident),*) => {$(
         impl FromReply for $outcome {
-            fn from_reply(
-                reply: &Reply,
-                permit: Option<AsyncPermit>,
-            ) -> Result<Self, osb_types::Error> {
-                $outcome::decode(reply.status.as_u16(), &reply.body, permit)
+            fn from_reply(reply: &Reply, permit: Option<AsyncPermit>) -> Decoded<Self> {
+                $outcome::decode_with_warnings(reply.status.as_u16(), &reply.body, permit)
             }
         }
     )*};
     (sync: $($outcome:ident),*) => {$(
         impl FromReply for $outcome {
-            fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Result<Self, osb_types::Error> {
-                $outcome::decode(reply.status.as_u16(), &reply.body)
+            fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Decoded<Self> {
+                $outcome::decode_with_warnings(reply.status.as_u16(), &reply.body)
             }
         }
     )*};
@@ -414,8 +418,8 @@ from_reply!(may_be_async: ProvisionOutcome, UpdateOutcome, DeleteOutcome, BindOu
 from_reply!(sync: FetchInstanceOutcome, FetchBindingOutcome);
 
 impl FromReply for LastOperationOutcome {
-    fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Result<Self, osb_types::Error> {
-        LastOperationOutcome::decode(
+    fn from_reply(reply: &Reply, _: Option<AsyncPermit>) -> Decoded<Self> {
+        LastOperationOutcome::decode_with_warnings(
             reply.status.as_u16(),
             &reply.body,
             reply.header_str(&RETRY_AFTER),
@@ -716,10 +720,25 @@ impl Client {
     }
 
     /// Sends one request and decodes the reply into the endpoint's outcome.
+    ///
+    /// Fields of the reply that do not match the spec but that the outcome does not need are
+    /// set aside (kept raw in the model's `extra`) and logged as warnings, by path and reason
+    /// only: never their values.
     async fn exchange<T: FromReply>(&self, call: Call<'_>) -> Result<T, Error> {
         let permit = call.permit;
+        let operation = call.op.operation_id();
         let reply = self.send(call).await?;
-        T::from_reply(&reply, permit).map_err(|e| reply.fail(e))
+        let (outcome, warnings) = T::from_reply(&reply, permit).map_err(|e| reply.fail(e))?;
+        for warning in &warnings {
+            tracing::warn!(
+                operation,
+                status = reply.status.as_u16(),
+                field = %warning.path,
+                reason = %warning.reason,
+                "a field of the broker's reply does not match the spec; it was set aside"
+            );
+        }
+        Ok(outcome)
     }
 
     /// Fetches the catalog (`GET /v2/catalog`).

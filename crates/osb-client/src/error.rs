@@ -66,7 +66,8 @@ pub enum Error {
         code: Option<ErrorCode>,
     },
     /// The broker answered with a status this operation does not define and a body that is not
-    /// an OSB error object (plain text from a proxy, HTML, an unexpected 2xx, …).
+    /// an OSB error object (plain text from a proxy, HTML, an unexpected 2xx, …), or with a
+    /// redirect (`3xx`, whatever its body): redirects are not followed.
     #[error("the broker answered with unexpected status {status}")]
     UnexpectedStatus {
         /// The HTTP status received.

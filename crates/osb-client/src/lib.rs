@@ -39,10 +39,51 @@
 //!   `predecessor_binding_id` (a rotation) before 2.17.
 //! - **`X-Broker-API-Request-Identity` is always sent**, even to brokers older than 2.15 (which
 //!   ignore unknown headers).
+//! - **A slip in a field the platform does not need is not an error.** Replies decode
+//!   leniently (see [Decoding replies](#decoding-replies)): only a reply the platform cannot use
+//!   is an [`Error::Decode`], and so a reason for orphan mitigation.
+//! - **Redirects are not followed**: a `3xx` is [`Error::UnexpectedStatus`], never the reply of
+//!   another request. A `reqwest::Client` of your own ([`ClientBuilder::http_client`]) must have
+//!   redirects disabled too.
 //! - **Errors keep what the broker said**: a JSON error body becomes [`Error::Broker`] with its
 //!   [`ErrorCode`](osb_types::ErrorCode); anything else keeps the raw body. Bodies are never
 //!   printed by `Display` or `Debug`, and tracing spans carry ids and statuses only — never
 //!   credentials or parameters.
+//!
+//! ## Decoding replies
+//!
+//! A broker's slip in a field the platform does not need must not undo work that succeeded: a
+//! `201` bind whose `endpoints[].ports` holds numbers instead of strings is a working binding,
+//! and treating it as malformed would make orphan mitigation delete it. So each reply has
+//! fields it *needs*, which must match the spec, and *lenient* fields:
+//!
+//! - A needed field that does not match, or a body that is not JSON or not a JSON object (an
+//!   empty body counts as `{}`), fails the call with [`Error::Decode`]. For a `201`/`202` to a
+//!   provision or a bind, that calls for orphan mitigation.
+//! - A lenient field that does not match is *set aside*: its raw value moves to the `extra` map
+//!   of the object that held it, under its original key (so nothing is lost, and re-encoding the
+//!   model writes it back), the typed field is left absent (or empty, for an endpoint's
+//!   `ports`), and the client logs a warning with `tracing::warn!` naming the field and what was
+//!   wrong, never its value. As little as possible is set aside: a mistyped port sets aside that
+//!   endpoint's `ports`, not the endpoint; only a nested object left without a required field
+//!   (an endpoint's `host`, a volume mount's `device`, …) takes its enclosing field with it.
+//!
+//! | Reply | Needed (mismatch = [`Error::Decode`]) | Lenient (mismatch = warning) |
+//! |---|---|---|
+//! | provision `200`/`201` | a JSON object | `dashboard_url`, `metadata` (and its `labels`, `attributes`) |
+//! | provision/update `202` | a JSON object; `operation` a string or `null` when present (`""` counts as no token) | `dashboard_url`, `metadata` |
+//! | update `200` | a JSON object | `dashboard_url`, `metadata` |
+//! | deprovision/unbind `202`, bind `202` | a JSON object; `operation` a string when present (`""` counts as no token) | — (unknown fields are kept in `extra` as always) |
+//! | deprovision/unbind `200`, `410` | — (the body is not read) | — |
+//! | bind `200`/`201` | a JSON object; `credentials` an object when present | `metadata`, `syslog_drain_url`, `route_service_url`, `volume_mounts` (and inside each mount), `endpoints` (`host`, `ports`, `protocol` of each) |
+//! | fetch instance `200` | a JSON object | `service_id`, `plan_id`, `dashboard_url`, `parameters`, `maintenance_info`, `metadata` |
+//! | fetch binding `200` | a JSON object; `credentials` an object when present | as bind `200`/`201`, and `parameters` |
+//! | last operation `200` | a JSON object; `state` present and a string | `description`, `instance_usable`, `update_repeatable` |
+//! | catalog `200` | the whole catalog (not lenient) | — |
+//!
+//! Polling therefore ends on a valid `state` even when an optional field beside it is mistyped.
+//! The outcomes of [`osb_types`] apply the same rules (`decode`), and return the warnings from
+//! `decode_with_warnings` ([`DecodeWarning`](osb_types::DecodeWarning)).
 //!
 //! ## Testing without a network
 //!

@@ -45,6 +45,10 @@ pub enum Observed {
     },
     /// A `2xx` reply whose body does not decode, or that cannot be used (a `202` to a request
     /// that did not set `accepts_incomplete=true`).
+    ///
+    /// "Does not decode" means the platform cannot use it: not a JSON object, or a field it
+    /// needs (`credentials`, `operation`, `state`) mistyped. A mistyped optional field is set
+    /// aside and the reply counts as well-formed (see the crate's "Decoding replies").
     MalformedReply {
         /// The HTTP status.
         status: u16,
@@ -177,7 +181,11 @@ impl Observed {
 /// | bind / unbind | binding poll ends `failed`, or its deadline passes (counted as failed) | binding |
 /// | any | poll ends `succeeded`, `410`, `404`, or with an error that stops polling | no |
 /// | update | anything (other 2xx, 5xx, timeout, failed poll) | no |
-/// | any | `1xx` / `3xx` (not followed) | no |
+/// | any | `1xx` / `3xx` (the client does not follow redirects: a `3xx` is [`Error::UnexpectedStatus`]) | no |
+///
+/// A body is *malformed* when the platform cannot use it (not a JSON object, or a needed field
+/// such as `credentials` or `operation` mistyped); a mistyped optional field is set aside and
+/// the reply is well-formed, so a working instance or binding is never deleted over it.
 ///
 /// ```
 /// use osb_client::{orphan_mitigation, Cleanup, Observed, OmOperation};

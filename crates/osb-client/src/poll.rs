@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use http::StatusCode;
 use osb_types::{
     BindingId, BindingLastOperationQuery, InstanceId, InstanceLastOperationQuery,
-    LastOperationOutcome, LastOperationResource, LastOperationState, Plan, RetryAfter,
+    LastOperationOutcome, LastOperationResource, LastOperationState, OperationId, Plan, RetryAfter,
 };
 
 use crate::client::{CallOptions, Client};
@@ -456,6 +456,13 @@ impl Reporter<'_> {
     }
 }
 
+/// An empty operation token is no token (a `202` may carry `"operation": ""`).
+fn drop_empty(operation: &mut Option<OperationId>) {
+    if operation.as_ref().is_some_and(|op| op.as_str().is_empty()) {
+        *operation = None;
+    }
+}
+
 /// Errors that polling again cannot fix.
 fn is_final(e: &Error) -> bool {
     e.is_refused_locally() || e.status() == Some(StatusCode::BAD_REQUEST)
@@ -475,6 +482,7 @@ impl Client {
     ///
     /// `query` carries the `operation` token from the `202` reply and the `service_id` /
     /// `plan_id` hints (after a plan change, the *old* plan). `kind` decides how `410 Gone` reads.
+    /// An empty `operation` is no token: the polls go without the `operation` parameter.
     ///
     /// ```no_run
     /// # async fn demo(client: osb_client::Client, plan: osb_types::Plan) -> Result<(), osb_client::Error> {
@@ -497,14 +505,19 @@ impl Client {
         query: &InstanceLastOperationQuery,
         kind: OperationKind,
     ) -> WaitForOperation<'a> {
+        let mut query = query.clone();
+        drop_empty(&mut query.operation);
         let target = Target::Instance {
             instance_id: instance_id.clone(),
-            query: query.clone(),
+            query,
         };
         WaitForOperation::new(self, target, kind)
     }
 
     /// Waits for an asynchronous operation on a service binding by polling its last operation.
+    ///
+    /// An empty `operation` in `query` is no token: the polls go without the `operation`
+    /// parameter.
     pub fn wait_for_binding_operation<'a>(
         &self,
         instance_id: &InstanceId,
@@ -512,10 +525,12 @@ impl Client {
         query: &BindingLastOperationQuery,
         kind: OperationKind,
     ) -> WaitForOperation<'a> {
+        let mut query = query.clone();
+        drop_empty(&mut query.operation);
         let target = Target::Binding {
             instance_id: instance_id.clone(),
             binding_id: binding_id.clone(),
-            query: query.clone(),
+            query,
         };
         WaitForOperation::new(self, target, kind)
     }

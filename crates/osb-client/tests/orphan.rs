@@ -159,8 +159,16 @@ async fn decisions_from_real_provision_replies() {
             true,
             Cleanup::None,
         ),
+        // A mistyped optional field is set aside: the instance works, nothing to clean up.
         (
             Reply::json(201, json!({"dashboard_url": 5})),
+            true,
+            Cleanup::None,
+        ),
+        // A body that is not a JSON object cannot be used.
+        (Reply::text(201, "created!"), true, Cleanup::Instance),
+        (
+            Reply::json(201, json!(["created"])),
             true,
             Cleanup::Instance,
         ),
@@ -471,5 +479,87 @@ async fn cleanup_does_not_repeat_requests_the_broker_refuses() {
             .unwrap_err();
         assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
         assert_eq!(server.count(), 1, "{status} is not retried");
+    }
+}
+
+/// Binds the way a platform does: on a result that calls for orphan mitigation, deletes the
+/// binding.
+async fn bind_with_mitigation(client: &Client) -> Result<BindOutcome, Error> {
+    let result = bind(client).await;
+    if orphan_mitigation_for(OmOperation::Bind, &result) == Cleanup::Binding {
+        let target = OrphanTarget::binding("i", "b", "s", "p");
+        let _ = client.cleanup_orphan(&target, &cleanup_policy(1)).await;
+    }
+    result
+}
+
+#[tokio::test]
+async fn a_slip_in_an_optional_field_does_not_delete_a_working_binding() {
+    // Ports as numbers instead of strings: the binding works, its credentials are there.
+    let body = json!({
+        "credentials": {"uri": "postgres://u:pw@db.internal:5432/app"},
+        "endpoints": [{"host": "db.internal", "ports": [5432], "protocol": "tcp"}],
+        "syslog_drain_url": 514,
+    });
+    let server = Server::start(vec![Reply::json(201, body), Reply::json(200, json!({}))]).await;
+    let outcome = bind_with_mitigation(&server.client()).await.unwrap();
+    let BindOutcome::Created(binding) = outcome else {
+        panic!("expected Created, got {outcome:?}")
+    };
+    assert_eq!(
+        binding.credentials.as_ref().unwrap()["uri"],
+        "postgres://u:pw@db.internal:5432/app"
+    );
+    let endpoints = binding.endpoints.as_ref().unwrap();
+    assert_eq!(endpoints[0].host, "db.internal");
+    assert_eq!(endpoints[0].extra["ports"], json!([5432]));
+    assert_eq!(binding.extra["syslog_drain_url"], json!(514));
+    let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["PUT"], "no DELETE may follow a working binding");
+
+    // Credentials that are not an object cannot be used: that binding is cleaned up.
+    let body = json!({"credentials": "postgres://u:pw@db.internal:5432/app"});
+    let server = Server::start(vec![Reply::json(201, body), Reply::json(200, json!({}))]).await;
+    let err = bind_with_mitigation(&server.client()).await.unwrap_err();
+    assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    let methods: Vec<String> = server.requests().into_iter().map(|r| r.method).collect();
+    assert_eq!(methods, ["PUT", "DELETE"]);
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let script = |status: u16| {
+        vec![
+            Reply::json(status, json!({"error": "Moved"})).header("location", "/elsewhere"),
+            // What a followed redirect would get: for a 303, a GET whose 200 reads as success.
+            Reply::json(200, json!({})),
+        ]
+    };
+    for status in [301, 302, 303, 307, 308] {
+        let server = Server::start(script(status)).await;
+        let result = provision(&server.client(), "i", &ProvisionQuery::new()).await;
+        match &result {
+            Err(Error::UnexpectedStatus { status: got, .. }) => assert_eq!(got.as_u16(), status),
+            other => panic!("{status}: expected UnexpectedStatus, got {other:?}"),
+        }
+        assert_eq!(server.count(), 1, "{status} was followed");
+        assert_eq!(
+            orphan_mitigation_for(OmOperation::Provision, &result),
+            Cleanup::None,
+            "{status}"
+        );
+
+        let server = Server::start(script(status)).await;
+        let result = bind(&server.client()).await;
+        assert!(
+            matches!(&result, Err(Error::UnexpectedStatus { status: got, .. }) if got.as_u16() == status),
+            "{status}: {result:?}"
+        );
+        assert_eq!(server.count(), 1, "{status} was followed");
+        assert_eq!(
+            orphan_mitigation_for(OmOperation::Bind, &result),
+            Cleanup::None,
+            "{status}"
+        );
     }
 }

@@ -403,3 +403,109 @@ async fn waits_can_run_on_another_task() {
         .unwrap();
     assert!(outcome.is_success());
 }
+
+#[tokio::test]
+async fn polling_survives_mistyped_optional_fields() {
+    let server = Server::start(vec![
+        Reply::json(
+            200,
+            json!({"state": "in progress", "description": 7, "update_repeatable": "yes"}),
+        ),
+        Reply::json(200, json!({"state": "failed", "instance_usable": "false"})),
+    ])
+    .await;
+    let (seen, callback) = recorder();
+    let result = wait_on_instance(&server.client(), OperationKind::Update)
+        .max_duration(Duration::from_secs(2))
+        .on_progress(callback)
+        .await;
+    let Ok(PollOutcome::Failed(resource)) = result else {
+        panic!("the state must end the wait: {result:?}")
+    };
+    assert_eq!(resource.instance_usable, None);
+    assert_eq!(resource.extra["instance_usable"], "false");
+    assert_eq!(server.count(), 2);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].state, Some(LastOperationState::InProgress));
+    assert!(seen.iter().all(|s| !s.invalid), "{seen:?}");
+
+    // Without a valid state a reply is still invalid, and polling goes on.
+    let server = Server::start(vec![
+        Reply::json(200, json!({"state": 5, "instance_usable": false})),
+        succeeded(),
+    ])
+    .await;
+    let (seen, callback) = recorder();
+    let result = wait_on_instance(&server.client(), OperationKind::Create)
+        .on_progress(callback)
+        .await;
+    assert!(
+        matches!(result, Ok(PollOutcome::Succeeded(_))),
+        "{result:?}"
+    );
+    let invalid: Vec<Option<u16>> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.invalid_status)
+        .collect();
+    assert_eq!(invalid, [Some(200), None]);
+}
+
+#[tokio::test]
+async fn an_empty_operation_token_is_polled_without_the_operation_parameter() {
+    use osb_client::CallOptions;
+    use osb_types::{ProvisionOutcome, ProvisionQuery, ServiceInstanceProvisionRequest};
+
+    let server = Server::start(vec![
+        Reply::json(202, json!({"operation": ""})),
+        in_progress(),
+        succeeded(),
+    ])
+    .await;
+    let client = server.client();
+    let instance = InstanceId::new("i-1");
+    let body = ServiceInstanceProvisionRequest::new("s", "p", "o", "sp");
+    let query = ProvisionQuery::new().with_accepts_incomplete(true);
+    let outcome = client
+        .provision(&instance, &body, &query, &CallOptions::new())
+        .await
+        .unwrap();
+    let ProvisionOutcome::Accepted(accepted) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(accepted.operation(), None, "an empty token is no token");
+    let mut poll = InstanceLastOperationQuery::new();
+    if let Some(operation) = accepted.operation() {
+        poll = poll.with_operation(operation);
+    }
+    let result = client
+        .wait_for_instance_operation(&instance, &poll, OperationKind::Create)
+        .policy(fast_policy())
+        .await;
+    assert!(
+        matches!(result, Ok(PollOutcome::Succeeded(_))),
+        "{result:?}"
+    );
+    let polls = &server.requests()[1..];
+    assert_eq!(polls.len(), 2);
+    assert!(polls.iter().all(|r| r.query.is_none()), "{polls:?}");
+
+    // The token passed on as received: the same.
+    server.script(vec![succeeded()]);
+    let query = BindingLastOperationQuery::new().with_operation("");
+    let result = client
+        .wait_for_binding_operation(
+            &instance,
+            &BindingId::new("b"),
+            &query,
+            OperationKind::Create,
+        )
+        .policy(fast_policy())
+        .await;
+    assert!(
+        matches!(result, Ok(PollOutcome::Succeeded(_))),
+        "{result:?}"
+    );
+    assert_eq!(server.last_request().query, None);
+}

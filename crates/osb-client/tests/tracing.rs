@@ -74,3 +74,58 @@ async fn spans_name_the_call_but_not_its_secrets() {
         assert!(!logs.contains(secret), "{secret} leaked: {logs}");
     }
 }
+
+#[tokio::test]
+async fn set_aside_fields_are_logged_without_their_values() {
+    use osb_types::{BindOutcome, BindQuery, BindingId, ServiceBindingRequest};
+
+    let reply = json!({
+        "credentials": {"password": "cred-secret-1"},
+        "route_service_url": {"token": "route-secret-2"},
+        "syslog_drain_url": ["syslog://u:drain-secret-3@logs"],
+        "volume_mounts": "mount-secret-4",
+    });
+    let server = Server::always(Reply::json(201, reply)).await;
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let outcome = server
+        .client()
+        .bind(
+            &InstanceId::new("i"),
+            &BindingId::new("b"),
+            &ServiceBindingRequest::new("s", "p"),
+            &BindQuery::new(),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcome, BindOutcome::Created(_)), "{outcome:?}");
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warnings.len(), 3, "{logs}");
+    for field in ["route_service_url", "syslog_drain_url", "volume_mounts"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|l| l.contains(&format!("field={field}"))),
+            "{field}: {logs}"
+        );
+    }
+    assert!(logs.contains("serviceBinding.binding"), "{logs}");
+    for secret in [
+        "cred-secret-1",
+        "route-secret-2",
+        "drain-secret-3",
+        "mount-secret-4",
+    ] {
+        assert!(!logs.contains(secret), "{secret} leaked: {logs}");
+    }
+}

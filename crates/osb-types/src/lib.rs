@@ -9,7 +9,8 @@
 //! - Identities and headers: id newtypes ([`InstanceId`], …), [`ApiVersion`],
 //!   [`OriginatingIdentity`], [`Context`], [`header`] names.
 //! - Typed outcomes whose status follows from the variant ([`ProvisionOutcome`], …) and the
-//!   [`AsyncPermit`] that guards `202 Accepted`.
+//!   [`AsyncPermit`] that guards `202 Accepted`. Replies decode leniently: a mistyped field the
+//!   platform does not need is set aside with a [`DecodeWarning`] instead of failing the reply.
 //! - The [`ErrorResponse`] body and its [`ErrorCode`].
 //! - Catalog lookups and effective flags ([`Catalog::find_plan`], [`Plan::effective_bindable`],
 //!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation of bodies
@@ -52,6 +53,7 @@ mod generated;
 pub mod header;
 mod identity;
 mod ids;
+mod lenient;
 mod lint;
 pub(crate) mod nullable;
 mod outcome;
@@ -74,6 +76,7 @@ pub use error_code::ErrorCode;
 pub use generated::*;
 pub use identity::{CloudFoundryIdentity, KubernetesIdentity, OriginatingIdentity};
 pub use ids::{BindingId, InstanceId, OperationId, PlanId, ServiceId};
+pub use lenient::{DecodeWarning, MAX_SET_ASIDE};
 pub use lint::{Problem, Severity, has_errors};
 pub use outcome::{
     Accepted, AsyncPermit, BindOutcome, DeleteOutcome, DeprovisionOutcome, FetchBindingOutcome,

@@ -2,6 +2,15 @@
 //!
 //! Brokers built on osb-server return these; osb-client decodes replies into the same types, so
 //! `decode(encode(x)) == x` holds for every outcome.
+//!
+//! Decoding is lenient where the platform can do without a field. A field it needs to act on
+//! the reply must match the spec, or the reply fails with [`Error::Decode`]: `credentials` of a
+//! bind or a fetched binding (an object), `operation` of a `202` (a string; it may be absent, and
+//! `""` counts as absent, see [`Accepted::operation`]), `state` of a last operation (present, a
+//! string). So must the body itself: JSON, and an object (an empty body counts as `{}`). Any
+//! other field that does not match its model is set aside: its raw value goes to the `extra` map
+//! of the object that held it, under its original key, and a [`DecodeWarning`] names it. Each
+//! outcome's `decode` drops the warnings; its `decode_with_warnings` returns them.
 
 use std::time::{Duration, SystemTime};
 
@@ -9,6 +18,7 @@ use http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Serialize, Serializer};
 
+use crate::lenient::{DecodeWarning, Lenient, decode_lenient};
 use crate::{
     AsyncOperation, Error, LastOperationResource, OperationId, ServiceBindingResource,
     ServiceBindingResponse, ServiceInstanceAsyncOperation, ServiceInstanceProvisionResponse,
@@ -79,27 +89,53 @@ impl<T> Accepted<T> {
 }
 
 impl Accepted<ServiceInstanceAsyncOperation> {
-    /// The operation token, if the broker gave one.
+    /// The operation token, if the broker gave one: `None` when `operation` is absent, `null`
+    /// or `""` (an empty token is no token; polling goes on without the `operation` parameter).
+    ///
+    /// The body keeps the value as received ([`body`](Self::body)).
+    ///
+    /// ```
+    /// use osb_types::{AsyncPermit, ProvisionOutcome};
+    /// let permit = AsyncPermit::from_accepts_incomplete(Some(true));
+    /// let outcome = ProvisionOutcome::decode(202, br#"{"operation": ""}"#, permit).unwrap();
+    /// let ProvisionOutcome::Accepted(accepted) = outcome else { panic!() };
+    /// assert_eq!(accepted.operation(), None);
+    /// ```
     pub fn operation(&self) -> Option<&OperationId> {
-        self.body.operation.as_ref().and_then(Option::as_ref)
+        self.body
+            .operation
+            .as_ref()
+            .and_then(Option::as_ref)
+            .filter(|op| !op.as_str().is_empty())
     }
 }
 
 impl Accepted<AsyncOperation> {
-    /// The operation token, if the broker gave one.
+    /// The operation token, if the broker gave one: `None` when `operation` is absent or `""`
+    /// (an empty token is no token; polling goes on without the `operation` parameter).
+    ///
+    /// The body keeps the value as received ([`body`](Self::body)).
     pub fn operation(&self) -> Option<&OperationId> {
-        self.body.operation.as_ref()
+        self.body
+            .operation
+            .as_ref()
+            .filter(|op| !op.as_str().is_empty())
     }
 }
 
-/// Parses a body, treating an empty body as `{}`.
-fn decode<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<T, Error> {
+/// Decodes a reply body leniently (see [`DecodeWarning`]), treating an empty body as `{}`.
+fn decode<T: Lenient>(status: u16, body: &[u8]) -> Result<(T, Vec<DecodeWarning>), Error> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    decode_json(body).map_err(|reason| Error::Decode { status, reason })
+    decode_lenient(body).map_err(|reason| Error::Decode { status, reason })
+}
+
+/// A decoded outcome with no warnings (a reply whose body is not read).
+fn clean<T>(outcome: T) -> Result<(T, Vec<DecodeWarning>), Error> {
+    Ok((outcome, Vec::new()))
 }
 
 /// Parses JSON into `T`; on failure, the reason names the JSON path of the offending value
@@ -413,13 +449,30 @@ impl Serialize for LastOperationOutcome {
 
 impl ProvisionOutcome {
     /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    ///
+    /// A field the platform does not need that does not match the spec is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)); a needed one fails with
+    /// [`Error::Decode`].
     pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body, permit).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object; for `202`, `operation` a string (or `null`) when present.
+    /// Set aside when mistyped: everything else (`dashboard_url`, `metadata`, …).
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+        permit: Option<AsyncPermit>,
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            201 => decode(status, body).map(ProvisionOutcome::Created),
-            200 => decode(status, body).map(ProvisionOutcome::AlreadyExists),
+            201 => decode(status, body).map(|(b, w)| (ProvisionOutcome::Created(b), w)),
+            200 => decode(status, body).map(|(b, w)| (ProvisionOutcome::AlreadyExists(b), w)),
             202 => {
                 let permit = permit_for(permit)?;
-                decode(status, body).map(|b| ProvisionOutcome::Accepted(Accepted::new(permit, b)))
+                decode(status, body)
+                    .map(|(b, w)| (ProvisionOutcome::Accepted(Accepted::new(permit, b)), w))
             }
             _ => Err(Error::UnexpectedStatus { status }),
         }
@@ -428,12 +481,29 @@ impl ProvisionOutcome {
 
 impl UpdateOutcome {
     /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    ///
+    /// A field the platform does not need that does not match the spec is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)); a needed one fails with
+    /// [`Error::Decode`].
     pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body, permit).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object; for `202`, `operation` a string (or `null`) when present.
+    /// Set aside when mistyped: everything else (`dashboard_url`, `metadata`, …).
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+        permit: Option<AsyncPermit>,
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            200 => decode(status, body).map(UpdateOutcome::Updated),
+            200 => decode(status, body).map(|(b, w)| (UpdateOutcome::Updated(b), w)),
             202 => {
                 let permit = permit_for(permit)?;
-                decode(status, body).map(|b| UpdateOutcome::Accepted(Accepted::new(permit, b)))
+                decode(status, body)
+                    .map(|(b, w)| (UpdateOutcome::Accepted(Accepted::new(permit, b)), w))
             }
             _ => Err(Error::UnexpectedStatus { status }),
         }
@@ -442,13 +512,30 @@ impl UpdateOutcome {
 
 impl DeleteOutcome {
     /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    ///
+    /// A field the platform does not need that does not match the spec is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)); a needed one fails with
+    /// [`Error::Decode`].
     pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body, permit).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// The bodies of `200` and `410` are not read. For `202`, needed: a JSON object whose
+    /// `operation`, when present, is a string.
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+        permit: Option<AsyncPermit>,
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            200 => Ok(DeleteOutcome::Deleted),
-            410 => Ok(DeleteOutcome::Gone),
+            200 => clean(DeleteOutcome::Deleted),
+            410 => clean(DeleteOutcome::Gone),
             202 => {
                 let permit = permit_for(permit)?;
-                decode(status, body).map(|b| DeleteOutcome::Accepted(Accepted::new(permit, b)))
+                decode(status, body)
+                    .map(|(b, w)| (DeleteOutcome::Accepted(Accepted::new(permit, b)), w))
             }
             _ => Err(Error::UnexpectedStatus { status }),
         }
@@ -457,13 +544,33 @@ impl DeleteOutcome {
 
 impl BindOutcome {
     /// Decodes a reply. `permit` is `Some` when the request set `accepts_incomplete=true`.
+    ///
+    /// A field the platform does not need that does not match the spec is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)); a needed one fails with
+    /// [`Error::Decode`].
     pub fn decode(status: u16, body: &[u8], permit: Option<AsyncPermit>) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body, permit).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object; for `200`/`201`, `credentials` an object when present; for `202`,
+    /// `operation` a string when present. Set aside when mistyped: everything else
+    /// (`endpoints`, `volume_mounts`, `syslog_drain_url`, `route_service_url`, `metadata`, …),
+    /// as deep down as possible (a mistyped port sets aside that endpoint's `ports`, not the
+    /// endpoint).
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+        permit: Option<AsyncPermit>,
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            201 => decode(status, body).map(BindOutcome::Created),
-            200 => decode(status, body).map(BindOutcome::AlreadyExists),
+            201 => decode(status, body).map(|(b, w)| (BindOutcome::Created(b), w)),
+            200 => decode(status, body).map(|(b, w)| (BindOutcome::AlreadyExists(b), w)),
             202 => {
                 let permit = permit_for(permit)?;
-                decode(status, body).map(|b| BindOutcome::Accepted(Accepted::new(permit, b)))
+                decode(status, body)
+                    .map(|(b, w)| (BindOutcome::Accepted(Accepted::new(permit, b)), w))
             }
             _ => Err(Error::UnexpectedStatus { status }),
         }
@@ -471,22 +578,45 @@ impl BindOutcome {
 }
 
 impl FetchInstanceOutcome {
-    /// Decodes a reply.
+    /// Decodes a reply; a mistyped field is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)).
     pub fn decode(status: u16, body: &[u8]) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object. Set aside when mistyped: every field.
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            200 => decode(status, body).map(FetchInstanceOutcome::Found),
-            404 => Ok(FetchInstanceOutcome::NotFound),
+            200 => decode(status, body).map(|(b, w)| (FetchInstanceOutcome::Found(b), w)),
+            404 => clean(FetchInstanceOutcome::NotFound),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
 }
 
 impl FetchBindingOutcome {
-    /// Decodes a reply.
+    /// Decodes a reply; a mistyped field other than `credentials` is set aside (see
+    /// [`decode_with_warnings`](Self::decode_with_warnings)).
     pub fn decode(status: u16, body: &[u8]) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object whose `credentials`, when present, is an object. Set aside when
+    /// mistyped: everything else.
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            200 => decode(status, body).map(FetchBindingOutcome::Found),
-            404 => Ok(FetchBindingOutcome::NotFound),
+            200 => decode(status, body).map(|(b, w)| (FetchBindingOutcome::Found(b), w)),
+            404 => clean(FetchBindingOutcome::NotFound),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
@@ -495,19 +625,33 @@ impl FetchBindingOutcome {
 impl LastOperationOutcome {
     /// Decodes a reply; `retry_after` is the raw `Retry-After` header, if any.
     ///
-    /// An unparsable `Retry-After` is ignored rather than failing the poll.
+    /// An unparsable `Retry-After` is ignored rather than failing the poll, and so is a mistyped
+    /// optional field (see [`decode_with_warnings`](Self::decode_with_warnings)).
     pub fn decode(status: u16, body: &[u8], retry_after: Option<&str>) -> Result<Self, Error> {
+        Self::decode_with_warnings(status, body, retry_after).map(|(outcome, _)| outcome)
+    }
+
+    /// Decodes a reply, with a warning for each field set aside.
+    ///
+    /// Needed: a JSON object with `state`, a string. Set aside when mistyped: `description`,
+    /// `instance_usable`, `update_repeatable`.
+    pub fn decode_with_warnings(
+        status: u16,
+        body: &[u8],
+        retry_after: Option<&str>,
+    ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
             200 => {
-                let resource: LastOperationResource = decode(status, body)?;
+                let (resource, warnings): (LastOperationResource, _) = decode(status, body)?;
                 let retry_after = retry_after.and_then(|v| RetryAfter::parse(v).ok());
-                Ok(LastOperationOutcome::State(LastOperation {
+                let outcome = LastOperationOutcome::State(LastOperation {
                     resource,
                     retry_after,
-                }))
+                });
+                Ok((outcome, warnings))
             }
-            410 => Ok(LastOperationOutcome::Gone),
-            404 => Ok(LastOperationOutcome::NotFound),
+            410 => clean(LastOperationOutcome::Gone),
+            404 => clean(LastOperationOutcome::NotFound),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }

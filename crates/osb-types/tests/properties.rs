@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -586,6 +586,255 @@ proptest! {
         if let Ok(r) = RetryAfter::parse(&s) {
             prop_assert_eq!(RetryAfter::parse(&r.to_header_value())?, r);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lenient decoding: a mistyped optional field of a valid reply is set aside, not fatal.
+
+/// What a field holds, which decides which values do not match it.
+#[derive(Clone, Copy, Debug)]
+enum Kind {
+    Text,
+    Flag,
+    List,
+    Object,
+}
+
+/// Values of the wrong type for a field of `kind`.
+fn mismatches(kind: Kind) -> [Value; 4] {
+    match kind {
+        Kind::Text => [json!(42), json!(true), json!([1]), json!({"k": 1})],
+        Kind::Flag => [json!("false"), json!(1), json!([true]), json!({"k": 1})],
+        Kind::List => [json!(42), json!("x"), json!(true), json!({"k": 1})],
+        Kind::Object => [json!(42), json!("x"), json!(true), json!([1])],
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// The paths a pattern such as `endpoints[].ports[]` reaches in `body`. A top-level field that
+/// is absent is reached too (it is then added).
+fn expand(body: &Value, pattern: &str) -> Vec<Vec<Seg>> {
+    let parts: Vec<&str> = pattern.split('.').collect();
+    let mut paths: Vec<Vec<Seg>> = vec![Vec::new()];
+    for part in &parts {
+        let (key, each) = match part.strip_suffix("[]") {
+            Some(key) => (key, true),
+            None => (*part, false),
+        };
+        let mut next = Vec::new();
+        for path in paths {
+            let mut keyed = path.clone();
+            keyed.push(Seg::Key(key.to_string()));
+            match value_at(body, &keyed) {
+                Some(Value::Array(items)) if each => {
+                    next.extend((0..items.len()).map(|i| {
+                        let mut indexed = keyed.clone();
+                        indexed.push(Seg::Index(i));
+                        indexed
+                    }));
+                }
+                Some(_) if !each => next.push(keyed),
+                None if parts.len() == 1 && !each => next.push(keyed),
+                _ => {}
+            }
+        }
+        paths = next;
+    }
+    paths
+}
+
+fn value_at<'a>(value: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+    path.iter().try_fold(value, |here, seg| match seg {
+        Seg::Key(key) => here.get(key.as_str()),
+        Seg::Index(i) => here.get(*i),
+    })
+}
+
+fn set_at(value: &mut Value, path: &[Seg], new: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut here = value;
+    for seg in parents {
+        here = match seg {
+            Seg::Key(key) => &mut here[key.as_str()],
+            Seg::Index(i) => &mut here[*i],
+        };
+    }
+    match last {
+        Seg::Key(key) => here[key.as_str()] = new,
+        Seg::Index(i) => here[*i] = new,
+    }
+}
+
+/// The path of the field a corrupted value belongs to, as warnings write it: up to the last
+/// key (a corrupted port is the endpoint's `ports` field).
+fn field_path(path: &[Seg]) -> String {
+    let last_key = path
+        .iter()
+        .rposition(|s| matches!(s, Seg::Key(_)))
+        .unwrap_or(0);
+    let mut out = String::new();
+    for seg in &path[..=last_key] {
+        match seg {
+            Seg::Key(key) if out.is_empty() => out.push_str(key),
+            Seg::Key(key) => out.push_str(&format!(".{key}")),
+            Seg::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+/// Corrupts one optional field of `original`'s body (picked by `pick` among `fields`) with a
+/// value of the wrong type, then checks that the reply still decodes, its needed fields are the
+/// original's, exactly one warning names the field, and re-encoding gives the corrupted body back.
+fn check_lenient<T, N>(
+    original: &T,
+    fields: &[(&str, Kind)],
+    pick: &proptest::sample::Index,
+    corruption: usize,
+    decode: impl Fn(&[u8]) -> Result<(T, Vec<DecodeWarning>), Error>,
+    needed: impl Fn(&T) -> N,
+) -> Result<(), TestCaseError>
+where
+    T: Serialize + std::fmt::Debug,
+    N: PartialEq + std::fmt::Debug,
+{
+    let body = serde_json::to_value(original)?;
+    let candidates: Vec<(Vec<Seg>, Kind)> = fields
+        .iter()
+        .flat_map(|(pattern, kind)| expand(&body, pattern).into_iter().map(|p| (p, *kind)))
+        .collect();
+    prop_assert!(
+        !candidates.is_empty(),
+        "absent top-level fields are candidates too"
+    );
+    let (path, kind) = pick.get(&candidates);
+    let mut corrupted = body.clone();
+    set_at(
+        &mut corrupted,
+        path,
+        mismatches(*kind)[corruption % 4].clone(),
+    );
+    let bytes = serde_json::to_vec(&corrupted)?;
+    let (decoded, warnings) =
+        decode(&bytes).map_err(|e| TestCaseError::fail(format!("{e} in {corrupted}")))?;
+    prop_assert_eq!(needed(&decoded), needed(original));
+    let paths: Vec<String> = warnings.iter().map(|w| w.path.clone()).collect();
+    prop_assert_eq!(paths, vec![field_path(path)], "{}", corrupted);
+    prop_assert_eq!(
+        serde_json::to_value(&decoded)?,
+        corrupted,
+        "nothing is lost"
+    );
+    Ok(())
+}
+
+const BINDING_FIELDS: &[(&str, Kind)] = &[
+    ("metadata", Kind::Object),
+    ("metadata.expires_at", Kind::Text),
+    ("metadata.renew_before", Kind::Text),
+    ("syslog_drain_url", Kind::Text),
+    ("route_service_url", Kind::Text),
+    ("volume_mounts", Kind::List),
+    ("volume_mounts[].device.mount_config", Kind::Object),
+    ("endpoints", Kind::List),
+    ("endpoints[].ports", Kind::List),
+    ("endpoints[].ports[]", Kind::Text),
+    ("endpoints[].protocol", Kind::Text),
+];
+
+const INSTANCE_FIELDS: &[(&str, Kind)] = &[
+    ("dashboard_url", Kind::Text),
+    ("metadata", Kind::Object),
+    ("metadata.labels", Kind::Object),
+    ("metadata.attributes", Kind::Object),
+];
+
+const LAST_OPERATION_FIELDS: &[(&str, Kind)] = &[
+    ("description", Kind::Text),
+    ("instance_usable", Kind::Flag),
+    ("update_repeatable", Kind::Flag),
+];
+
+fn bind_credentials(outcome: &BindOutcome) -> Option<Map<String, Value>> {
+    match outcome {
+        BindOutcome::Created(b) | BindOutcome::AlreadyExists(b) => b.credentials.clone(),
+        _ => None,
+    }
+}
+
+fn provision_operation(outcome: &ProvisionOutcome) -> Option<OperationId> {
+    match outcome {
+        ProvisionOutcome::Accepted(a) => a.operation().cloned(),
+        _ => None,
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn lenient_decoding_sets_aside_one_mistyped_optional_field(
+        bind in arb_bind_outcome().prop_filter("a body with credentials", |x| !matches!(x, BindOutcome::Accepted(_))),
+        provision in arb_provision_outcome(),
+        last in arb_last_operation_resource(),
+        pick in any::<proptest::sample::Index>(),
+        corruption in 0usize..4,
+    ) {
+        let status = bind.status().as_u16();
+        check_lenient(
+            &bind,
+            BINDING_FIELDS,
+            &pick,
+            corruption,
+            |body| BindOutcome::decode_with_warnings(status, body, None),
+            bind_credentials,
+        )?;
+        let status = provision.status().as_u16();
+        check_lenient(
+            &provision,
+            INSTANCE_FIELDS,
+            &pick,
+            corruption,
+            |body| ProvisionOutcome::decode_with_warnings(status, body, permit()),
+            |x| (x.status(), provision_operation(x)),
+        )?;
+        let last = LastOperationOutcome::State(LastOperation::new(last));
+        check_lenient(
+            &last,
+            LAST_OPERATION_FIELDS,
+            &pick,
+            corruption,
+            |body| LastOperationOutcome::decode_with_warnings(200, body, None),
+            |x| match x {
+                LastOperationOutcome::State(op) => Some(op.resource.state.clone()),
+                _ => None,
+            },
+        )?;
+    }
+
+    #[test]
+    fn lenient_decoding_still_fails_on_a_mistyped_needed_field(
+        bind in arb_bind_outcome().prop_filter("a body", |x| !matches!(x, BindOutcome::Accepted(_))),
+        last in arb_last_operation_resource(),
+        corruption in 0usize..4,
+    ) {
+        let mut body = serde_json::to_value(&bind)?;
+        body["credentials"] = mismatches(Kind::Object)[corruption].clone();
+        let status = bind.status().as_u16();
+        let decoded = BindOutcome::decode_with_warnings(status, &serde_json::to_vec(&body)?, None);
+        prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "{:?}", decoded);
+        let mut body = serde_json::to_value(&last)?;
+        body["state"] = mismatches(Kind::Text)[corruption].clone();
+        let decoded = LastOperationOutcome::decode_with_warnings(200, &serde_json::to_vec(&body)?, None);
+        prop_assert!(matches!(decoded, Err(Error::Decode { .. })), "{:?}", decoded);
     }
 }
 
