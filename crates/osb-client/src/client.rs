@@ -369,7 +369,12 @@ impl Reply {
     /// Only `4xx` and `5xx` replies are broker errors; anything else (a `3xx` redirect, which
     /// the client does not follow, or an unexpected `2xx`) is [`Error::UnexpectedStatus`].
     pub(crate) fn error_reply(&self) -> Error {
-        if self.status.is_client_error() || self.status.is_server_error() {
+        // A redirect (not followed) or an informational status is never the broker's answer;
+        // any other failure status with an OSB error body is.
+        if !(self.status.is_success()
+            || self.status.is_redirection()
+            || self.status.is_informational())
+        {
             if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice(&self.body) {
                 if let Ok(body) = serde_json::from_value::<ErrorResponse>(value) {
                     return Error::Broker {

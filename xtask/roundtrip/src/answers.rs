@@ -23,6 +23,7 @@ use osb_types::{
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 
 /// The broker's answer: a success outcome or an error.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -753,8 +754,8 @@ pub fn arb_provision_answer() -> impl Strategy<Value = Answer<ProvisionReply>> {
     answer(
         Operation::Provision,
         prop_oneof![
-            arb_service_instance_provision_response().prop_map(ProvisionReply::Created),
-            arb_service_instance_provision_response().prop_map(ProvisionReply::AlreadyExists),
+            arb_provision_response().prop_map(ProvisionReply::Created),
+            arb_provision_response().prop_map(ProvisionReply::AlreadyExists),
             arb_instance_async().prop_map(ProvisionReply::Accepted),
         ],
     )
@@ -765,7 +766,16 @@ pub fn arb_update_answer() -> impl Strategy<Value = Answer<UpdateReply>> {
     answer(
         Operation::Update,
         prop_oneof![
-            arb_service_instance_update_response().prop_map(UpdateReply::Updated),
+            (arb_service_instance_update_response(), any::<u8>()).prop_map(|(mut b, n)| {
+                slip(
+                    &mut b.extra,
+                    n,
+                    b.dashboard_url.is_none(),
+                    "dashboard_url",
+                    json!(5),
+                );
+                UpdateReply::Updated(b)
+            }),
             arb_instance_async().prop_map(UpdateReply::Accepted),
         ],
     )
@@ -822,12 +832,34 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (y, m, d)
 }
 
-/// A bind reply body whose expiry is mostly well-formed.
+/// A broker's slip, one reply in five: a spec field the body leaves out is sent anyway, with a
+/// value of the wrong type (it rides in `extra`, which the server writes out as it is). The
+/// client must set it aside into `extra` under the same key, and so decode the body unchanged,
+/// instead of failing the call.
+fn slip(extra: &mut Map<String, Value>, n: u8, absent: bool, field: &str, wrong: Value) {
+    if absent && n % 5 == 0 {
+        extra.insert(field.to_string(), wrong);
+    }
+}
+
+/// A provision reply body, sometimes with a slip in `dashboard_url`.
+fn arb_provision_response() -> impl Strategy<Value = ServiceInstanceProvisionResponse> {
+    (arb_service_instance_provision_response(), any::<u8>()).prop_map(|(mut body, n)| {
+        let absent = body.dashboard_url.is_none();
+        slip(&mut body.extra, n, absent, "dashboard_url", json!(5));
+        body
+    })
+}
+
+/// A bind reply body whose expiry is mostly well-formed, sometimes with a slip in
+/// `syslog_drain_url`.
 fn arb_binding_response() -> impl Strategy<Value = ServiceBindingResponse> {
-    (arb_service_binding_response(), arb_expiry()).prop_map(|(mut body, expiry)| {
+    (arb_service_binding_response(), arb_expiry(), any::<u8>()).prop_map(|(mut body, expiry, n)| {
         if let Some(metadata) = &mut body.metadata {
             (metadata.expires_at, metadata.renew_before) = expiry;
         }
+        let absent = body.syslog_drain_url.is_none();
+        slip(&mut body.extra, n, absent, "syslog_drain_url", json!(true));
         body
     })
 }
@@ -890,11 +922,16 @@ pub fn arb_last_operation_answer(
         prop_oneof![
             4 => (
                 arb_last_operation_resource(),
-                proptest::option::of(arb_retry_after_script())
+                proptest::option::of(arb_retry_after_script()),
+                any::<u8>(),
             )
-                .prop_map(|(resource, retry_after)| LastOperationReply::State {
-                    resource,
-                    retry_after
+                .prop_map(|(mut resource, retry_after, n)| {
+                    let absent = resource.instance_usable.is_none();
+                    slip(&mut resource.extra, n, absent, "instance_usable", json!("false"));
+                    LastOperationReply::State {
+                        resource,
+                        retry_after,
+                    }
                 }),
             1 => Just(LastOperationReply::Gone),
             1 => Just(LastOperationReply::NotFound),

@@ -11,7 +11,11 @@
 //! so the client makes one up), ids with characters that need percent-encoding, the query
 //! (`accepts_incomplete` absent, `true` or `false`, hints, `operation`), the body (every optional
 //! field present or absent, nested `parameters`/`context`/`metadata` JSON, extension fields) and
-//! the broker's [`Answer`](answers::Answer): every success variant, or any error the broker may
+//! rotations as the spec shapes them (`predecessor_binding_id` with no `service_id`/`plan_id`,
+//! mostly without `parameters`), and
+//! the broker's [`Answer`](answers::Answer): every success variant (some with a broker's slip, a
+//! mistyped optional field the client must set aside rather than fail on, and binding expiry
+//! that is well-formed or not), or any error the broker may
 //! return (`400`, `404`, `409`, `410`, `422` with each error code and the usability flags, other
 //! 4xx/5xx with arbitrary error bodies, "not supported", internal errors), with `Retry-After` on
 //! last operations.
@@ -26,12 +30,14 @@
 //!    the catalog offering and plan the request names.
 //! 2. **The platform gets exactly what the broker answered**, shaped for the declared version as
 //!    the spec asks (fields newer than it left out, `null` `dashboard_url`/`operation` only from
-//!    2.15, usability flags only on update and deprovision failures from 2.16, none on binding
+//!    2.15 and never on update replies, a binding expiry that breaks the spec as a `500`,
+//!    usability flags only on update and deprovision failures from 2.16, none on binding
 //!    polls), as the typed outcome — or as `Error::Broker` with the exact error body. An internal
 //!    error's message never reaches the platform; `Accepted` without a permit becomes
 //!    `422 AsyncRequired`.
 //! 3. **Guards never let an invalid request through**: some generated requests name an unknown
-//!    offering or plan, the plan of another offering, an unbindable plan, a rotation on a plan
+//!    offering or plan where a plan is chosen (requests on existing resources reach the broker,
+//!    since plans may be retired), the plan of another offering, an unbindable plan, a rotation on a plan
 //!    without `binding_rotatable`, a plan change from a plan that is not `plan_updateable`, a
 //!    `maintenance_info` that differs from the catalog's, `parameters` that violate the plan's
 //!    schema, an originating identity whose platform contradicts the context, an over-long
