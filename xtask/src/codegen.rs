@@ -815,7 +815,10 @@ fn render_strategies(spec: &Spec) -> Result<String> {
                 let name = &schema.name;
                 let mut parts = Vec::new();
                 for p in props {
-                    let base = strategy_expr(spec, &p.ty)?;
+                    let base = match &p.strategy {
+                        Some(expr) => format!("{expr}.boxed()"),
+                        None => strategy_expr(spec, &p.ty)?,
+                    };
                     let expr = if p.required {
                         base
                     } else if p.nullable {
@@ -900,6 +903,7 @@ mod tests {
             nullable,
             deprecated: false,
             constructor: false,
+            strategy: None,
         }
     }
 

@@ -94,6 +94,8 @@ pub(crate) struct Property {
     pub(crate) deprecated: bool,
     /// `x-rust-constructor: true`: an optional field that `new` still takes.
     pub(crate) constructor: bool,
+    /// `x-rust-strategy`: the proptest strategy expression for the field's values.
+    pub(crate) strategy: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -279,6 +281,10 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .get("x-rust-constructor")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
+                        strategy: prop
+                            .get("x-rust-strategy")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
                     });
                 }
                 for r in &required {

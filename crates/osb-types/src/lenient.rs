@@ -57,6 +57,15 @@ pub struct DecodeWarning {
     pub reason: String,
 }
 
+impl DecodeWarning {
+    pub(crate) fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        DecodeWarning {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
 impl fmt::Display for DecodeWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "`{}` set aside: {}", self.path, self.reason)

@@ -565,8 +565,16 @@ impl BindOutcome {
         permit: Option<AsyncPermit>,
     ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            201 => decode(status, body).map(|(b, w)| (BindOutcome::Created(b), w)),
-            200 => decode(status, body).map(|(b, w)| (BindOutcome::AlreadyExists(b), w)),
+            201 => decode(status, body)
+                .map(|(b, w)| {
+                    binding_expiry(b, w, |m: &mut ServiceBindingResponse| &mut m.metadata)
+                })
+                .map(|(b, w)| (BindOutcome::Created(b), w)),
+            200 => decode(status, body)
+                .map(|(b, w)| {
+                    binding_expiry(b, w, |m: &mut ServiceBindingResponse| &mut m.metadata)
+                })
+                .map(|(b, w)| (BindOutcome::AlreadyExists(b), w)),
             202 => {
                 let permit = permit_for(permit)?;
                 decode(status, body)
@@ -575,6 +583,18 @@ impl BindOutcome {
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
+}
+
+/// Sets aside a binding expiry that breaks the spec (see `ServiceBindingMetadata::validate`).
+fn binding_expiry<T>(
+    mut body: T,
+    mut warnings: Vec<DecodeWarning>,
+    metadata: impl FnOnce(&mut T) -> &mut Option<crate::ServiceBindingMetadata>,
+) -> (T, Vec<DecodeWarning>) {
+    if let Some(metadata) = metadata(&mut body) {
+        metadata.set_aside_bad_expiry(&mut warnings);
+    }
+    (body, warnings)
 }
 
 impl FetchInstanceOutcome {
@@ -615,7 +635,11 @@ impl FetchBindingOutcome {
         body: &[u8],
     ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            200 => decode(status, body).map(|(b, w)| (FetchBindingOutcome::Found(b), w)),
+            200 => decode(status, body)
+                .map(|(b, w)| {
+                    binding_expiry(b, w, |m: &mut ServiceBindingResource| &mut m.metadata)
+                })
+                .map(|(b, w)| (FetchBindingOutcome::Found(b), w)),
             404 => clean(FetchBindingOutcome::NotFound),
             _ => Err(Error::UnexpectedStatus { status }),
         }

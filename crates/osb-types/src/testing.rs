@@ -107,6 +107,26 @@ pub fn arb_object() -> impl Strategy<Value = Map<String, Value>> {
     vec((json_string(), arb_json()), 0..4).prop_map(|entries| entries.into_iter().collect())
 }
 
+/// An ISO 8601 UTC timestamp as the spec writes binding expiry (`yyyy-mm-ddThh:mm:ss.sZ`, the
+/// fraction 0 to 3 digits or left out), in a year of `years`. The generated binding metadata
+/// draws `renew_before` from years before 5000 and `expires_at` from later ones, so that every
+/// generated pair is in order.
+pub fn arb_utc_timestamp(years: std::ops::Range<u32>) -> impl Strategy<Value = String> {
+    let fraction = prop_oneof![Just(String::new()), "\\.[0-9]{1,3}"];
+    (
+        years,
+        1u32..=12,
+        1u32..=28,
+        0u32..24,
+        0u32..60,
+        0u32..60,
+        fraction,
+    )
+        .prop_map(|(year, month, day, hour, minute, second, fraction)| {
+            format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
+        })
+}
+
 /// Non-empty human-readable text: ASCII, non-ASCII letters and emoji, quotes, backslashes and
 /// spaces (including leading and trailing ones).
 pub fn arb_text() -> impl Strategy<Value = String> {

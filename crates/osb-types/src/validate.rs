@@ -505,6 +505,46 @@ impl ServiceBindingMetadata {
     }
 }
 
+impl ServiceBindingMetadata {
+    /// Moves an expiry that breaks [`validate`](Self::validate) into `extra`, raw and under its
+    /// key, with a warning: a platform reading a reply keeps the binding and ignores the
+    /// malformed expiry rather than failing the call.
+    pub(crate) fn set_aside_bad_expiry(&mut self, warnings: &mut Vec<crate::DecodeWarning>) {
+        if self.validate().is_ok() {
+            return;
+        }
+        for field in ["expires_at", "renew_before"] {
+            let value = match field {
+                "expires_at" => &mut self.expires_at,
+                _ => &mut self.renew_before,
+            };
+            let path = format!("metadata.{field}");
+            let bad = value
+                .as_deref()
+                .is_some_and(|v| UtcTimestamp::parse(v).is_none());
+            if bad {
+                if let Some(raw) = value.take() {
+                    self.extra.insert(field.to_string(), raw.into());
+                }
+                warnings.push(crate::DecodeWarning::new(
+                    path,
+                    "is not an ISO 8601 UTC timestamp of the form yyyy-mm-ddThh:mm:ss.sZ",
+                ));
+            }
+        }
+        if self.validate().is_err() {
+            // Both are timestamps, but renew_before is after expires_at.
+            if let Some(raw) = self.renew_before.take() {
+                self.extra.insert("renew_before".to_string(), raw.into());
+            }
+            warnings.push(crate::DecodeWarning::new(
+                "metadata.renew_before",
+                "is after expires_at",
+            ));
+        }
+    }
+}
+
 impl ServiceBindingResponse {
     /// Checks what a bind reply promises beyond its shape: the binding's expiry in `metadata`
     /// ([`ServiceBindingMetadata::validate`]).

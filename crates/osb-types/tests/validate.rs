@@ -355,3 +355,69 @@ fn fetch_queries_check_their_hints() {
         check(None, Some("plan")).unwrap();
     }
 }
+
+#[test]
+fn binding_expiry_must_be_iso_8601_utc_and_renew_before_not_after_expiry() {
+    use osb_types::{ServiceBindingMetadata, ServiceBindingResponse};
+    let good = ServiceBindingMetadata::new()
+        .with_expires_at("2031-01-01T00:00:00.0Z")
+        .with_renew_before("2030-12-31T00:00:00Z");
+    assert!(
+        ServiceBindingResponse::new()
+            .with_metadata(good.clone())
+            .validate()
+            .is_ok()
+    );
+    for (metadata, field) in [
+        (
+            good.clone().with_expires_at("2031-01-01"),
+            "metadata.expires_at",
+        ),
+        (
+            good.clone().with_expires_at("2031-01-01T00:00:00+00:00"),
+            "metadata.expires_at",
+        ),
+        (
+            good.clone().with_renew_before("soon"),
+            "metadata.renew_before",
+        ),
+        (
+            good.clone().with_renew_before("2031-01-01T00:00:00.1Z"),
+            "metadata.renew_before",
+        ),
+    ] {
+        let err = ServiceBindingResponse::new()
+            .with_metadata(metadata)
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(&err, osb_types::Error::Invalid { field: f, .. } if f == field),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_client_sets_aside_a_malformed_binding_expiry_and_keeps_the_binding() {
+    use osb_types::{BindOutcome, FetchBindingOutcome};
+    let body = br#"{"credentials": {"uri": "db://x"},
+        "metadata": {"expires_at": "2031-01-01T00:00:00Z", "renew_before": "2032-01-01T00:00:00Z"}}"#;
+    let (outcome, warnings) = BindOutcome::decode_with_warnings(201, body, None).unwrap();
+    let BindOutcome::Created(binding) = outcome else {
+        panic!("{outcome:?}")
+    };
+    let metadata = binding.metadata.unwrap();
+    assert_eq!(metadata.expires_at.as_deref(), Some("2031-01-01T00:00:00Z"));
+    assert_eq!(metadata.renew_before, None);
+    assert_eq!(metadata.extra["renew_before"], "2032-01-01T00:00:00Z");
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].path, "metadata.renew_before");
+
+    let body = br#"{"metadata": {"expires_at": "tomorrow"}}"#;
+    let (outcome, warnings) = FetchBindingOutcome::decode_with_warnings(200, body).unwrap();
+    let FetchBindingOutcome::Found(binding) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(binding.metadata.unwrap().extra["expires_at"], "tomorrow");
+    assert_eq!(warnings[0].path, "metadata.expires_at");
+}

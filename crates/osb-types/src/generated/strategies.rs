@@ -682,8 +682,8 @@ pub fn arb_service_binding_resource() -> BoxedStrategy<ServiceBindingResource> {
 pub fn arb_service_binding_metadata() -> BoxedStrategy<ServiceBindingMetadata> {
     (
         (
-            proptest::option::of(crate::testing::arb_text().boxed()),
-            proptest::option::of(crate::testing::arb_text().boxed()),
+            proptest::option::of(crate::testing::arb_utc_timestamp(5000..10000).boxed()),
+            proptest::option::of(crate::testing::arb_utc_timestamp(1970..5000).boxed()),
             crate::testing::arb_extra(ServiceBindingMetadata::FIELDS),
         ),
     )
