@@ -255,6 +255,17 @@ fn setter_param(spec: &Spec, ty: &Ty) -> (String, String) {
     }
 }
 
+/// The parameter type and conversion a constructor takes for a required property: the setter's,
+/// or the exact type for `x-rust-exact` properties (so a plain string cannot be passed where an
+/// id belongs, and two neighbouring string arguments cannot be swapped unnoticed).
+fn ctor_param(spec: &Spec, p: &Property) -> (String, String) {
+    if p.exact {
+        (rust_type(spec, &p.ty), "value".into())
+    } else {
+        setter_param(spec, &p.ty)
+    }
+}
+
 fn render_mod() -> String {
     format!(
         "#![doc = {PREAMBLE:?}]\n\
@@ -357,15 +368,19 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
     );
     let params: Vec<String> = required
         .iter()
-        .map(|p| format!("{}: {}", field_ident(&p.name), setter_param(spec, &p.ty).0))
+        .map(|p| format!("{}: {}", field_ident(&p.name), ctor_param(spec, p).0))
         .collect();
     let inits: Vec<String> = props
         .iter()
         .map(|p| {
             let ident = field_ident(&p.name);
             if p.required {
-                let conv = setter_param(spec, &p.ty).1.replace("value", &ident);
-                format!("{ident}: {conv}")
+                let conv = ctor_param(spec, p).1.replace("value", &ident);
+                if conv == ident {
+                    ident
+                } else {
+                    format!("{ident}: {conv}")
+                }
             } else {
                 format!("{ident}: None")
             }
@@ -884,6 +899,7 @@ mod tests {
             required: false,
             nullable,
             deprecated: false,
+            exact: false,
         }
     }
 

@@ -92,6 +92,8 @@ pub(crate) struct Property {
     pub(crate) required: bool,
     pub(crate) nullable: bool,
     pub(crate) deprecated: bool,
+    /// `x-rust-exact: true`: the constructor takes the type itself, not `impl Into<…>`.
+    pub(crate) exact: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -271,6 +273,10 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .unwrap_or(false),
                         deprecated: prop
                             .get("deprecated")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        exact: prop
+                            .get("x-rust-exact")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
                     });

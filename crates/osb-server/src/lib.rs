@@ -48,9 +48,9 @@
 //! #[async_trait]
 //! impl ServiceBroker for MyBroker {
 //!     async fn catalog(&self) -> Result<Catalog, BrokerError> {
-//!         Ok(Catalog::new([Service::new("db", "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20",
+//!         Ok(Catalog::new([Service::new("db", ServiceId::new("2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20"),
 //!             "A database", true,
-//!             [Plan::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "small", "One small node")])]))
+//!             [Plan::new(PlanId::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93"), "small", "One small node")])]))
 //!     }
 //!
 //!     async fn provision(

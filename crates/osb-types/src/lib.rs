@@ -57,6 +57,7 @@ mod outcome;
 #[cfg(feature = "json-schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
 pub mod schema;
+mod shortcuts;
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -80,5 +81,6 @@ pub use outcome::{
 };
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
+pub use shortcuts::AsyncBody;
 pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
 pub use version::{ApiVersion, FieldSince, ShapeForVersion, field_since, schema_since};
