@@ -28,6 +28,12 @@
 //! - **Replies shaped for the platform's version**: fields newer than the declared
 //!   `X-Broker-API-Version` are left out (a 2.13 platform sees a 2.13 catalog); extension fields
 //!   the broker adds are kept.
+//! - **[`prelude`]**: `use osb_server::prelude::*;` imports what a broker uses; short
+//!   constructors such as [`ProvisionOutcome::accepted`](osb_types::ProvisionOutcome::accepted),
+//!   [`LastOperationOutcome::in_progress`](osb_types::LastOperationOutcome::in_progress) and
+//!   [`BindOutcome::created_with_credentials`](osb_types::BindOutcome::created_with_credentials)
+//!   keep the answers short, and [`RequestContext::require_async_permit`] gets the permit for a
+//!   `202` or answers `422 AsyncRequired`.
 //! - **Built once, fast per request.** The catalog is fetched, linted (errors refuse to build,
 //!   warnings are logged) and serialized once per OSB version; schemas are compiled once; guards
 //!   use an index.
