@@ -1,7 +1,7 @@
 //! What a broker uses, in one import: `use osb_server::prelude::*;`.
 //!
 //! The framework ([`Broker`], [`ServiceBroker`], [`RequestContext`], [`BrokerError`],
-//! [`async_trait`]) and the osb-types items a broker names: the catalog models, ids, request and
+//! [`async_trait`](macro@crate::async_trait)) and the osb-types items a broker names: the catalog models, ids, request and
 //! query types, outcomes and their bodies. Everything else stays under [`osb_server`](crate) and
 //! [`osb_server::types`](crate::types).
 
