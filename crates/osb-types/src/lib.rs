@@ -9,7 +9,10 @@
 //! - Identities and headers: id newtypes ([`InstanceId`], …), [`ApiVersion`],
 //!   [`OriginatingIdentity`], [`Context`], [`header`] names.
 //! - Typed outcomes whose status follows from the variant ([`ProvisionOutcome`], …) and the
-//!   [`AsyncPermit`] that guards `202 Accepted`.
+//!   [`AsyncPermit`] that guards `202 Accepted`, with short constructors for the common answers
+//!   ([`ProvisionOutcome::accepted`], [`LastOperationOutcome::in_progress`],
+//!   [`BindOutcome::created_with_credentials`], …) and [`AsyncBody`], what the two `202` bodies
+//!   share.
 //! - The [`ErrorResponse`] body and its [`ErrorCode`].
 //! - Catalog lookups and effective flags ([`Catalog::find_plan`], [`Plan::effective_bindable`],
 //!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation of bodies
@@ -38,6 +41,19 @@
 //!
 //! let bad = request.with_space_guid("");
 //! assert_eq!(bad.validate().unwrap_err().to_string(), "invalid `space_guid`: must not be empty");
+//! ```
+//!
+//! `Service::new` and `Plan::new` take the typed [`ServiceId`] / [`PlanId`], so a name cannot end
+//! up where the id belongs (and the linter warns about names that look like GUIDs):
+//!
+//! ```
+//! use osb_types::{Plan, PlanId};
+//! let plan = Plan::new(PlanId::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93"), "small", "Small");
+//! ```
+//!
+//! ```compile_fail,E0308
+//! use osb_types::{Plan, PlanId};
+//! let plan = Plan::new("small", "5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "Small");
 //! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
