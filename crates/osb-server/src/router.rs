@@ -463,9 +463,14 @@ where
     let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
     let description = (response.extensions_mut().remove::<LoggedDescription>()).map(|d| d.0);
     let _entered = span.enter();
-    match status {
-        500.. => tracing::warn!(status, duration_ms, description, "request failed"),
-        400.. => tracing::info!(status, duration_ms, description, "request rejected"),
+    // A `410 Gone` or `404` outcome without an error description is an answer, not a rejection.
+    match (status, description) {
+        (500.., description) => {
+            tracing::warn!(status, duration_ms, description, "request failed");
+        }
+        (400.., Some(description)) => {
+            tracing::info!(status, duration_ms, description, "request rejected");
+        }
         _ => tracing::info!(status, duration_ms, "request answered"),
     }
     response

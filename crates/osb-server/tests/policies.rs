@@ -1044,13 +1044,21 @@ async fn every_request_logs_one_info_line_and_rejections_say_why() {
             "the platform is told: {}",
             reply.description()
         );
+        // A deprovision answered `410 Gone`: an outcome, not a rejection.
+        let reply = send(&app, ok_request(Operation::Deprovision, "gone-1")).await;
+        assert_eq!(reply.status, StatusCode::GONE);
     })
     .await;
     let lines: Vec<&str> = logs
         .lines()
         .filter(|l| l.contains("osb_request{"))
         .collect();
-    assert_eq!(lines.len(), 4, "one INFO line per request:\n{logs}");
+    assert_eq!(lines.len(), 5, "one INFO line per request:\n{logs}");
+    assert!(
+        lines[4].contains("request answered status=410"),
+        "{}",
+        lines[4]
+    );
     assert!(
         lines
             .iter()
