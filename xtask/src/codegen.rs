@@ -255,6 +255,17 @@ fn setter_param(spec: &Spec, ty: &Ty) -> (String, String) {
     }
 }
 
+/// The parameter type and conversion a constructor takes for a required property: the setter's,
+/// or the exact type for `x-rust-exact` properties (so a plain string cannot be passed where an
+/// id belongs, and two neighbouring string arguments cannot be swapped unnoticed).
+fn ctor_param(spec: &Spec, p: &Property) -> (String, String) {
+    if p.exact {
+        (rust_type(spec, &p.ty), "value".into())
+    } else {
+        setter_param(spec, &p.ty)
+    }
+}
+
 fn render_mod() -> String {
     format!(
         "#![doc = {PREAMBLE:?}]\n\
@@ -362,15 +373,19 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         .collect();
     let params: Vec<String> = taken
         .iter()
-        .map(|p| format!("{}: {}", field_ident(&p.name), setter_param(spec, &p.ty).0))
+        .map(|p| format!("{}: {}", field_ident(&p.name), ctor_param(spec, p).0))
         .collect();
     let inits: Vec<String> = props
         .iter()
         .map(|p| {
             let ident = field_ident(&p.name);
-            let conv = setter_param(spec, &p.ty).1.replace("value", &ident);
+            let conv = ctor_param(spec, p).1.replace("value", &ident);
             if p.required {
-                format!("{ident}: {conv}")
+                if conv == ident {
+                    ident
+                } else {
+                    format!("{ident}: {conv}")
+                }
             } else if p.constructor {
                 format!("{ident}: Some({conv})")
             } else {
@@ -904,6 +919,7 @@ mod tests {
             deprecated: false,
             constructor: false,
             strategy: None,
+            exact: false,
         }
     }
 

@@ -96,6 +96,8 @@ pub(crate) struct Property {
     pub(crate) constructor: bool,
     /// `x-rust-strategy`: the proptest strategy expression for the field's values.
     pub(crate) strategy: Option<String>,
+    /// `x-rust-exact: true`: the constructor takes the type itself, not `impl Into<…>`.
+    pub(crate) exact: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -285,6 +287,10 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .get("x-rust-strategy")
                             .and_then(Value::as_str)
                             .map(str::to_string),
+                        exact: prop
+                            .get("x-rust-exact")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
                     });
                 }
                 for r in &required {

@@ -95,7 +95,7 @@ impl CliError {
 fn client_exit_code(e: &osb_client::Error) -> i32 {
     use osb_client::Error as E;
     match e {
-        E::Timeout { .. } | E::Transport(_) => EXIT_TRANSPORT,
+        E::Timeout { .. } | E::Transport { .. } => EXIT_TRANSPORT,
         e if e.is_refused_locally() => EXIT_USAGE,
         _ => EXIT_BROKER,
     }

@@ -35,13 +35,13 @@ pub enum ParametersFor {
 /// ```
 /// use osb_client::{validate_parameters, Error, ParametersFor};
 /// use osb_types::schema::PlanSchemas;
-/// use osb_types::{InputParametersSchema, Plan, Schemas, ServiceInstanceSchema};
+/// use osb_types::{InputParametersSchema, Plan, PlanId, Schemas, ServiceInstanceSchema};
 /// use serde_json::json;
 ///
 /// let schema = json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",
 ///     "properties": {"size": {"type": "integer"}}, "required": ["size"]});
 /// let create = InputParametersSchema::new().with_parameters(schema.as_object().unwrap().clone());
-/// let plan = Plan::new("p", "small", "d")
+/// let plan = Plan::new(PlanId::new("p"), "small", "d")
 ///     .with_schemas(Schemas::new().with_service_instance(ServiceInstanceSchema::new().with_create(create)));
 /// let schemas = PlanSchemas::compile(&plan).unwrap();
 ///

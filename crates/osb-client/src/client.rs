@@ -121,18 +121,19 @@ async fn send_http(http: &reqwest::Client, outgoing: Outgoing) -> Result<Reply, 
         timeout,
         limit,
     } = outgoing;
-    let mut request = reqwest::Request::new(method, url);
+    let mut request = reqwest::Request::new(method.clone(), url.clone());
     *request.headers_mut() = headers;
     *request.body_mut() = body.map(reqwest::Body::from);
     *request.timeout_mut() = timeout;
+    let failed = |e| Error::from_reqwest(e, &method, &url);
     let mut response = http.execute(request).await.map_err(|e| {
         tracing::debug!(error = %e, "request failed");
-        Error::from_reqwest(e)
+        failed(e)
     })?;
     let status = response.status();
     tracing::Span::current().record("status", status.as_u16());
     let headers = std::mem::take(response.headers_mut());
-    let body = read_body(&mut response, status, limit).await?;
+    let body = read_body(&mut response, status, limit, failed).await?;
     Ok(Reply {
         status,
         headers,
@@ -1044,6 +1045,7 @@ async fn read_body(
     response: &mut reqwest::Response,
     status: StatusCode,
     limit: usize,
+    failed: impl Fn(reqwest::Error) -> Error,
 ) -> Result<Vec<u8>, Error> {
     if response
         .content_length()
@@ -1052,7 +1054,7 @@ async fn read_body(
         return Err(Error::BodyTooLarge { status, limit });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(Error::from_reqwest)? {
+    while let Some(chunk) = response.chunk().await.map_err(&failed)? {
         if body.len() + chunk.len() > limit {
             return Err(Error::BodyTooLarge { status, limit });
         }

@@ -51,8 +51,9 @@ impl fmt::Debug for RawBody {
 ///
 /// Replies are classified by status and by the OSB `error` code, never by the human-readable
 /// description. Bodies are kept (as [`ErrorResponse`] or [`RawBody`]) but never printed by
-/// `Display`, so logging an error cannot leak credentials.
-#[derive(Debug, thiserror::Error)]
+/// `Display` or `Debug` (which shows only an error body's status, code and `description`), so
+/// logging an error, or returning it from `main`, cannot leak credentials.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The broker answered with an error status and a JSON error body.
@@ -113,8 +114,20 @@ pub enum Error {
         source: Option<reqwest::Error>,
     },
     /// The request could not be sent or the reply could not be read (DNS, TLS, connection reset…).
-    #[error("could not talk to the broker")]
-    Transport(#[source] reqwest::Error),
+    ///
+    /// The message names the request and the whole cause chain (`could not talk to the broker:
+    /// GET http://…/v2/catalog: error sending request: client error (Connect): tcp connect error:
+    /// Connection refused`), so `source()` is `None` rather than repeating it; the HTTP client's
+    /// error is in `cause`.
+    #[error("could not talk to the broker: {method} {url}: {}", chain(cause))]
+    Transport {
+        /// The request's method.
+        method: http::Method,
+        /// The request's URL.
+        url: String,
+        /// The HTTP client's error (without the URL, which is in `url`).
+        cause: reqwest::Error,
+    },
     /// The tower service of the in-process transport failed, or its reply body could not be
     /// read ([`ClientBuilder::service`](crate::ClientBuilder::service), `in-process` feature).
     #[error("the in-process service failed")]
@@ -162,6 +175,21 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+}
+
+/// An error and its sources, joined with `": "`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn broker_message(status: StatusCode, code: Option<&ErrorCode>, body: &ErrorResponse) -> String {
@@ -218,7 +246,7 @@ impl Error {
             | Error::Decode { status, .. }
             | Error::BodyTooLarge { status, .. } => Some(*status),
             Error::AsyncNotPermitted { .. } => Some(StatusCode::ACCEPTED),
-            Error::Transport(e) => e.status(),
+            Error::Transport { cause, .. } => cause.status(),
             _ => None,
         }
     }
@@ -293,7 +321,7 @@ impl Error {
     /// cannot have acted on it.
     pub fn is_connect(&self) -> bool {
         match self {
-            Error::Transport(e) => e.is_connect(),
+            Error::Transport { cause, .. } => cause.is_connect(),
             Error::Timeout { source: Some(e) } => e.is_connect(),
             _ => false,
         }
@@ -314,11 +342,101 @@ impl Error {
         self.error_code() == Some(wanted)
     }
 
-    pub(crate) fn from_reqwest(e: reqwest::Error) -> Self {
+    /// The error of the HTTP client for a `method` request to `url`.
+    pub(crate) fn from_reqwest(
+        e: reqwest::Error,
+        method: &http::Method,
+        url: &reqwest::Url,
+    ) -> Self {
         if e.is_timeout() {
-            Error::Timeout { source: Some(e) }
-        } else {
-            Error::Transport(e)
+            return Error::Timeout { source: Some(e) };
+        }
+        // The builder refuses base URLs with user info, so the URL holds no credentials.
+        Error::Transport {
+            method: method.clone(),
+            url: url.to_string(),
+            cause: e.without_url(),
+        }
+    }
+}
+
+/// Shows the variant and its fields, but of a broker's error body only the status, code,
+/// `description` and usability flags, and of a last-operation reply only its state and
+/// `description`: the rest of a body may hold anything.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Broker { status, body, code } => f
+                .debug_struct("Broker")
+                .field("status", status)
+                .field("code", code)
+                .field("description", &body.description)
+                .field("instance_usable", &body.instance_usable)
+                .field("update_repeatable", &body.update_repeatable)
+                .finish_non_exhaustive(),
+            Error::UnexpectedStatus { status, body } => f
+                .debug_struct("UnexpectedStatus")
+                .field("status", status)
+                .field("body", body)
+                .finish(),
+            Error::Decode {
+                status,
+                body,
+                source,
+            } => f
+                .debug_struct("Decode")
+                .field("status", status)
+                .field("body", body)
+                .field("source", source)
+                .finish(),
+            Error::AsyncNotPermitted { body } => f
+                .debug_struct("AsyncNotPermitted")
+                .field("body", body)
+                .finish(),
+            Error::BodyTooLarge { status, limit } => f
+                .debug_struct("BodyTooLarge")
+                .field("status", status)
+                .field("limit", limit)
+                .finish(),
+            Error::Timeout { source } => f.debug_struct("Timeout").field("source", source).finish(),
+            Error::Transport { method, url, cause } => f
+                .debug_struct("Transport")
+                .field("method", method)
+                .field("url", url)
+                .field("cause", &chain(cause))
+                .finish(),
+            Error::Service(e) => f.debug_tuple("Service").field(e).finish(),
+            Error::Validation(e) => f.debug_tuple("Validation").field(e).finish(),
+            Error::InvalidParameters { violations } => f
+                .debug_struct("InvalidParameters")
+                .field("violations", violations)
+                .finish(),
+            Error::UnsupportedVersion {
+                operation,
+                feature,
+                since,
+                configured,
+            } => f
+                .debug_struct("UnsupportedVersion")
+                .field("operation", operation)
+                .field("feature", feature)
+                .field("since", since)
+                .field("configured", configured)
+                .finish(),
+            Error::OperationFailed { resource } => f
+                .debug_struct("OperationFailed")
+                .field("state", &resource.state)
+                .field("description", &resource.description)
+                .finish_non_exhaustive(),
+            Error::PollDeadline { last } => f
+                .debug_struct("PollDeadline")
+                .field("state", &last.as_ref().map(|r| &r.state))
+                .field(
+                    "description",
+                    &last.as_ref().and_then(|r| r.description.as_ref()),
+                )
+                .finish_non_exhaustive(),
+            Error::Config { reason } => f.debug_struct("Config").field("reason", reason).finish(),
         }
     }
 }

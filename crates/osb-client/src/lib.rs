@@ -15,11 +15,14 @@
 //!   `X-Broker-API-Request-Identity` per request, the originating identity ([`CallOptions`]).
 //!   Ids are percent-encoded in paths and queries. Endpoints and features newer than the
 //!   configured version are refused before anything is sent.
-//! - [`wait_for_instance_operation`](Client::wait_for_instance_operation) /
-//!   [`wait_for_binding_operation`](Client::wait_for_binding_operation): polling with
+//! - [`wait`](Client::wait) / [`wait_binding`](Client::wait_binding): after a `202`, polling
+//!   with the query built from the answer and [`WaitOptions`] (operation token, offering and
+//!   plan, the plan's deadline); [`wait_for_instance_operation`](Client::wait_for_instance_operation)
+//!   / [`wait_for_binding_operation`](Client::wait_for_binding_operation) take the query. Polling with
 //!   `Retry-After` (seconds or HTTP date), backoff between a floor and a cap ([`PollPolicy`]),
 //!   the plan's `maximum_polling_duration`, `410` = done for deletes, progress reports, and
 //!   cancellation by dropping the future.
+//! - [`prelude`]: `use osb_client::prelude::*;` imports what a platform uses.
 //! - Orphan mitigation: the decision table as a pure function ([`orphan_mitigation`]) and a
 //!   helper that performs the cleanup ([`Client::cleanup_orphan`]).
 //! - Optional checks before sending: [`Client::check_catalog`] lints a catalog;
@@ -47,8 +50,9 @@
 //!   redirects disabled too.
 //! - **Errors keep what the broker said**: a JSON error body becomes [`Error::Broker`] with its
 //!   [`ErrorCode`](osb_types::ErrorCode); anything else keeps the raw body. Bodies are never
-//!   printed by `Display` or `Debug`, and tracing spans carry ids and statuses only — never
-//!   credentials or parameters.
+//!   printed by `Display` or `Debug` (an error body shows only its status, code and
+//!   `description`), and tracing spans carry ids and statuses only — never credentials or
+//!   parameters. A transport error names the request (`PUT http://…`) and its cause chain.
 //!
 //! ## Decoding replies
 //!
@@ -101,13 +105,7 @@
 //! ## Example: the whole lifecycle
 //!
 //! ```no_run
-//! use osb_client::{CallOptions, Client, OperationKind, PollOutcome};
-//! use osb_types::{
-//!     BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity, DeleteOutcome,
-//!     DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery, InstanceId, InstanceLastOperationQuery,
-//!     OriginatingIdentity, ProvisionOutcome, ProvisionQuery, ServiceBindingRequest,
-//!     ServiceInstanceProvisionRequest, UnbindQuery,
-//! };
+//! use osb_client::prelude::*;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder("https://broker.example.com")
@@ -121,77 +119,57 @@
 //! let service = &catalog.services[0];
 //! let plan = &service.plans[0];
 //!
-//! // Provision, allowing the broker to work asynchronously.
+//! // Provision, allowing the broker to work asynchronously. After a 202, `wait` polls the last
+//! // operation (with the operation token, the plan's ids, `Retry-After` and the plan's
+//! // `maximum_polling_duration`) and `into_result` turns a failure or a timeout into an error.
 //! let instance = InstanceId::new("instance-1");
 //! let request = ServiceInstanceProvisionRequest::new(&service.id, &plan.id, "org-guid", "space-guid");
 //! let query = ProvisionQuery::new().with_accepts_incomplete(true);
-//! match client.provision(&instance, &request, &query, &opts).await? {
-//!     ProvisionOutcome::Accepted(accepted) => {
-//!         // Poll until the broker is done (honours Retry-After and the plan's limit).
-//!         let mut poll = InstanceLastOperationQuery::new().with_service_id(&service.id).with_plan_id(&plan.id);
-//!         if let Some(operation) = accepted.operation() {
-//!             poll = poll.with_operation(operation);
-//!         }
-//!         let outcome = client
-//!             .wait_for_instance_operation(&instance, &poll, OperationKind::Create)
-//!             .plan(plan)
-//!             .on_progress(|p| eprintln!("provisioning: {:?} ({:?})", p.state, p.description))
-//!             .await?;
-//!         if !outcome.is_success() {
-//!             return Err(format!("provisioning failed: {outcome:?}").into());
-//!         }
-//!     }
-//!     ProvisionOutcome::Created(_) | ProvisionOutcome::AlreadyExists(_) => {}
-//!     _ => {}
+//! let outcome = client.provision(&instance, &request, &query, &opts).await?;
+//! if let Some(accepted) = outcome.as_accepted() {
+//!     client
+//!         .wait(&instance, accepted, &WaitOptions::create(service, plan))
+//!         .on_progress(|p| eprintln!("provisioning: {:?} ({:?})", p.state, p.description))
+//!         .await?
+//!         .into_result()?;
 //! }
 //!
-//! // Bind and read the credentials.
+//! // Bind and read the credentials; an asynchronous binding is fetched once it is ready.
 //! let binding = BindingId::new("binding-1");
 //! let request = ServiceBindingRequest::new(&service.id, &plan.id);
 //! let query = BindQuery::new().with_accepts_incomplete(true);
-//! let credentials = match client.bind(&instance, &binding, &request, &query, &opts).await? {
-//!     BindOutcome::Created(reply) | BindOutcome::AlreadyExists(reply) => reply.credentials,
-//!     BindOutcome::Accepted(accepted) => {
-//!         let mut poll = BindingLastOperationQuery::new();
-//!         if let Some(operation) = accepted.operation() {
-//!             poll = poll.with_operation(operation);
-//!         }
-//!         let outcome = client
-//!             .wait_for_binding_operation(&instance, &binding, &poll, OperationKind::Create)
-//!             .plan(plan)
-//!             .await?;
-//!         if !matches!(outcome, PollOutcome::Succeeded(_)) {
-//!             return Err("binding failed".into());
-//!         }
+//! let outcome = client.bind(&instance, &binding, &request, &query, &opts).await?;
+//! let credentials = match outcome.as_accepted() {
+//!     None => outcome.credentials().cloned(),
+//!     Some(accepted) => {
+//!         let options = WaitOptions::create(service, plan);
+//!         client.wait_binding(&instance, &binding, accepted, &options).await?.into_result()?;
 //!         match client.fetch_binding(&instance, &binding, &FetchBindingQuery::new(), &opts).await? {
 //!             FetchBindingOutcome::Found(resource) => resource.credentials,
 //!             _ => None,
 //!         }
 //!     }
-//!     _ => None,
 //! };
 //! println!("got {} credential fields", credentials.map_or(0, |c| c.len()));
 //!
 //! // Unbind, then deprovision; 410 Gone counts as deleted.
 //! let query = UnbindQuery::new(&service.id, &plan.id).with_accepts_incomplete(true);
-//! if let DeleteOutcome::Accepted(accepted) = client.unbind(&instance, &binding, &query, &opts).await? {
-//!     let mut poll = BindingLastOperationQuery::new();
-//!     if let Some(operation) = accepted.operation() {
-//!         poll = poll.with_operation(operation);
-//!     }
-//!     client.wait_for_binding_operation(&instance, &binding, &poll, OperationKind::Delete).await?;
+//! let outcome = client.unbind(&instance, &binding, &query, &opts).await?;
+//! if let Some(accepted) = outcome.as_accepted() {
+//!     let options = WaitOptions::delete(service, plan);
+//!     client.wait_binding(&instance, &binding, accepted, &options).await?.into_result()?;
 //! }
 //! let query = DeprovisionQuery::new(&service.id, &plan.id).with_accepts_incomplete(true);
-//! if let DeleteOutcome::Accepted(accepted) = client.deprovision(&instance, &query, &opts).await? {
-//!     let mut poll = InstanceLastOperationQuery::new().with_service_id(&service.id).with_plan_id(&plan.id);
-//!     if let Some(operation) = accepted.operation() {
-//!         poll = poll.with_operation(operation);
-//!     }
-//!     let outcome = client.wait_for_instance_operation(&instance, &poll, OperationKind::Delete).await?;
-//!     assert!(outcome.is_success());
+//! let outcome = client.deprovision(&instance, &query, &opts).await?;
+//! if let Some(accepted) = outcome.as_accepted() {
+//!     let options = WaitOptions::delete(service, plan);
+//!     client.wait(&instance, accepted, &options).await?.into_result()?;
 //! }
 //! # Ok(()) }
 //! ```
+//!
+//! `examples/notes-platform` in the repository runs this lifecycle against
+//! `examples/notes-broker`.
 //!
 //! ## Orphan mitigation
 //!
@@ -219,6 +197,8 @@ mod error;
 mod in_process;
 mod orphan;
 mod poll;
+pub mod prelude;
+mod wait;
 
 pub use builder::{ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
 pub use checks::{ParametersFor, check_bind, check_provision, check_update, validate_parameters};
@@ -229,6 +209,7 @@ pub use orphan::{
     orphan_mitigation, orphan_mitigation_for,
 };
 pub use poll::{OperationKind, PollOutcome, PollPolicy, PollProgress, WaitForOperation};
+pub use wait::WaitOptions;
 
 /// The models, ids and outcomes the client speaks, re-exported for convenience.
 pub use osb_types as types;

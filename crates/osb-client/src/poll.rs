@@ -498,7 +498,6 @@ impl Client {
     /// assert!(matches!(outcome, PollOutcome::Succeeded(_)));
     /// # Ok(()) }
     /// ```
-    #[doc(alias = "wait")]
     pub fn wait_for_instance_operation<'a>(
         &self,
         instance_id: &InstanceId,

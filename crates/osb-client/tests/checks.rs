@@ -3,7 +3,7 @@
 use osb_client::{Client, Error, check_bind, check_provision, check_update};
 use osb_types::{
     Catalog, InputParametersSchema, Plan, PlanId, Schemas, Service, ServiceBindingRequest,
-    ServiceBindingSchema, ServiceInstanceProvisionRequest, ServiceInstanceSchema,
+    ServiceBindingSchema, ServiceId, ServiceInstanceProvisionRequest, ServiceInstanceSchema,
     ServiceInstanceUpdateRequest,
 };
 use serde_json::{Map, Value, json};
@@ -39,7 +39,7 @@ fn catalog() -> Catalog {
         "type": "object",
         "properties": {"role": {"enum": ["read", "write"]}}
     }));
-    let small = Plan::new("p-small", "small", "Small").with_schemas(
+    let small = Plan::new(PlanId::new("p-small"), "small", "Small").with_schemas(
         Schemas::new()
             .with_service_instance(
                 ServiceInstanceSchema::new()
@@ -48,13 +48,14 @@ fn catalog() -> Catalog {
             )
             .with_service_binding(ServiceBindingSchema::new().with_create(bind)),
     );
-    let large = Plan::new("p-large", "large", "Large")
+    let large = Plan::new(PlanId::new("p-large"), "large", "Large")
         .with_plan_updateable(false)
         .with_binding_rotatable(true);
-    let unbindable = Plan::new("p-nobind", "nobind", "No bindings").with_bindable(false);
+    let unbindable =
+        Plan::new(PlanId::new("p-nobind"), "nobind", "No bindings").with_bindable(false);
     Catalog::new([Service::new(
         "db",
-        "s-db",
+        ServiceId::new("s-db"),
         "Databases",
         true,
         [small, large, unbindable],
@@ -191,8 +192,20 @@ fn catalogs_are_linted() {
         client.check_catalog(&catalog())
     );
     let duplicate = Catalog::new([
-        Service::new("db", "s-1", "d", true, [Plan::new("p", "a", "d")]),
-        Service::new("db", "s-2", "d", true, [Plan::new("p", "b", "d")]),
+        Service::new(
+            "db",
+            ServiceId::new("s-1"),
+            "d",
+            true,
+            [Plan::new(PlanId::new("p"), "a", "d")],
+        ),
+        Service::new(
+            "db",
+            ServiceId::new("s-2"),
+            "d",
+            true,
+            [Plan::new(PlanId::new("p"), "b", "d")],
+        ),
     ]);
     let problems = client.check_catalog(&duplicate);
     let rules: Vec<&str> = problems.iter().map(|p| p.rule).collect();

@@ -10,7 +10,7 @@ use common::{Reply, Server, closed_port_url, fast_policy, wait_on_instance};
 use osb_client::{Client, Error, OperationKind, PollOutcome, PollProgress};
 use osb_types::{
     BindingId, BindingLastOperationQuery, InstanceId, InstanceLastOperationQuery,
-    LastOperationState, Plan, RetryAfter,
+    LastOperationState, Plan, PlanId, RetryAfter,
 };
 use serde_json::json;
 
@@ -185,7 +185,7 @@ async fn the_deadline_ends_polling_as_failed() {
 #[tokio::test]
 async fn the_plans_maximum_polling_duration_is_a_deadline() {
     let server = Server::always(in_progress()).await;
-    let plan = Plan::new("p", "small", "d").with_maximum_polling_duration(0);
+    let plan = Plan::new(PlanId::new("p"), "small", "d").with_maximum_polling_duration(0);
     let result = wait_on_instance(&server.client(), OperationKind::Update)
         .plan(&plan)
         .await;
@@ -196,7 +196,7 @@ async fn the_plans_maximum_polling_duration_is_a_deadline() {
     assert_eq!(server.count(), 1, "one poll at the deadline");
 
     // A longer plan limit does not extend the caller's.
-    let plan = Plan::new("p", "small", "d").with_maximum_polling_duration(3600);
+    let plan = Plan::new(PlanId::new("p"), "small", "d").with_maximum_polling_duration(3600);
     let result = wait_on_instance(&server.client(), OperationKind::Update)
         .max_duration(Duration::from_millis(10))
         .plan(&plan)

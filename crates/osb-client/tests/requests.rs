@@ -647,9 +647,60 @@ async fn timeouts_are_distinguished() {
 async fn connection_failures_are_transport_errors_that_never_reached_the_broker() {
     let client = Client::builder(closed_port_url().await).build().unwrap();
     let err = provision(&client, &CallOptions::new()).await.unwrap_err();
-    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(err.is_connect());
     assert_eq!(err.status(), None);
+}
+
+#[tokio::test]
+async fn transport_errors_name_the_request_and_the_cause() {
+    let base = closed_port_url().await;
+    let client = Client::builder(&base).build().unwrap();
+    let err = provision(&client, &CallOptions::new()).await.unwrap_err();
+    let text = err.to_string();
+    let request = format!("PUT {base}/v2/service_instances/i-1");
+    assert!(
+        text.starts_with(&format!("could not talk to the broker: {request}: ")),
+        "{text}"
+    );
+    assert!(text.contains("error sending request"), "{text}");
+    assert!(
+        text.to_lowercase().contains("connect"),
+        "the cause chain is in the message: {text}"
+    );
+    assert_eq!(
+        text.matches(&base).count(),
+        1,
+        "the URL is named once: {text}"
+    );
+    assert!(std::error::Error::source(&err).is_none(), "not repeated");
+    let debug = format!("{err:?}");
+    assert!(
+        debug.starts_with("Transport {") && debug.contains(&base) && debug.contains("PUT"),
+        "{debug}"
+    );
+}
+
+#[tokio::test]
+async fn broker_error_bodies_stay_out_of_debug() {
+    let body = json!({"error": "ConcurrencyError", "description": "busy", "token": "hunter2"});
+    let server = Server::always(Reply::json(422, body)).await;
+    let err = provision(&server.client(), &CallOptions::new())
+        .await
+        .unwrap_err();
+    let debug = format!("{err:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(
+        debug.contains("ConcurrencyError") && debug.contains("\"busy\""),
+        "{debug}"
+    );
+    assert_eq!(
+        err.error_response().unwrap().extra["token"],
+        "hunter2",
+        "kept for callers"
+    );
+    let shown = format!("Error: {err:?}");
+    assert!(shown.starts_with("Error: Broker { status: 422"), "{shown}");
 }
 
 #[tokio::test]

@@ -287,6 +287,29 @@ impl RequestContext {
         self.async_permit
     }
 
+    /// The [`async_permit`](Self::async_permit), or [`BrokerError::async_required`]
+    /// (`422 AsyncRequired`) for a broker that can only answer this request asynchronously.
+    ///
+    /// ```
+    /// use osb_server::RequestContext;
+    /// use osb_types::{AsyncPermit, Catalog};
+    /// let ctx = RequestContext::new(Catalog::new([]));
+    /// let err = ctx.require_async_permit().unwrap_err();
+    /// assert_eq!(err.to_string(), "unprocessable (AsyncRequired): This operation can only be \
+    ///     completed asynchronously; retry with accepts_incomplete=true.");
+    /// let ctx = ctx.with_async_permit(AsyncPermit::from_accepts_incomplete(Some(true)));
+    /// assert!(ctx.require_async_permit().is_ok());
+    /// ```
+    pub fn require_async_permit(&self) -> Result<AsyncPermit, BrokerError> {
+        self.async_permit.ok_or_else(|| {
+            if self.declared_api_version < ApiVersion::V2_14 {
+                BrokerError::async_required_before_2_14()
+            } else {
+                BrokerError::async_required()
+            }
+        })
+    }
+
     /// Sets the declared version (and the effective one, capped at the newest known version).
     #[must_use]
     pub fn with_api_version(mut self, declared: ApiVersion) -> Self {
@@ -368,5 +391,33 @@ impl RequestContext {
         self.service_id = service_id.into();
         self.plan_id = plan_id.into();
         self.async_permit = permit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_async_permit_explains_what_to_send() {
+        let ctx = RequestContext::new(Catalog::new([]));
+        let status = |e: &BrokerError| e.status_for(osb_types::Operation::Provision).as_u16();
+        let err = ctx.require_async_permit().unwrap_err();
+        assert_eq!(status(&err), 422);
+        assert!(err.to_string().contains("(AsyncRequired)"), "{err}");
+        assert!(!err.to_string().contains("2.14"), "{err}");
+        let old = ctx.clone().with_api_version(ApiVersion::V2_13);
+        let err = old.require_async_permit().unwrap_err();
+        assert_eq!(status(&err), 422);
+        assert!(
+            err.to_string()
+                .contains("retry with accepts_incomplete=true (asynchronous bindings also need X-Broker-API-Version 2.14 or later)"),
+            "{err}"
+        );
+        let permit = AsyncPermit::from_accepts_incomplete(Some(true));
+        assert_eq!(
+            ctx.with_async_permit(permit).require_async_permit().ok(),
+            permit
+        );
     }
 }

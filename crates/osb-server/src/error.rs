@@ -108,6 +108,16 @@ pub enum BrokerError {
     },
 }
 
+/// An osb-types error raised by the broker's own code (a reply it could not build, such as
+/// credentials that are not a JSON object) is an internal failure: answered `500` with a generic
+/// description and logged in full, so `?` works on
+/// [`BindOutcome::created_with_credentials`](osb_types::BindOutcome::created_with_credentials).
+impl From<osb_types::Error> for BrokerError {
+    fn from(error: osb_types::Error) -> Self {
+        BrokerError::internal(error)
+    }
+}
+
 fn join(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -154,6 +164,16 @@ impl BrokerError {
         Self::coded(
             Some(ErrorCode::AsyncRequired),
             "This operation can only be completed asynchronously; retry with accepts_incomplete=true.",
+        )
+    }
+
+    /// [`async_required`](Self::async_required) for a platform that declared a version before
+    /// 2.14, where bindings cannot be asynchronous at all.
+    pub(crate) fn async_required_before_2_14() -> Self {
+        Self::coded(
+            Some(ErrorCode::AsyncRequired),
+            "This operation can only be completed asynchronously; retry with accepts_incomplete=true \
+             (asynchronous bindings also need X-Broker-API-Version 2.14 or later).",
         )
     }
 
@@ -351,7 +371,14 @@ pub(crate) struct Rejection {
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) keep_usability: Usability,
     pub(crate) version: ApiVersion,
+    /// The description may quote the request body (serde's messages quote offending values), so
+    /// the log line gets it with quoted text redacted.
+    pub(crate) quotes_input: bool,
 }
+
+/// A rejection's description, put in the response's extensions for the request's log line.
+#[derive(Clone, Debug)]
+pub(crate) struct LoggedDescription(pub(crate) String);
 
 impl Rejection {
     pub(crate) fn new(status: StatusCode, body: ErrorResponse) -> Self {
@@ -361,7 +388,14 @@ impl Rejection {
             headers: Vec::new(),
             keep_usability: Usability::None,
             version: ApiVersion::LATEST,
+            quotes_input: false,
         }
+    }
+
+    /// Marks the description as possibly quoting the request body (see `quotes_input`).
+    pub(crate) fn quoting_input(mut self) -> Self {
+        self.quotes_input = true;
+        self
     }
 
     /// A rejection with only a description.
@@ -408,14 +442,47 @@ impl IntoResponse for Rejection {
             headers,
             keep_usability,
             version,
+            quotes_input,
         } = self;
         keep_allowed_usability(&mut body, keep_usability, version);
         let mut response = json_response(status, &*body);
         for (name, value) in headers {
             response.headers_mut().append(name, value);
         }
+        if let Some(description) = body.description.filter(|d| !d.is_empty()) {
+            let logged = if quotes_input {
+                redact_quoted(&description)
+            } else {
+                description
+            };
+            response.extensions_mut().insert(LoggedDescription(logged));
+        }
         response
     }
+}
+
+/// Replaces every double-quoted span with `"…"`: serde quotes offending string values in its
+/// messages (`invalid type: string "…"`), and a parameter or credential must not reach the logs.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('"');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    let mut quoted = true;
+    for part in parts {
+        if quoted {
+            out.push_str("\"…");
+        } else {
+            out.push('"');
+            out.push_str(part);
+        }
+        quoted = !quoted;
+    }
+    if !quoted {
+        out.push('"');
+    }
+    out
 }
 
 /// Drops the usability flags where they are not allowed.
@@ -494,6 +561,17 @@ mod tests {
         for (err, op, status) in cases {
             assert_eq!(err.status_for(op).as_u16(), status, "{err:?}");
         }
+    }
+
+    #[test]
+    fn quoted_text_is_redacted_for_the_log() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "s3cret", expected a map"#),
+            r#"invalid type: string "…", expected a map"#
+        );
+        assert_eq!(redact_quoted(r#"a "b" c "d" e"#), r#"a "…" c "…" e"#);
+        assert_eq!(redact_quoted(r#"open "quote"#), r#"open "…""#);
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
     }
 
     #[test]

@@ -202,6 +202,7 @@ fn json_rejection(
                 .strip_prefix("Failed to parse the request body as JSON: ")
                 .unwrap_or(&text);
             Rejection::bad_request(format!("The request body is not valid JSON: {detail}."))
+                .quoting_input()
         }
         JsonRejection::JsonDataError(_) if first != Some(b'{') => Rejection::bad_request(format!(
             "The request body must be a JSON object (the {model}), with at least {required}."
@@ -213,6 +214,7 @@ fn json_rejection(
             Rejection::bad_request(format!(
                 "The request body is not a valid {model}: {detail}. Required fields: {required}."
             ))
+            .quoting_input()
         }
     }
 }

@@ -29,56 +29,120 @@
 //! - **Replies shaped for the platform's version**: fields newer than the declared
 //!   `X-Broker-API-Version` are left out (a 2.13 platform sees a 2.13 catalog); extension fields
 //!   the broker adds are kept.
+//! - **[`prelude`]**: `use osb_server::prelude::*;` imports what a broker uses; short
+//!   constructors such as [`ProvisionOutcome::accepted`](osb_types::ProvisionOutcome::accepted),
+//!   [`LastOperationOutcome::in_progress`](osb_types::LastOperationOutcome::in_progress) and
+//!   [`BindOutcome::created_with_credentials`](osb_types::BindOutcome::created_with_credentials)
+//!   keep the answers short, and [`RequestContext::require_async_permit`] gets the permit for a
+//!   `202` or answers `422 AsyncRequired`.
 //! - **Built once, fast per request.** The catalog is fetched, linted (errors refuse to build,
 //!   warnings are logged) and serialized once per OSB version; schemas are compiled once; guards
 //!   use an index.
 //! - **tracing**: one `osb_request` span per request with method, route, instance and binding
-//!   ids, request identity and status. Credentials and `parameters` are never logged.
+//!   ids, request identity and status, and one line per request at INFO (`request answered`,
+//!   `request rejected` with the reply's `description`) or WARN (`request failed`, for `5xx`),
+//!   with the status and `duration_ms`. Credentials and `parameters` are never logged (text a
+//!   rejection quotes from an unparsable body is redacted).
 //!
 //! ## Quick start
 //!
-//! ```no_run
-//! use osb_server::{Broker, BrokerError, RequestContext, ServiceBroker, async_trait};
-//! use osb_types::{
-//!     Catalog, DeleteOutcome, DeprovisionQuery, InstanceId, Plan, ProvisionOutcome, Service,
-//!     ServiceInstanceProvisionRequest, ServiceInstanceProvisionResponse,
-//! };
+//! A broker with a synchronous plan and a plan that provisions asynchronously, polled through
+//! the last operation, with bindings that carry credentials.
 //!
-//! struct MyBroker;
+//! ```no_run
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::{Duration, Instant};
+//!
+//! use osb_server::prelude::*;
+//! use serde_json::json;
+//!
+//! const DB: &str = "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20";
+//! const SMALL: &str = "5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93"; // ready at once
+//! const LARGE: &str = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"; // ready after a minute
+//!
+//! #[derive(Default)]
+//! struct MyBroker {
+//!     /// When each instance is (or will be) ready.
+//!     ready_at: Mutex<HashMap<InstanceId, Instant>>,
+//! }
 //!
 //! #[async_trait]
 //! impl ServiceBroker for MyBroker {
 //!     async fn catalog(&self) -> Result<Catalog, BrokerError> {
-//!         Ok(Catalog::new([Service::new("db", "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20",
-//!             "A database", true,
-//!             [Plan::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "small", "One small node")])]))
+//!         let small = Plan::new(PlanId::new(SMALL), "small", "One small node");
+//!         let large = Plan::new(PlanId::new(LARGE), "large", "A cluster; takes a minute");
+//!         let db = Service::new("db", ServiceId::new(DB), "A database", true, [small, large]);
+//!         Ok(Catalog::new([db]))
 //!     }
 //!
 //!     async fn provision(
 //!         &self,
-//!         instance_id: InstanceId,
+//!         id: InstanceId,
 //!         request: ServiceInstanceProvisionRequest,
 //!         ctx: RequestContext,
 //!     ) -> Result<ProvisionOutcome, BrokerError> {
-//!         let plan = ctx.plan().map(|p| p.name.clone()).unwrap_or_default();
-//!         tracing::info!(%instance_id, %plan, "creating a database");
-//!         let _ = request;
-//!         Ok(ProvisionOutcome::Created(ServiceInstanceProvisionResponse::new()))
+//!         if request.plan_id == SMALL {
+//!             self.ready_at.lock().unwrap().insert(id, Instant::now());
+//!             return Ok(ProvisionOutcome::created());
+//!         }
+//!         // Without `accepts_incomplete=true` this answers `422 AsyncRequired`.
+//!         let permit = ctx.require_async_permit()?;
+//!         let ready = Instant::now() + Duration::from_secs(60);
+//!         self.ready_at.lock().unwrap().insert(id, ready);
+//!         Ok(ProvisionOutcome::accepted(permit, "create"))
+//!     }
+//!
+//!     async fn instance_last_operation(
+//!         &self,
+//!         id: InstanceId,
+//!         _query: InstanceLastOperationQuery,
+//!         _ctx: RequestContext,
+//!     ) -> Result<LastOperationOutcome, BrokerError> {
+//!         Ok(match self.ready_at.lock().unwrap().get(&id) {
+//!             Some(ready) if *ready <= Instant::now() => LastOperationOutcome::succeeded(),
+//!             Some(_) => LastOperationOutcome::in_progress().retry_after(5),
+//!             None => LastOperationOutcome::Gone,
+//!         })
+//!     }
+//!
+//!     async fn bind(
+//!         &self,
+//!         id: InstanceId,
+//!         binding: BindingId,
+//!         _request: ServiceBindingRequest,
+//!         _ctx: RequestContext,
+//!     ) -> Result<BindOutcome, BrokerError> {
+//!         let credentials = json!({"uri": format!("db://{id}"), "username": binding.as_str()});
+//!         Ok(BindOutcome::created_with_credentials(credentials)?)
+//!     }
+//!
+//!     async fn unbind(
+//!         &self,
+//!         _id: InstanceId,
+//!         _binding: BindingId,
+//!         _query: UnbindQuery,
+//!         _ctx: RequestContext,
+//!     ) -> Result<DeleteOutcome, BrokerError> {
+//!         Ok(DeleteOutcome::Deleted)
 //!     }
 //!
 //!     async fn deprovision(
 //!         &self,
-//!         _instance_id: InstanceId,
+//!         id: InstanceId,
 //!         _query: DeprovisionQuery,
 //!         _ctx: RequestContext,
 //!     ) -> Result<DeleteOutcome, BrokerError> {
-//!         Ok(DeleteOutcome::Deleted)
+//!         Ok(match self.ready_at.lock().unwrap().remove(&id) {
+//!             Some(_) => DeleteOutcome::Deleted,
+//!             None => DeleteOutcome::Gone,
+//!         })
 //!     }
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let app: axum::Router = Broker::builder(MyBroker)
+//!     let app: axum::Router = Broker::builder(MyBroker::default())
 //!         .basic_auth("platform", "s3cret")
 //!         .build()
 //!         .await?;
@@ -87,6 +151,9 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! `examples/notes-broker` in the repository is the same shape with its tests, and
+//! `examples/memory-broker` a complete broker.
 //!
 //! The router is generic over its state, so it can be nested (`Router::new().nest("/osb", app)`)
 //! or merged with your own routes, and takes your own tower layers. Its unknown-route reply
@@ -146,6 +213,7 @@ mod error;
 mod extract;
 mod guards;
 mod handlers;
+pub mod prelude;
 mod router;
 mod version;
 

@@ -21,7 +21,7 @@ use tower::{Layer, Service};
 use tracing::Instrument as _;
 
 use crate::auth::Auth;
-use crate::error::Rejection;
+use crate::error::{LoggedDescription, Rejection};
 use crate::extract::names;
 use crate::guards::{CatalogGuards, Guards};
 use crate::handlers;
@@ -387,13 +387,15 @@ where
     }
 }
 
-/// Per request: tracing span, authentication, version check, timeout, panic containment and
-/// request-identity echo.
+/// Per request: tracing span, authentication, version check, timeout, panic containment,
+/// request-identity echo, and one log line with the status, the duration and, for a rejection,
+/// its description.
 async fn middleware<F, Fut>(shared: Arc<Shared>, request: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
+    let started = Instant::now();
     let (mut parts, body) = request.into_parts();
     let request_identity = parts.headers.get(names::REQUEST_IDENTITY).cloned();
     let span = tracing::info_span!(
@@ -457,12 +459,19 @@ where
     }
     let status = response.status().as_u16();
     span.record("status", status);
+    // Milliseconds with microsecond precision.
+    let duration_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let description = (response.extensions_mut().remove::<LoggedDescription>()).map(|d| d.0);
     let _entered = span.enter();
-    match status {
-        500.. => tracing::warn!(status, "request failed"),
-        404 | 410 => tracing::debug!(status, "request answered"),
-        400.. => tracing::info!(status, "request rejected"),
-        _ => tracing::debug!(status, "request answered"),
+    // A `410 Gone` or `404` outcome without an error description is an answer, not a rejection.
+    match (status, description) {
+        (500.., description) => {
+            tracing::warn!(status, duration_ms, description, "request failed");
+        }
+        (400.., Some(description)) => {
+            tracing::info!(status, duration_ms, description, "request rejected");
+        }
+        _ => tracing::info!(status, duration_ms, "request answered"),
     }
     response
 }

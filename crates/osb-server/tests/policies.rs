@@ -984,8 +984,8 @@ async fn one_span_per_request_without_secrets() {
         .find(|l| l.contains("instance_id=\"inst-7\""))
         .unwrap();
     assert!(
-        line.ends_with("request answered status=201"),
-        "the reply's status is logged: {line}"
+        line.contains(" INFO ") && line.contains("request answered status=201 duration_ms="),
+        "the reply's status and duration are logged at INFO: {line}"
     );
     for secret in [
         "parameter-secret",
@@ -997,4 +997,101 @@ async fn one_span_per_request_without_secrets() {
     ] {
         assert!(!logs.contains(secret), "{secret} was logged:\n{logs}");
     }
+}
+
+/// Captures what `run` logs at INFO and above.
+async fn info_logs<F: std::future::Future<Output = ()>>(run: impl FnOnce() -> F) -> String {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    run().await;
+    String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+}
+
+#[tokio::test]
+async fn every_request_logs_one_info_line_and_rejections_say_why() {
+    let recorder = Recorder::default();
+    let app = app(&recorder).await;
+    let logs = info_logs(|| async {
+        // Answered.
+        let reply = send(&app, ok_request(Operation::Catalog, "")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        // No version header: 412.
+        let reply = send(
+            &app,
+            valid_request(Operation::Catalog, "", None, Some(&basic(USER, PASS))),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::PRECONDITION_FAILED);
+        // A broker that can only work asynchronously, asked without accepts_incomplete: 422.
+        let req = request(Method::PUT, "/v2/service_instances/async")
+            .header("x-broker-api-request-identity", "req-async");
+        let reply = send(&app, with_json(req, &provision_body(SMALL))).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        // A body whose `parameters` is a string: 400, whose serde message quotes the value.
+        let mut body = provision_body(SMALL);
+        body["parameters"] = json!("parameter-secret-77");
+        let req = request(Method::PUT, "/v2/service_instances/p-1");
+        let reply = send(&app, with_json(req, &body)).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert!(
+            reply.description().contains("parameter-secret-77"),
+            "the platform is told: {}",
+            reply.description()
+        );
+        // A deprovision answered `410 Gone`: an outcome, not a rejection.
+        let reply = send(&app, ok_request(Operation::Deprovision, "gone-1")).await;
+        assert_eq!(reply.status, StatusCode::GONE);
+    })
+    .await;
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("osb_request{"))
+        .collect();
+    assert_eq!(lines.len(), 5, "one INFO line per request:\n{logs}");
+    assert!(
+        lines[4].contains("request answered status=410"),
+        "{}",
+        lines[4]
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" INFO ") && l.contains(" duration_ms=")),
+        "{logs}"
+    );
+    assert!(
+        lines[0].contains("route=\"/v2/catalog\"")
+            && lines[0].contains("request answered status=200"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("request rejected status=412")
+            && lines[1].contains("description=\"The X-Broker-API-Version header"),
+        "the 412 says why: {}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("request_identity=\"req-async\"")
+            && lines[2].contains("request rejected status=422")
+            && lines[2].contains("retry with accepts_incomplete=true"),
+        "the 422 says why: {}",
+        lines[2]
+    );
+    assert!(
+        lines[3].contains("request rejected status=400")
+            && lines[3].contains("description=\"The request body is not a valid"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        !logs.contains("parameter-secret-77"),
+        "a quoted parameter reached the log:\n{logs}"
+    );
 }

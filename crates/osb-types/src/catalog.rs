@@ -110,9 +110,9 @@ impl Plan {
 /// first occurrence wins, as with the scanning lookups on [`Catalog`].
 ///
 /// ```
-/// use osb_types::{Catalog, Plan, Service};
-/// let catalog = Catalog::new([Service::new("db", "svc-1", "A database", true, [
-///     Plan::new("plan-1", "small", "Small").with_bindable(false),
+/// use osb_types::{Catalog, Plan, PlanId, Service, ServiceId};
+/// let catalog = Catalog::new([Service::new("db", ServiceId::new("svc-1"), "A database", true, [
+///     Plan::new(PlanId::new("plan-1"), "small", "Small").with_bindable(false),
 /// ])]);
 /// let index = catalog.index();
 /// let (service, plan) = index.find_plan("plan-1").unwrap();
@@ -223,17 +223,18 @@ impl From<Catalog> for CatalogIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{PlanId, ServiceId};
 
     fn catalog() -> Catalog {
         Catalog::new([
             Service::new(
                 "db",
-                "svc-1",
+                ServiceId::new("svc-1"),
                 "A database",
                 true,
                 [
-                    Plan::new("p-1", "small", "Small"),
-                    Plan::new("p-2", "large", "Large")
+                    Plan::new(PlanId::new("p-1"), "small", "Small"),
+                    Plan::new(PlanId::new("p-2"), "large", "Large")
                         .with_bindable(false)
                         .with_plan_updateable(true)
                         .with_free(false)
@@ -242,10 +243,10 @@ mod tests {
             ),
             Service::new(
                 "queue",
-                "svc-2",
+                ServiceId::new("svc-2"),
                 "A queue",
                 false,
-                [Plan::new("p-3", "tiny", "Tiny")],
+                [Plan::new(PlanId::new("p-3"), "tiny", "Tiny")],
             )
             .with_plan_updateable(true),
         ])
@@ -340,13 +341,22 @@ mod tests {
     #[test]
     fn index_keeps_first_occurrence_of_duplicate_ids() {
         let c = Catalog::new([
-            Service::new("a", "svc", "A", true, [Plan::new("p", "one", "One")]),
+            Service::new(
+                "a",
+                ServiceId::new("svc"),
+                "A",
+                true,
+                [Plan::new(PlanId::new("p"), "one", "One")],
+            ),
             Service::new(
                 "b",
-                "svc",
+                ServiceId::new("svc"),
                 "B",
                 true,
-                [Plan::new("p", "two", "Two"), Plan::new("q", "q", "Q")],
+                [
+                    Plan::new(PlanId::new("p"), "two", "Two"),
+                    Plan::new(PlanId::new("q"), "q", "Q"),
+                ],
             ),
         ]);
         let index = CatalogIndex::from(c.clone());

@@ -9,8 +9,11 @@
 //! - Identities and headers: id newtypes ([`InstanceId`], …), [`ApiVersion`],
 //!   [`OriginatingIdentity`], [`Context`], [`header`] names.
 //! - Typed outcomes whose status follows from the variant ([`ProvisionOutcome`], …) and the
-//!   [`AsyncPermit`] that guards `202 Accepted`. Replies decode leniently: a mistyped field the
-//!   platform does not need is set aside with a [`DecodeWarning`] instead of failing the reply.
+//!   [`AsyncPermit`] that guards `202 Accepted`, with short constructors for the common answers
+//!   ([`ProvisionOutcome::accepted`], [`LastOperationOutcome::in_progress`],
+//!   [`BindOutcome::created_with_credentials`], …) and [`AsyncBody`], what the two `202` bodies
+//!   share. Replies decode leniently: a mistyped field the platform does not need is set aside
+//!   with a [`DecodeWarning`] instead of failing the reply.
 //! - The [`ErrorResponse`] body and its [`ErrorCode`].
 //! - Catalog lookups and effective flags ([`Catalog::find_plan`], [`Plan::effective_bindable`],
 //!   [`CatalogIndex`]), the catalog linter ([`Catalog::lint`]), request validation of bodies
@@ -40,6 +43,19 @@
 //! let bad = request.with_space_guid("");
 //! assert_eq!(bad.validate().unwrap_err().to_string(), "invalid `space_guid`: must not be empty");
 //! ```
+//!
+//! `Service::new` and `Plan::new` take the typed [`ServiceId`] / [`PlanId`], so a name cannot end
+//! up where the id belongs (and the linter warns about names that look like GUIDs):
+//!
+//! ```
+//! use osb_types::{Plan, PlanId};
+//! let plan = Plan::new(PlanId::new("5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93"), "small", "Small");
+//! ```
+//!
+//! ```compile_fail,E0308
+//! use osb_types::{Plan, PlanId};
+//! let plan = Plan::new("small", "5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "Small");
+//! ```
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -61,6 +77,7 @@ mod query;
 #[cfg(feature = "json-schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
 pub mod schema;
+mod shortcuts;
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
@@ -86,5 +103,6 @@ pub use outcome::{
 pub use query::parse_query_bool;
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
+pub use shortcuts::AsyncBody;
 pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
 pub use version::{ApiVersion, FieldSince, ShapeForVersion, field_since, schema_since};

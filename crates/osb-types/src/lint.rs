@@ -16,6 +16,7 @@
 //! | `duplicate-service-id` | error | spec, Cloud Controller | Offering ids are unique. |
 //! | `duplicate-service-name` | error | spec, Cloud Controller | Offering names are unique (case-sensitive). |
 //! | `duplicate-plan-id` | error | spec, Cloud Controller | Plan ids are unique across the whole catalog. |
+//! | `id-shared-by-offering-and-plan` | warning | spec (ids are globally unique) | No plan has the id of an offering. |
 //! | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
 //! | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
 //! | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
@@ -35,6 +36,7 @@
 //! | `binding-schema-on-unbindable-plan` | warning | spec | `schemas.service_binding` appears only on plans that are effectively bindable. |
 //! | `rotatable-unbindable-plan` | warning | spec | `binding_rotatable: true` appears only on plans that are effectively bindable. |
 //! | `name-not-cli-friendly` | warning | spec (recommendation since 2.15) | Offering and plan names use only ASCII letters, digits, `.` and `-`. |
+//! | `name-looks-like-guid` | warning | osb-rs | Offering and plan names do not look like GUIDs (a GUID name usually means the name and the id were swapped). |
 //! | `string-too-long` | warning | spec (recommendation) | Offering and plan names and descriptions are at most 255 characters. |
 //! | `description-too-long` | error | Cloud Controller | An offering description is at most 10,000 characters (reported instead of `string-too-long`). |
 //! | `tags-too-long` | error | Cloud Controller | An offering's tags add up to at most 2,048 characters. |
@@ -156,6 +158,8 @@ rules! {
     BINDING_SCHEMA_ON_UNBINDABLE_PLAN = "binding-schema-on-unbindable-plan", Warning;
     ROTATABLE_UNBINDABLE_PLAN = "rotatable-unbindable-plan", Warning;
     NAME_NOT_CLI_FRIENDLY = "name-not-cli-friendly", Warning;
+    NAME_LOOKS_LIKE_GUID = "name-looks-like-guid", Warning;
+    ID_SHARED_BY_OFFERING_AND_PLAN = "id-shared-by-offering-and-plan", Warning;
     STRING_TOO_LONG = "string-too-long", Warning;
     DESCRIPTION_TOO_LONG = "description-too-long", Error;
     TAGS_TOO_LONG = "tags-too-long", Error;
@@ -299,6 +303,16 @@ fn is_cli_friendly(name: &str) -> bool {
         .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
 }
 
+/// Whether `value` has the shape of a GUID (`8-4-4-4-12` hexadecimal digits).
+fn looks_like_guid(value: &str) -> bool {
+    let groups: Vec<&str> = value.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, len)| g.len() == len && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 fn is_blank(value: &str) -> bool {
     value.chars().all(char::is_whitespace)
 }
@@ -337,6 +351,8 @@ struct Linter<'a> {
     service_names: Seen<'a, usize>,
     dashboard_ids: Seen<'a, usize>,
     plan_ids: Seen<'a, (usize, usize)>,
+    /// Every offering id of the catalog, with the index of its first offering.
+    all_service_ids: HashMap<&'a str, usize>,
 }
 
 impl<'a> Linter<'a> {
@@ -375,6 +391,15 @@ impl<'a> Linter<'a> {
     }
 
     fn name(&mut self, base: &str, what: &str, name: &str) {
+        if looks_like_guid(name) {
+            self.push(
+                NAME_LOOKS_LIKE_GUID,
+                pointer_push(base, "name"),
+                format!(
+                    "the {what} name {name:?} looks like a GUID; the name is what users see and the id identifies the {what}; were the name and the id swapped?"
+                ),
+            );
+        }
         if !is_cli_friendly(name) {
             self.push(
                 NAME_NOT_CLI_FRIENDLY,
@@ -492,6 +517,16 @@ impl<'a> Linter<'a> {
                     ),
                 );
             }
+            if let Some(&si) = self.all_service_ids.get(plan.id.as_str()) {
+                self.push(
+                    ID_SHARED_BY_OFFERING_AND_PLAN,
+                    pointer_push(&plan_base, "id"),
+                    format!(
+                        "plan id {:?} is also the id of the offering /services/{si}; ids are meant to be globally unique, so give the plan an id of its own",
+                        plan.id.as_str()
+                    ),
+                );
+            }
             if self.required(&plan_base, "name", "plan", &plan.name) {
                 if let Some(first) = plan_names.check(plan.name.as_str(), j) {
                     self.push(
@@ -565,6 +600,7 @@ impl Catalog {
     /// | `duplicate-service-id` | error | spec, Cloud Controller | Offering ids are unique. |
     /// | `duplicate-service-name` | error | spec, Cloud Controller | Offering names are unique (case-sensitive). |
     /// | `duplicate-plan-id` | error | spec, Cloud Controller | Plan ids are unique across the whole catalog. |
+    /// | `id-shared-by-offering-and-plan` | warning | spec (ids are globally unique) | No plan has the id of an offering. |
     /// | `duplicate-plan-name` | error | spec, Cloud Controller | Plan names are unique within their offering. |
     /// | `unknown-requirement` | error | spec, Cloud Controller | `requires` holds only `syslog_drain`, `route_forwarding`, `volume_mount`. |
     /// | `invalid-maintenance-version` | error | spec, Cloud Controller | `maintenance_info.version` is a non-empty SemVer 2.0 version. |
@@ -584,6 +620,7 @@ impl Catalog {
     /// | `binding-schema-on-unbindable-plan` | warning | spec | `schemas.service_binding` appears only on plans that are effectively bindable. |
     /// | `rotatable-unbindable-plan` | warning | spec | `binding_rotatable: true` appears only on plans that are effectively bindable. |
     /// | `name-not-cli-friendly` | warning | spec (recommendation since 2.15) | Offering and plan names use only ASCII letters, digits, `.` and `-`. |
+    /// | `name-looks-like-guid` | warning | osb-rs | Offering and plan names do not look like GUIDs (a GUID name usually means the name and the id were swapped). |
     /// | `string-too-long` | warning | spec (recommendation) | Offering and plan names and descriptions are at most 255 characters. |
     /// | `description-too-long` | error | Cloud Controller | An offering description is at most 10,000 characters (reported instead of `string-too-long`). |
     /// | `tags-too-long` | error | Cloud Controller | An offering's tags add up to at most 2,048 characters. |
@@ -613,6 +650,9 @@ impl Catalog {
                 "/services",
                 "the catalog has no service offerings; Cloud Controller refuses to register a broker without one",
             );
+        }
+        for (i, service) in self.services.iter().enumerate().rev() {
+            lint.all_service_ids.insert(service.id.as_str(), i);
         }
         for (i, service) in self.services.iter().enumerate() {
             lint.service(i, service);
@@ -1003,6 +1043,25 @@ mod tests {
         }
         for bad in ["my db", "my_db", "dé", "a/b"] {
             assert!(!is_cli_friendly(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn guid_shapes() {
+        for guid in [
+            "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20",
+            "2A4D6C3E-0B8E-4C55-9D1E-6F5B7A9C1D20",
+        ] {
+            assert!(looks_like_guid(guid), "{guid}");
+        }
+        for name in [
+            "small",
+            "2a4d6c3e0b8e4c559d1e6f5b7a9c1d20",
+            "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d2",
+            "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d2g",
+            "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20-1",
+        ] {
+            assert!(!looks_like_guid(name), "{name}");
         }
     }
 }

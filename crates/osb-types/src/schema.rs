@@ -308,7 +308,9 @@ pub(crate) fn schema_problems(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{InputParametersSchema, Schemas, ServiceBindingSchema, ServiceInstanceSchema};
+    use crate::{
+        InputParametersSchema, PlanId, Schemas, ServiceBindingSchema, ServiceInstanceSchema,
+    };
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
@@ -448,7 +450,7 @@ mod tests {
     fn plan_schemas_compile_each_action() {
         let create = map(json!({"type": "object", "required": ["size"]}));
         let bind = map(json!({"type": "object", "properties": {"role": {"enum": ["ro", "rw"]}}}));
-        let plan = Plan::new("p", "small", "Small").with_schemas(
+        let plan = Plan::new(PlanId::new("p"), "small", "Small").with_schemas(
             Schemas::new()
                 .with_service_instance(
                     ServiceInstanceSchema::new()
@@ -469,7 +471,7 @@ mod tests {
         assert!(bind.validate(&json!({"role": "ro"})).is_ok());
 
         assert!(
-            PlanSchemas::compile(&Plan::new("p", "n", "d"))
+            PlanSchemas::compile(&Plan::new(PlanId::new("p"), "n", "d"))
                 .unwrap()
                 .is_empty()
         );
@@ -572,13 +574,13 @@ mod tests {
             if let Ok(compiled) = &compiled {
                 let _ = compiled.validate(&instance);
             }
-            let plan = Plan::new("p", "n", "d").with_schemas(
+            let plan = Plan::new(PlanId::new("p"), "n", "d").with_schemas(
                 Schemas::new().with_service_instance(
                     ServiceInstanceSchema::new()
                         .with_create(InputParametersSchema::new().with_parameters(schema)),
                 ),
             );
-            let catalog = crate::Catalog::new([crate::Service::new("s", "s", "d", true, [plan])]);
+            let catalog = crate::Catalog::new([crate::Service::new("s", crate::ServiceId::new("s"), "d", true, [plan])]);
             let blocking: Vec<_> = catalog
                 .lint()
                 .into_iter()

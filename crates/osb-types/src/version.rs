@@ -162,8 +162,8 @@ pub fn schema_since(schema: &str) -> Option<ApiVersion> {
 /// shaping is kept as it is, so JSON a broker sends on purpose goes through unchanged.
 ///
 /// ```
-/// use osb_types::{ApiVersion, Plan, ShapeForVersion};
-/// let mut plan = Plan::new("plan-1", "small", "A small plan").with_binding_rotatable(true);
+/// use osb_types::{ApiVersion, Plan, PlanId, ShapeForVersion};
+/// let mut plan = Plan::new(PlanId::new("plan-1"), "small", "A small plan").with_binding_rotatable(true);
 /// plan.shape_for_version(ApiVersion::V2_16);
 /// assert_eq!(plan.binding_rotatable, None);
 /// ```

@@ -165,6 +165,31 @@ fn cases() -> Vec<Case> {
             set(c, "/services/0/plans/1/id", json!("plan-pg-small"))
         }),
         case(
+            "id-shared-by-offering-and-plan",
+            Warning,
+            "/services/0/plans/1/id",
+            |c| set(c, "/services/0/plans/1/id", json!("svc-queue")),
+        ),
+        case("name-looks-like-guid", Warning, "/services/1/name", |c| {
+            set(
+                c,
+                "/services/1/name",
+                json!("0f6e1c2d-8a3b-4c5d-9e7f-a1b2c3d4e5f6"),
+            )
+        }),
+        case(
+            "name-looks-like-guid",
+            Warning,
+            "/services/0/plans/0/name",
+            |c| {
+                set(
+                    c,
+                    "/services/0/plans/0/name",
+                    json!("5C1F2E7A-3B9D-4E60-8A2F-1D4C6B8E0F93"),
+                )
+            },
+        ),
+        case(
             "duplicate-plan-name",
             Error,
             "/services/0/plans/1/name",
@@ -484,9 +509,9 @@ fn each_rule_is_reported_alone_at_the_right_path() {
 fn every_rule_has_a_case() {
     let rules: BTreeSet<&str> = cases().iter().map(|c| c.rule).collect();
     let expected = if cfg!(feature = "json-schema") {
-        29
+        31
     } else {
-        28
+        30
     };
     assert_eq!(rules.len(), expected, "{rules:?}");
 }
@@ -642,5 +667,52 @@ fn problems_serialize_for_tools() {
             "path": "/services/1/name",
             "message": problems[0].message,
         })
+    );
+}
+
+#[test]
+fn swapped_names_and_ids_are_warned_about() {
+    // What `Service::new(id, name, …)` and `Plan::new(name, id, …)` produced before the
+    // constructors took typed ids.
+    let swapped = catalog(json!({"services": [{
+        "id": "notes", "name": "2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20", "description": "Notes",
+        "bindable": true,
+        "plans": [{"id": "free", "name": "5c1f2e7a-3b9d-4e60-8a2f-1d4c6b8e0f93", "description": "Free"},
+                  {"id": "notes", "name": "slow", "description": "Slow"}]
+    }]}));
+    let problems = swapped.lint();
+    let found: Vec<(&str, Severity, &str)> = problems
+        .iter()
+        .map(|p| (p.rule, p.severity, p.path.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "name-looks-like-guid",
+                Severity::Warning,
+                "/services/0/name"
+            ),
+            (
+                "name-looks-like-guid",
+                Severity::Warning,
+                "/services/0/plans/0/name"
+            ),
+            (
+                "id-shared-by-offering-and-plan",
+                Severity::Warning,
+                "/services/0/plans/1/id"
+            ),
+        ]
+    );
+    assert!(!has_errors(&problems), "warnings only: the spec allows it");
+    assert_eq!(
+        problems[0].to_string(),
+        "warning[name-looks-like-guid] /services/0/name: the offering name \"2a4d6c3e-0b8e-4c55-9d1e-6f5b7a9c1d20\" looks like a GUID; the name is what users see and the id identifies the offering; were the name and the id swapped?"
+    );
+    assert!(
+        problems[2].message.contains("/services/0"),
+        "{}",
+        problems[2].message
     );
 }

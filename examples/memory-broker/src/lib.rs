@@ -11,17 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use osb_server::{Broker, BrokerError, RequestContext, ServiceBroker, async_trait};
-use osb_types::{
-    Accepted, AsyncOperation, AsyncPermit, BindOutcome, BindingId, BindingLastOperationQuery,
-    Catalog, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery,
-    FetchInstanceOutcome, FetchInstanceQuery, InstanceId, InstanceLastOperationQuery,
-    LastOperation, LastOperationOutcome, LastOperationResource, LastOperationState, OperationId,
-    PlanId, ProvisionOutcome, RetryAfter, ServiceBindingRequest, ServiceBindingResource,
-    ServiceBindingResponse, ServiceInstanceAsyncOperation, ServiceInstanceProvisionRequest,
-    ServiceInstanceProvisionResponse, ServiceInstanceResource, ServiceInstanceUpdateRequest,
-    ServiceInstanceUpdateResponse, UnbindQuery, UpdateOutcome,
-};
+use osb_server::prelude::*;
 use serde_json::{Map, Value, json};
 
 /// The id of the `memory-db` offering.
@@ -235,7 +225,7 @@ impl MemoryBroker {
         if plan_id != ASYNC_PLAN_ID {
             return Ok(None);
         }
-        let permit = ctx.async_permit().ok_or_else(BrokerError::async_required)?;
+        let permit = ctx.require_async_permit()?;
         Ok(Some((permit, Instant::now() + self.config.async_delay)))
     }
 
@@ -299,26 +289,25 @@ impl MemoryBroker {
                 token
             }
         };
-        let body = AsyncOperation::new().with_operation(token);
-        Ok(DeleteOutcome::Accepted(Accepted::new(permit, body)))
+        Ok(DeleteOutcome::accepted(permit, token))
     }
 
     fn poll(&self, key: Key) -> LastOperationOutcome {
         let state = self.state();
-        let done = LastOperation::new(LastOperationResource::new(LastOperationState::Succeeded));
-        LastOperationOutcome::State(match state.live.get(&key).map(|r| &r.work) {
-            Some(Work::Ready) => done,
+        match state.live.get(&key).map(|r| &r.work) {
+            Some(Work::Ready) => LastOperationOutcome::succeeded(),
             Some(Work::Creating(until, _) | Work::Deleting(until, _)) => {
                 let wait = until.saturating_duration_since(Instant::now()).as_secs() + 1;
-                LastOperation::new(LastOperationResource::new(LastOperationState::InProgress))
-                    .with_retry_after(RetryAfter::seconds(wait))
+                LastOperationOutcome::in_progress().retry_after(wait)
             }
             None => match state.deleted.get(&key) {
-                Some(Some(at)) if at.elapsed() < self.config.retention => done,
-                Some(_) => return LastOperationOutcome::Gone,
-                None => return LastOperationOutcome::NotFound,
+                Some(Some(at)) if at.elapsed() < self.config.retention => {
+                    LastOperationOutcome::succeeded()
+                }
+                Some(_) => LastOperationOutcome::Gone,
+                None => LastOperationOutcome::NotFound,
             },
-        })
+        }
     }
 
     /// The resource, once created.
@@ -353,10 +342,7 @@ impl ServiceBroker for MemoryBroker {
         Ok(match created {
             Created::New(_) => ProvisionOutcome::Created(body),
             Created::Existing(_) => ProvisionOutcome::AlreadyExists(body),
-            Created::Accepted(permit, token) => {
-                let body = ServiceInstanceAsyncOperation::new().with_operation(token);
-                ProvisionOutcome::Accepted(Accepted::new(permit, body))
-            }
+            Created::Accepted(permit, token) => ProvisionOutcome::accepted(permit, token),
         })
     }
 
@@ -450,10 +436,7 @@ impl ServiceBroker for MemoryBroker {
         Ok(match created {
             Created::New(r) => BindOutcome::Created(body(r)),
             Created::Existing(r) => BindOutcome::AlreadyExists(body(r)),
-            Created::Accepted(permit, token) => BindOutcome::Accepted(Accepted::new(
-                permit,
-                AsyncOperation::new().with_operation(token),
-            )),
+            Created::Accepted(permit, token) => BindOutcome::accepted(permit, token),
         })
     }
 

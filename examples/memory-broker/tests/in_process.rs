@@ -5,12 +5,8 @@
 use std::time::Duration;
 
 use example_memory_broker::{ASYNC_PLAN_ID, Config, SERVICE_ID, SYNC_PLAN_ID, app};
-use osb_client::{CallOptions, Client, Error, OperationKind, PollOutcome, PollPolicy};
-use osb_types::{
-    BindOutcome, BindQuery, BindingId, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
-    FetchBindingQuery, InstanceId, InstanceLastOperationQuery, ProvisionOutcome, ProvisionQuery,
-    ServiceBindingRequest, ServiceInstanceProvisionRequest, UnbindQuery,
-};
+use osb_client::Error;
+use osb_client::prelude::*;
 
 async fn client() -> Client {
     let mut config = Config::new("admin", "secret");

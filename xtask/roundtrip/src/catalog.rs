@@ -80,16 +80,25 @@ fn role_schema() -> InputParametersSchema {
 pub fn catalog() -> Catalog {
     let a = Service::new(
         "roundtrip-a",
-        SERVICE_A,
+        ServiceId::new(SERVICE_A),
         "Offering with every feature",
         true,
         [
-            Plan::new(PLAN_A_BASIC, "basic", "Maintained, rotatable bindings")
-                .with_maintenance_info(
-                    MaintenanceInfo::new(MAINTENANCE_A).with_description("Patch release"),
-                )
-                .with_binding_rotatable(true),
-            Plan::new(PLAN_A_SCHEMA, "schema", "Checks its parameters").with_schemas(
+            Plan::new(
+                PlanId::new(PLAN_A_BASIC),
+                "basic",
+                "Maintained, rotatable bindings",
+            )
+            .with_maintenance_info(
+                MaintenanceInfo::new(MAINTENANCE_A).with_description("Patch release"),
+            )
+            .with_binding_rotatable(true),
+            Plan::new(
+                PlanId::new(PLAN_A_SCHEMA),
+                "schema",
+                "Checks its parameters",
+            )
+            .with_schemas(
                 Schemas::new()
                     .with_service_instance(
                         ServiceInstanceSchema::new()
@@ -98,9 +107,13 @@ pub fn catalog() -> Catalog {
                     )
                     .with_service_binding(ServiceBindingSchema::new().with_create(role_schema())),
             ),
-            Plan::new(PLAN_A_FIXED, "fixed", "Neither bindable nor changeable")
-                .with_bindable(false)
-                .with_plan_updateable(false),
+            Plan::new(
+                PlanId::new(PLAN_A_FIXED),
+                "fixed",
+                "Neither bindable nor changeable",
+            )
+            .with_bindable(false)
+            .with_plan_updateable(false),
         ],
     )
     .with_plan_updateable(true)
@@ -109,23 +122,27 @@ pub fn catalog() -> Catalog {
     .with_allow_context_updates(true);
     let b = Service::new(
         "roundtrip-b",
-        SERVICE_B,
+        ServiceId::new(SERVICE_B),
         "Offering with the defaults",
         false,
         [
-            Plan::new(PLAN_B_BINDABLE, "bindable", "Bindable despite its offering")
-                .with_bindable(true)
-                .with_maintenance_info(MaintenanceInfo::new(MAINTENANCE_B)),
-            Plan::new(PLAN_B_PLAIN, "plain", "Not bindable"),
+            Plan::new(
+                PlanId::new(PLAN_B_BINDABLE),
+                "bindable",
+                "Bindable despite its offering",
+            )
+            .with_bindable(true)
+            .with_maintenance_info(MaintenanceInfo::new(MAINTENANCE_B)),
+            Plan::new(PlanId::new(PLAN_B_PLAIN), "plain", "Not bindable"),
         ],
     );
     let c = Service::new(
         "roundtrip-c",
-        SERVICE_C,
+        ServiceId::new(SERVICE_C),
         "Offering with fetchable instances only",
         true,
         [
-            Plan::new(PLAN_C, "only", "Checks binding parameters").with_schemas(
+            Plan::new(PlanId::new(PLAN_C), "only", "Checks binding parameters").with_schemas(
                 Schemas::new()
                     .with_service_binding(ServiceBindingSchema::new().with_create(role_schema())),
             ),
@@ -202,7 +219,7 @@ fn make_servable(mut catalog: Catalog) -> Catalog {
         if service.plans.is_empty() {
             service
                 .plans
-                .push(Plan::new("plan", "plan", "The only plan"));
+                .push(Plan::new(PlanId::new("plan"), "plan", "The only plan"));
         }
         for (j, plan) in service.plans.iter_mut().enumerate() {
             plan.id = PlanId::from(format!("{}~s{i}p{j}", plan.id));

@@ -110,14 +110,14 @@ impl Service {
     /// Creates a `Service` from its required fields (`name`, `id`, `description`, `bindable`, `plans`).
     pub fn new(
         name: impl Into<String>,
-        id: impl Into<crate::ServiceId>,
+        id: crate::ServiceId,
         description: impl Into<String>,
         bindable: impl Into<bool>,
         plans: impl IntoIterator<Item = Plan>,
     ) -> Self {
         Self {
             name: name.into(),
-            id: id.into(),
+            id,
             description: description.into(),
             tags: None,
             requires: None,
@@ -434,12 +434,12 @@ impl Plan {
     ];
     /// Creates a `Plan` from its required fields (`id`, `name`, `description`).
     pub fn new(
-        id: impl Into<crate::PlanId>,
+        id: crate::PlanId,
         name: impl Into<String>,
         description: impl Into<String>,
     ) -> Self {
         Self {
-            id: id.into(),
+            id,
             name: name.into(),
             description: description.into(),
             metadata: None,
