@@ -1,0 +1,443 @@
+//! [`SqliteStore`]: the store in one SQLite file (sqlx).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use osb_server::types::{BindingId, InstanceId, OperationId};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::StoreError;
+use crate::record::{
+    Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
+    Snapshot, Write,
+};
+use crate::store::{Decide, Store};
+
+/// How a [`SqliteStore`] is opened.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// How long a statement waits for another process's lock before the store answers
+    /// [`StoreError::Unavailable`]. Default 5 s.
+    pub busy_timeout: Duration,
+    /// Connections in the pool. Default 4.
+    pub max_connections: u32,
+    /// `PRAGMA synchronous=FULL` instead of `NORMAL`: also survive power loss, at the cost of
+    /// one fsync per committed write. Default off.
+    pub full_sync: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 4,
+            full_sync: false,
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file.
+///
+/// Settings, chosen for a broker that answers a platform only after its write is committed:
+///
+/// - **WAL** journal: readers never wait for the writer.
+/// - **`synchronous=NORMAL`**: a commit is in the WAL file before it returns, so a write the
+///   broker acknowledged survives the broker's process being killed (`kill -9`); only an
+///   operating-system crash or power loss can lose the last commits. Set
+///   [`SqliteOptions::full_sync`] for `FULL`, which survives those too.
+/// - **`BEGIN IMMEDIATE`** for every read-then-write ([`Store::transact`]): a deferred
+///   transaction that upgrades to a write fails with `SQLITE_BUSY` at once, whatever
+///   `busy_timeout` says. Within the process, write transactions also queue on one async lock,
+///   so they never spin on SQLite's lock.
+/// - **Foreign keys on**, a busy timeout, and versioned migrations (`sqlx::migrate!`).
+///
+/// One SQLite file serves one broker process: at open, the store takes over every operation
+/// left in progress ([`Store::release_all`]). Several replicas need the PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    write: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:path/to/file.db`, or
+    /// `sqlite::memory:`), checks that it is this store's or empty, and migrates it.
+    ///
+    /// A file that is not a SQLite database, or one that holds another program's tables, is
+    /// refused with [`StoreError::Incompatible`]; a database locked by another process past
+    /// the busy timeout, or a directory that cannot be written, with
+    /// [`StoreError::Unavailable`].
+    pub async fn open(url: &str, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("{url:?} is not a SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(if options.full_sync {
+                SqliteSynchronous::Full
+            } else {
+                SqliteSynchronous::Normal
+            })
+            .foreign_keys(true)
+            .busy_timeout(options.busy_timeout);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives in one connection.
+            .max_connections(if in_memory {
+                1
+            } else {
+                options.max_connections.max(1)
+            })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .acquire_timeout(options.busy_timeout + Duration::from_secs(1))
+            .connect_with(connect)
+            .await?;
+        check_ours(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Incompatible(e.to_string()))?;
+        let store = SqliteStore {
+            pool,
+            write: std::sync::Arc::default(),
+        };
+        let released = store.release_all().await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "took over the operations left in progress by an earlier process"
+            );
+        }
+        Ok(store)
+    }
+
+    /// The connection pool, for a broker's own tables in the same database (run your own
+    /// migrations on it; leave this store's tables alone).
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+/// Refuses a database that holds tables but not this store's migrations.
+async fn check_ours(pool: &SqlitePool) -> Result<(), StoreError> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+    )
+    .fetch_all(pool)
+    .await?;
+    if !tables.is_empty() && !tables.iter().any(|t| t == "_sqlx_migrations") {
+        return Err(StoreError::Incompatible(format!(
+            "the database holds tables of another program ({}); point the store at a new file",
+            tables.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn key_of(row: &SqliteRow) -> Result<Key, StoreError> {
+    let instance: String = row.try_get("instance_id")?;
+    let binding: String = row.try_get("binding_id")?;
+    Ok(Key {
+        instance_id: InstanceId::from(instance),
+        binding_id: (!binding.is_empty()).then(|| BindingId::from(binding)),
+    })
+}
+
+fn json(text: &str) -> Result<Value, StoreError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn resource_of(row: &SqliteRow) -> Result<ResourceRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    let reply: Option<String> = row.try_get("reply")?;
+    let request: String = row.try_get("request")?;
+    Ok(ResourceRecord {
+        key: key_of(row)?,
+        service_id: row.try_get("service_id")?,
+        plan_id: row.try_get("plan_id")?,
+        state: ResourceState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("resource state {state:?}")))?,
+        fingerprint: row.try_get("fingerprint")?,
+        request: json(&request)?,
+        reply: reply.as_deref().map(json).transpose()?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn operation_of(row: &SqliteRow) -> Result<OperationRecord, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let request: String = row.try_get("request")?;
+    let id: String = row.try_get("id")?;
+    Ok(OperationRecord {
+        id: OperationId::from(id),
+        key: key_of(row)?,
+        kind: OperationKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("operation kind {kind:?}")))?,
+        state: OperationState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("operation state {state:?}")))?,
+        fingerprint: row.try_get("fingerprint")?,
+        request: json(&request)?,
+        description: row.try_get("description")?,
+        owner: row.try_get("owner")?,
+        lease_until: row.try_get("lease_until")?,
+        deadline: row.try_get("deadline")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+const RESOURCE_COLUMNS: &str = "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at";
+const OPERATION_COLUMNS: &str = "id, instance_id, binding_id, kind, state, fingerprint, request, description, owner, lease_until, deadline, created_at, finished_at";
+
+async fn read_snapshot(
+    tx: &mut Transaction<'static, Sqlite>,
+    key: &Key,
+) -> Result<Snapshot, StoreError> {
+    let resource = sqlx::query(&format!(
+        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = ? AND binding_id = ?"
+    ))
+    .bind(key.instance_id.as_str())
+    .bind(key.binding_column())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(resource_of)
+    .transpose()?;
+    let active = sqlx::query(&format!(
+        "SELECT {OPERATION_COLUMNS} FROM operations \
+         WHERE instance_id = ? AND binding_id = ? AND state = 'in progress'"
+    ))
+    .bind(key.instance_id.as_str())
+    .bind(key.binding_column())
+    .fetch_optional(&mut **tx)
+    .await?
+    .as_ref()
+    .map(operation_of)
+    .transpose()?;
+    Ok(Snapshot { resource, active })
+}
+
+async fn apply(tx: &mut Transaction<'static, Sqlite>, write: Write) -> Result<(), StoreError> {
+    match write {
+        Write::PutResource(r) => {
+            sqlx::query(&format!(
+                "INSERT OR REPLACE INTO resources ({RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .bind(r.key.instance_id.as_str())
+            .bind(r.key.binding_column())
+            .bind(r.service_id)
+            .bind(r.plan_id)
+            .bind(r.state.as_str())
+            .bind(r.fingerprint)
+            .bind(r.request.to_string())
+            .bind(r.reply.map(|v| v.to_string()))
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Write::DeleteResource(key) => {
+            let query = if key.binding_id.is_some() {
+                "DELETE FROM resources WHERE instance_id = ? AND binding_id = ?"
+            } else {
+                // An instance takes its bindings with it.
+                "DELETE FROM resources WHERE instance_id = ? AND ? = ''"
+            };
+            sqlx::query(query)
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Write::PutOperation(op) => {
+            sqlx::query(&format!(
+                "INSERT INTO operations ({OPERATION_COLUMNS}, seq) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM operations)) \
+                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+                   description = excluded.description, owner = excluded.owner, \
+                   lease_until = excluded.lease_until, deadline = excluded.deadline, \
+                   finished_at = excluded.finished_at"
+            ))
+            .bind(op.id.as_str())
+            .bind(op.key.instance_id.as_str())
+            .bind(op.key.binding_column())
+            .bind(op.kind.as_str())
+            .bind(op.state.as_str())
+            .bind(op.fingerprint)
+            .bind(op.request.to_string())
+            .bind(op.description)
+            .bind(op.owner)
+            .bind(op.lease_until)
+            .bind(op.deadline)
+            .bind(op.created_at)
+            .bind(op.finished_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError> {
+        let _queue = self.write.lock().await;
+        let mut tx = self.begin().await?;
+        let snapshot = read_snapshot(&mut tx, key).await?;
+        for write in decide(&snapshot) {
+            apply(&mut tx, write).await?;
+        }
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = ? AND binding_id = ?"
+        ))
+        .bind(key.instance_id.as_str())
+        .bind(key.binding_column())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(resource_of)
+        .transpose()
+    }
+
+    async fn operation(
+        &self,
+        key: &Key,
+        id: Option<&OperationId>,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let row = match id {
+            Some(id) => {
+                sqlx::query(&format!(
+                    "SELECT {OPERATION_COLUMNS} FROM operations \
+                     WHERE id = ? AND instance_id = ? AND binding_id = ?"
+                ))
+                .bind(id.as_str())
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {OPERATION_COLUMNS} FROM operations \
+                     WHERE instance_id = ? AND binding_id = ? ORDER BY seq DESC LIMIT 1"
+                ))
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.as_ref().map(operation_of).transpose()
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let _queue = self.write.lock().await;
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations WHERE state = 'in progress' \
+             AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT 1"
+        ))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        let mut op = operation_of(&row)?;
+        sqlx::query("UPDATE operations SET owner = ?, lease_until = ? WHERE id = ?")
+            .bind(owner)
+            .bind(lease_until)
+            .bind(op.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        op.owner = Some(owner.to_string());
+        op.lease_until = Some(lease_until);
+        Ok(Some(op))
+    }
+
+    async fn renew(
+        &self,
+        id: &OperationId,
+        owner: &str,
+        lease_until: Millis,
+    ) -> Result<bool, StoreError> {
+        let _queue = self.write.lock().await;
+        let done = sqlx::query(
+            "UPDATE operations SET lease_until = ? \
+             WHERE id = ? AND owner = ? AND state = 'in progress'",
+        )
+        .bind(lease_until)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_all(&self) -> Result<u64, StoreError> {
+        let _queue = self.write.lock().await;
+        let done = sqlx::query(
+            "UPDATE operations SET owner = NULL, lease_until = NULL WHERE state = 'in progress'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge(&self, before: Millis) -> Result<u64, StoreError> {
+        let _queue = self.write.lock().await;
+        let done =
+            sqlx::query("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?")
+                .bind(before)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1378 @@
+//! [`Stateful`]: a [`ServiceBroker`] built from a [`Backend`] and a [`Store`].
+
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::StatusCode;
+use osb_server::types::{
+    AsyncPermit, BindOutcome, BindingId, BindingLastOperationQuery, Catalog, DeleteOutcome,
+    DeprovisionQuery, FetchBindingOutcome, FetchBindingQuery, FetchInstanceOutcome,
+    FetchInstanceQuery, InstanceId, InstanceLastOperationQuery, LastOperationOutcome, OperationId,
+    Plan, ProvisionOutcome, ServiceBindingRequest, ServiceBindingResource, ServiceBindingResponse,
+    ServiceInstanceProvisionRequest, ServiceInstanceProvisionResponse, ServiceInstanceResource,
+    ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse, UnbindQuery, UpdateOutcome,
+};
+use osb_server::{BrokerError, RequestContext, ServiceBroker};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+use crate::backend::Backend;
+use crate::record::{
+    Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
+    Snapshot, Write, fingerprint, now_millis,
+};
+use crate::store::Store;
+
+/// What happens to operations that an earlier process left in progress.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RestartPolicy {
+    /// Run the backend call again (the default; [`Backend`] calls must be idempotent).
+    #[default]
+    Resume,
+    /// Fail the operation, with a description saying the broker restarted.
+    Fail,
+}
+
+/// How the stateful layer answers.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StatefulConfig {
+    /// How long a request that allows asynchronous work (`accepts_incomplete=true`) waits for
+    /// the backend before it is answered `202`. Default 5 s.
+    pub sync_budget: Duration,
+    /// The `Retry-After` sent with an operation in progress. Default 1 s.
+    pub retry_after: Duration,
+    /// How long a worker holds an operation without renewing its lease; after it, another
+    /// worker takes the operation over. Default 30 s.
+    pub lease: Duration,
+    /// How long a finished operation stays answerable by last operation; after it, a deleted
+    /// resource answers `410 Gone`. Default 1 h.
+    pub retention: Duration,
+    /// How often the worker looks for operations to take over and purges old ones. Default 1 s.
+    pub worker_interval: Duration,
+    /// What happens to operations left in progress by an earlier process.
+    pub restart: RestartPolicy,
+}
+
+impl Default for StatefulConfig {
+    fn default() -> Self {
+        StatefulConfig {
+            sync_budget: Duration::from_secs(5),
+            retry_after: Duration::from_secs(1),
+            lease: Duration::from_secs(30),
+            retention: Duration::from_secs(3600),
+            worker_interval: Duration::from_secs(1),
+            restart: RestartPolicy::Resume,
+        }
+    }
+}
+
+macro_rules! setters {
+    ($($field:ident: $ty:ty => $name:ident),* $(,)?) => {$(
+        #[doc = concat!("Sets `", stringify!($field), "`.")]
+        #[must_use]
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$field = value;
+            self
+        }
+    )*};
+}
+
+impl StatefulConfig {
+    setters! {
+        sync_budget: Duration => with_sync_budget,
+        retry_after: Duration => with_retry_after,
+        lease: Duration => with_lease,
+        retention: Duration => with_retention,
+        worker_interval: Duration => with_worker_interval,
+        restart: RestartPolicy => with_restart,
+    }
+}
+
+/// The work of an operation, stored with it so that any worker can run it again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "work", rename_all = "snake_case")]
+enum Work {
+    CreateInstance {
+        request: ServiceInstanceProvisionRequest,
+    },
+    UpdateInstance {
+        request: ServiceInstanceUpdateRequest,
+    },
+    DeleteInstance {
+        previous: String,
+    },
+    CreateBinding {
+        request: ServiceBindingRequest,
+    },
+    DeleteBinding {
+        previous: String,
+    },
+}
+
+impl Work {
+    fn kind(&self) -> OperationKind {
+        match self {
+            Work::CreateInstance { .. } | Work::CreateBinding { .. } => OperationKind::Create,
+            Work::UpdateInstance { .. } => OperationKind::Update,
+            Work::DeleteInstance { .. } | Work::DeleteBinding { .. } => OperationKind::Delete,
+        }
+    }
+}
+
+/// What a finished backend call produced.
+#[derive(Debug)]
+enum Done {
+    /// The reply body of a create.
+    Created(Value),
+    /// The reply body of an update.
+    Updated(Value),
+    Deleted,
+}
+
+/// Whether the platform is still waiting for the answer of the request that started an
+/// operation: a failure it is told about leaves nothing behind, one it polls for stays visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Waiting,
+    Finishing,
+    Async,
+}
+
+/// The outcome of starting work on a resource.
+#[derive(Debug)]
+enum Begin {
+    /// New work, to run.
+    Started(OperationRecord),
+    /// Identical work is running.
+    Running(OperationRecord),
+    /// The resource exists as asked (its stored reply).
+    Exists(Option<Value>),
+    /// Gone already (delete).
+    Gone,
+    /// Exists with other attributes.
+    Conflict,
+    /// Another operation runs on it.
+    Busy(String),
+    /// It does not exist (update).
+    Missing,
+}
+
+/// A [`ServiceBroker`] that keeps its state in a [`Store`] and does its work through a
+/// [`Backend`].
+///
+/// Per the spec, and the same for every broker built on it:
+///
+/// - **Repeats.** A create (provision, bind) is fingerprinted over every attribute of the
+///   request (ids, plan, `parameters` — absent counts as `{}` —, the context, organization and
+///   space, `maintenance_info`, `bind_resource`, `app_guid`, the predecessor). An identical
+///   repeat of a finished create answers `200` with the stored reply (the same credentials); of
+///   a running one, `202` with the **same** operation (or, on a synchronous plan, `200` once it
+///   finishes); a different request for the same id answers `409`. The context counts except
+///   its `instance_name` and `*_annotations`, which platforms change without asking for
+///   anything else.
+/// - **`422 ConcurrencyError`** while another operation runs on the resource: an update or a
+///   delete during a create, a create or update during a delete, a bind on an instance being
+///   created or deleted. An identical update or delete while its twin runs answers `202` with
+///   that operation.
+/// - **Asynchronous on the broker's terms**: plans [`Backend::is_async`] names answer `202` at
+///   once (and `422 AsyncRequired` without `accepts_incomplete=true`); on other plans, a call
+///   that outlives [`StatefulConfig::sync_budget`] answers `202` when the request allows it,
+///   and is waited for otherwise.
+/// - **Last operation** from the store, with `Retry-After` while in progress and the failure's
+///   description. A finished operation is kept for [`StatefulConfig::retention`]; after it, a
+///   deleted resource answers `410 Gone`.
+/// - **Fetches** from the store: `404` while a resource is being created, `422
+///   ConcurrencyError` while an instance is being updated.
+/// - **Deadlines**: an operation past its plan's `maximum_polling_duration` is failed, with a
+///   description.
+/// - **Durable execution**: operations are rows held by a worker under a lease that it renews
+///   while the backend works. An operation whose worker died (or whose process restarted) is
+///   taken over once the lease runs out and run again ([`RestartPolicy::Resume`]) or failed
+///   ([`RestartPolicy::Fail`]): never "in progress" forever.
+/// - **Nothing half-written**: a write is committed before the platform is answered; a failed
+///   synchronous create leaves no resource behind; a store that cannot be reached answers `503`
+///   with an OSB body.
+///
+/// Cloning is cheap (one `Arc`); the worker runs on the Tokio runtime `new` is called in, as
+/// long as a clone is alive.
+pub struct Stateful<B, S> {
+    inner: Arc<Inner<B, S>>,
+}
+
+impl<B, S> Clone for Stateful<B, S> {
+    fn clone(&self) -> Self {
+        Stateful {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<B, S> std::fmt::Debug for Stateful<B, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stateful")
+            .field("owner", &self.inner.owner)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<B, S> {
+    backend: B,
+    store: S,
+    config: StatefulConfig,
+    /// This process's worker id (the owner of its leases).
+    owner: String,
+}
+
+fn millis(duration: Duration) -> Millis {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The store's failure as the platform sees it: `503` (retry later) when unavailable, `500`
+/// otherwise.
+fn unavailable(error: StoreError) -> BrokerError {
+    match error {
+        StoreError::Unavailable(reason) => {
+            tracing::warn!(%reason, "the store is unavailable");
+            BrokerError::failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The broker's store is unavailable; try again later.",
+            )
+        }
+        other => BrokerError::internal(other),
+    }
+}
+
+/// What an operation's failure says when polled; internal errors stay in the log.
+fn describe(error: &BrokerError) -> String {
+    match error {
+        BrokerError::BadRequest { description }
+        | BrokerError::NotFound { description }
+        | BrokerError::Conflict { description }
+        | BrokerError::UnprocessableEntity { description, .. } => description.clone(),
+        BrokerError::Failed { body, .. } => body
+            .description
+            .clone()
+            .unwrap_or_else(|| "The operation failed.".into()),
+        BrokerError::NotSupported { operation } => {
+            format!("The broker does not support {}.", operation.operation_id())
+        }
+        other => {
+            tracing::error!(error = %other, "an operation failed");
+            "The operation failed unexpectedly; the broker logged the error.".into()
+        }
+    }
+}
+
+/// The context as fingerprints count it: without the fields platforms change on their own.
+fn counted_context<T: Serialize>(context: &Option<T>) -> Value {
+    let mut value = serde_json::to_value(context).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut value {
+        map.retain(|k, _| k != "instance_name" && !k.ends_with("_annotations"));
+    }
+    value
+}
+
+fn parameters_or_empty(parameters: &Option<Map<String, Value>>) -> Value {
+    Value::Object(parameters.clone().unwrap_or_default())
+}
+
+fn provision_fingerprint(r: &ServiceInstanceProvisionRequest) -> String {
+    fingerprint(&json!({
+        "service_id": r.service_id, "plan_id": r.plan_id,
+        "organization_guid": r.organization_guid, "space_guid": r.space_guid,
+        "parameters": parameters_or_empty(&r.parameters),
+        "context": counted_context(&r.context),
+        "maintenance_info": r.maintenance_info,
+    }))
+}
+
+fn update_fingerprint(r: &ServiceInstanceUpdateRequest) -> String {
+    fingerprint(&json!({
+        "service_id": r.service_id, "plan_id": r.plan_id, "parameters": r.parameters,
+        "context": counted_context(&r.context), "maintenance_info": r.maintenance_info,
+    }))
+}
+
+fn bind_fingerprint(r: &ServiceBindingRequest) -> String {
+    fingerprint(&json!({
+        "service_id": r.service_id, "plan_id": r.plan_id,
+        "parameters": parameters_or_empty(&r.parameters),
+        "context": counted_context(&r.context), "bind_resource": r.bind_resource,
+        "app_guid": r.app_guid, "predecessor_binding_id": r.predecessor_binding_id,
+    }))
+}
+
+fn deadline(plan: Option<&Plan>, now: Millis) -> Option<Millis> {
+    let seconds = plan?.maximum_polling_duration?;
+    Some(now.saturating_add(seconds.saturating_mul(1000)))
+}
+
+fn new_operation(
+    key: &Key,
+    work: &Work,
+    fingerprint: String,
+    owner: &str,
+    lease: Duration,
+    deadline: Option<Millis>,
+) -> Result<OperationRecord, StoreError> {
+    let now = now_millis();
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let token = uuid::Uuid::new_v4()
+        .simple()
+        .encode_lower(&mut buffer)
+        .to_string();
+    Ok(OperationRecord {
+        id: OperationId::from(format!("{}-{token}", work.kind().as_str())),
+        key: key.clone(),
+        kind: work.kind(),
+        state: OperationState::InProgress,
+        fingerprint,
+        request: serde_json::to_value(work)?,
+        description: None,
+        owner: Some(owner.to_string()),
+        lease_until: Some(now.saturating_add(millis(lease))),
+        deadline,
+        created_at: now,
+        finished_at: None,
+    })
+}
+
+impl<B: Backend, S: Store> Stateful<B, S> {
+    /// The layer over `backend` and `store`. Starts the worker on the current Tokio runtime
+    /// (so call it inside one), which takes over operations left in progress and purges
+    /// finished ones older than the retention.
+    pub fn new(backend: B, store: S, config: StatefulConfig) -> Self {
+        let inner = Arc::new(Inner {
+            backend,
+            store,
+            config,
+            owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+        });
+        let weak = Arc::downgrade(&inner);
+        let interval = inner.config.worker_interval;
+        tokio::spawn(worker(weak, interval));
+        Stateful { inner }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// One round of the worker: purges old operations, then takes over every operation no
+    /// worker holds. Returns how many it took over. The worker runs this every
+    /// [`StatefulConfig::worker_interval`]; tests call it to make a round happen now.
+    pub async fn run_worker_once(&self) -> Result<usize, StoreError> {
+        tick(&self.inner).await
+    }
+}
+
+async fn worker<B: Backend, S: Store>(inner: Weak<Inner<B, S>>, interval: Duration) {
+    loop {
+        {
+            let Some(inner) = inner.upgrade() else {
+                return;
+            };
+            if let Err(error) = tick(&inner).await {
+                tracing::warn!(%error, "the operation worker could not read the store");
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn tick<B: Backend, S: Store>(inner: &Arc<Inner<B, S>>) -> Result<usize, StoreError> {
+    let now = now_millis();
+    inner
+        .store
+        .purge(now.saturating_sub(millis(inner.config.retention)))
+        .await?;
+    let mut taken = 0;
+    while let Some(op) = inner
+        .store
+        .claim(
+            &inner.owner,
+            now,
+            now.saturating_add(millis(inner.config.lease)),
+        )
+        .await?
+    {
+        taken += 1;
+        let work: Result<Work, _> = serde_json::from_value(op.request.clone());
+        let failure = match (&work, inner.config.restart) {
+            (Err(e), _) => Some(format!(
+                "The operation's stored request does not decode ({e}); it cannot be resumed."
+            )),
+            (Ok(_), _) if op.deadline.is_some_and(|d| d < now) => Some(
+                "The operation did not finish within the plan's maximum_polling_duration.".into(),
+            ),
+            (Ok(_), RestartPolicy::Fail) => {
+                Some("The broker restarted while the operation was in progress.".into())
+            }
+            (Ok(_), RestartPolicy::Resume) => None,
+        };
+        match (work, failure) {
+            (Ok(work), None) => {
+                tracing::info!(operation = %op.id, "resuming an operation");
+                let phase = Arc::new(Mutex::new(Phase::Async));
+                let (tx, _rx) = oneshot::channel();
+                tokio::spawn(inner.clone().execute(op, work, phase, tx));
+            }
+            (work, description) => {
+                let description = description
+                    .unwrap_or_else(|| "The operation's stored request does not decode.".into());
+                tracing::warn!(operation = %op.id, %description, "failing an operation");
+                inner.fail(&op, work.ok().as_ref(), description).await?;
+            }
+        }
+        if taken >= 256 {
+            break;
+        }
+    }
+    Ok(taken)
+}
+
+impl<B: Backend, S: Store> Inner<B, S> {
+    /// Runs the backend call of `op` while renewing its lease, records the result, and sends it
+    /// to the request waiting for it (if any).
+    async fn execute(
+        self: Arc<Self>,
+        op: OperationRecord,
+        work: Work,
+        phase: Arc<Mutex<Phase>>,
+        tx: oneshot::Sender<Result<Done, BrokerError>>,
+    ) {
+        let renew = async {
+            let every = (self.config.lease / 3).max(Duration::from_millis(10));
+            loop {
+                tokio::time::sleep(every).await;
+                let until = now_millis().saturating_add(millis(self.config.lease));
+                match self.store.renew(&op.id, &self.owner, until).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(error) => tracing::warn!(%error, "could not renew a lease"),
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = self.call(&op.key, &work) => result,
+            () = renew => {
+                tracing::warn!(operation = %op.id, "another worker took the operation over");
+                return;
+            }
+        };
+        let answered_async = {
+            let mut phase = phase.lock().unwrap_or_else(PoisonError::into_inner);
+            if *phase == Phase::Waiting {
+                *phase = Phase::Finishing;
+            }
+            *phase == Phase::Async
+        };
+        let recorded = self.finish(&op, &work, &result, answered_async).await;
+        let _ = tx.send(match recorded {
+            Ok(()) => result,
+            Err(error) => {
+                // The work is done but not recorded: the operation stays in progress and is
+                // run again (idempotently) once its lease runs out.
+                tracing::error!(%error, operation = %op.id, "could not record a finished operation");
+                Err(unavailable(error))
+            }
+        });
+    }
+
+    async fn call(&self, key: &Key, work: &Work) -> Result<Done, BrokerError> {
+        let instance = &key.instance_id;
+        let binding = key.binding_id.as_ref();
+        let backend = &self.backend;
+        match (work, binding) {
+            (Work::CreateInstance { request }, _) => {
+                let reply = backend.create_instance(instance, request).await?;
+                Ok(Done::Created(
+                    serde_json::to_value(reply).map_err(BrokerError::internal)?,
+                ))
+            }
+            (Work::UpdateInstance { request }, _) => {
+                let reply = backend.update_instance(instance, request).await?;
+                Ok(Done::Updated(
+                    serde_json::to_value(reply).map_err(BrokerError::internal)?,
+                ))
+            }
+            (Work::DeleteInstance { .. }, _) => {
+                backend.delete_instance(instance).await?;
+                Ok(Done::Deleted)
+            }
+            (Work::CreateBinding { request }, Some(binding)) => {
+                let reply = backend.create_binding(instance, binding, request).await?;
+                Ok(Done::Created(
+                    serde_json::to_value(reply).map_err(BrokerError::internal)?,
+                ))
+            }
+            (Work::DeleteBinding { .. }, Some(binding)) => {
+                backend.delete_binding(instance, binding).await?;
+                Ok(Done::Deleted)
+            }
+            (_, None) => Err(BrokerError::internal("binding work without a binding id")),
+        }
+    }
+
+    /// Records the result of `op`, if it is still the resource's running operation.
+    async fn finish(
+        &self,
+        op: &OperationRecord,
+        work: &Work,
+        result: &Result<Done, BrokerError>,
+        answered_async: bool,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        let description = result.as_ref().err().map(describe);
+        self.store
+            .transact(&op.key, &mut |snapshot: &Snapshot| {
+                let (Some(active), Some(resource)) = (&snapshot.active, &snapshot.resource) else {
+                    return Vec::new();
+                };
+                if active.id != op.id {
+                    return Vec::new();
+                }
+                let mut finished = active.clone();
+                finished.finished_at = Some(now);
+                finished.owner = None;
+                finished.lease_until = None;
+                let mut resource = resource.clone();
+                resource.updated_at = now;
+                let mut writes = Vec::new();
+                match (result, work) {
+                    (Ok(Done::Created(reply)), _) => {
+                        resource.state = ResourceState::Ready;
+                        resource.reply = Some(reply.clone());
+                        writes.push(Write::PutResource(resource));
+                    }
+                    (Ok(Done::Updated(_)), Work::UpdateInstance { request }) => {
+                        resource.state = ResourceState::Ready;
+                        if let Some(plan) = &request.plan_id {
+                            resource.plan_id = Some(plan.to_string());
+                            resource.request["plan_id"] = json!(plan);
+                        }
+                        if let Some(parameters) = &request.parameters {
+                            resource.request["parameters"] = json!(parameters);
+                        }
+                        if let Some(info) = &request.maintenance_info {
+                            resource.request["maintenance_info"] = json!(info);
+                        }
+                        writes.push(Write::PutResource(resource));
+                    }
+                    (Ok(_), Work::DeleteInstance { .. } | Work::DeleteBinding { .. }) => {
+                        writes.push(Write::DeleteResource(op.key.clone()));
+                    }
+                    (Ok(_), _) => {
+                        resource.state = ResourceState::Ready;
+                        writes.push(Write::PutResource(resource));
+                    }
+                    (Err(_), Work::CreateInstance { .. } | Work::CreateBinding { .. }) => {
+                        if answered_async {
+                            resource.state = ResourceState::Failed;
+                            writes.push(Write::PutResource(resource));
+                        } else {
+                            writes.push(Write::DeleteResource(op.key.clone()));
+                        }
+                    }
+                    (Err(_), Work::UpdateInstance { .. }) => {
+                        resource.state = ResourceState::Ready;
+                        writes.push(Write::PutResource(resource));
+                    }
+                    (
+                        Err(_),
+                        Work::DeleteInstance { previous } | Work::DeleteBinding { previous },
+                    ) => {
+                        resource.state =
+                            ResourceState::parse(previous).unwrap_or(ResourceState::Ready);
+                        writes.push(Write::PutResource(resource));
+                    }
+                }
+                finished.state = if result.is_ok() {
+                    OperationState::Succeeded
+                } else {
+                    OperationState::Failed
+                };
+                finished.description = description.clone();
+                writes.push(Write::PutOperation(finished));
+                writes
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Fails `op` without running it (a deadline passed, or the restart policy says so).
+    async fn fail(
+        &self,
+        op: &OperationRecord,
+        work: Option<&Work>,
+        description: String,
+    ) -> Result<(), StoreError> {
+        let failure: Result<Done, BrokerError> = Err(BrokerError::unprocessable(description));
+        match work {
+            Some(work) => self.finish(op, work, &failure, true).await,
+            None => {
+                // The work does not decode: fail the operation and leave the resource failed.
+                let fallback = Work::DeleteInstance {
+                    previous: ResourceState::Failed.as_str().to_string(),
+                };
+                self.finish(op, &fallback, &failure, true).await
+            }
+        }
+    }
+
+    /// Starts a create on `key` (or finds what a repeat finds).
+    async fn begin_create(
+        &self,
+        key: &Key,
+        fingerprint: String,
+        work: Work,
+        ids: (Option<String>, Option<String>),
+        deadline: Option<Millis>,
+    ) -> Result<Begin, BrokerError> {
+        let op = new_operation(
+            key,
+            &work,
+            fingerprint.clone(),
+            &self.owner,
+            self.config.lease,
+            deadline,
+        )
+        .map_err(BrokerError::internal)?;
+        let request = match &work {
+            Work::CreateInstance { request } => serde_json::to_value(request),
+            Work::CreateBinding { request } => serde_json::to_value(request),
+            _ => Ok(Value::Null),
+        }
+        .map_err(BrokerError::internal)?;
+        let mut verdict = None;
+        self.store
+            .transact(key, &mut |snapshot: &Snapshot| {
+                let (decision, writes) = decide_create(snapshot, &fingerprint, &op, &request, &ids);
+                verdict = Some(decision);
+                writes
+            })
+            .await
+            .map_err(unavailable)?;
+        verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
+    }
+
+    /// Starts an update or a delete on `key`.
+    async fn begin_change(
+        &self,
+        key: &Key,
+        fingerprint: String,
+        work: Work,
+        deadline: Option<Millis>,
+    ) -> Result<Begin, BrokerError> {
+        let mut op = new_operation(
+            key,
+            &work,
+            fingerprint.clone(),
+            &self.owner,
+            self.config.lease,
+            deadline,
+        )
+        .map_err(BrokerError::internal)?;
+        let kind = work.kind();
+        let mut verdict = None;
+        self.store
+            .transact(key, &mut |snapshot: &Snapshot| {
+                let (decision, writes) = decide_change(snapshot, kind, &fingerprint, &mut op);
+                verdict = Some(decision);
+                writes
+            })
+            .await
+            .map_err(unavailable)?;
+        verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
+    }
+
+    /// Runs a started operation and waits for it as the request allows: `Ok(None)` means
+    /// "answer 202".
+    async fn run(
+        self: &Arc<Self>,
+        op: OperationRecord,
+        permit: Option<AsyncPermit>,
+        always_async: bool,
+    ) -> Result<Option<Done>, BrokerError> {
+        let work: Work =
+            serde_json::from_value(op.request.clone()).map_err(BrokerError::internal)?;
+        let immediate = always_async && permit.is_some();
+        let phase = Arc::new(Mutex::new(if immediate {
+            Phase::Async
+        } else {
+            Phase::Waiting
+        }));
+        let (tx, mut rx) = oneshot::channel();
+        tokio::spawn(self.clone().execute(op, work, phase.clone(), tx));
+        if immediate {
+            return Ok(None);
+        }
+        let received = if permit.is_some() {
+            match tokio::time::timeout(self.config.sync_budget, &mut rx).await {
+                Ok(received) => received,
+                Err(_) => {
+                    let finishing = {
+                        let mut phase = phase.lock().unwrap_or_else(PoisonError::into_inner);
+                        if *phase == Phase::Waiting {
+                            *phase = Phase::Async;
+                        }
+                        *phase == Phase::Finishing
+                    };
+                    if !finishing {
+                        return Ok(None);
+                    }
+                    rx.await
+                }
+            }
+        } else {
+            rx.await
+        };
+        match received {
+            Ok(result) => result.map(Some),
+            Err(_) => Err(BrokerError::failed(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The operation was taken over by another worker; poll its last operation.",
+            )),
+        }
+    }
+
+    /// Waits (up to the synchronous budget) for a running operation to finish.
+    async fn wait_for(&self, op: &OperationRecord) -> Result<Option<OperationRecord>, BrokerError> {
+        let until = tokio::time::Instant::now() + self.config.sync_budget;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let current = self
+                .store
+                .operation(&op.key, Some(&op.id))
+                .await
+                .map_err(unavailable)?;
+            match current {
+                Some(current) if current.is_active() => {}
+                other => return Ok(other),
+            }
+            if tokio::time::Instant::now() >= until {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    async fn last_operation(
+        &self,
+        key: &Key,
+        operation: Option<&OperationId>,
+    ) -> Result<LastOperationOutcome, BrokerError> {
+        let op = self
+            .store
+            .operation(key, operation)
+            .await
+            .map_err(unavailable)?;
+        let Some(mut op) = op else {
+            let resource = self.store.resource(key).await.map_err(unavailable)?;
+            return Ok(match resource.map(|r| r.state) {
+                None => LastOperationOutcome::Gone,
+                Some(ResourceState::Ready | ResourceState::Updating) => {
+                    LastOperationOutcome::succeeded()
+                }
+                Some(ResourceState::Failed) => {
+                    LastOperationOutcome::failed("The resource's creation failed.")
+                }
+                Some(ResourceState::Creating | ResourceState::Deleting) => {
+                    LastOperationOutcome::in_progress().retry_after(self.retry_after_secs())
+                }
+            });
+        };
+        if op.is_active() && op.deadline.is_some_and(|d| d < now_millis()) {
+            let description =
+                "The operation did not finish within the plan's maximum_polling_duration.";
+            let work: Option<Work> = serde_json::from_value(op.request.clone()).ok();
+            self.fail(&op, work.as_ref(), description.into())
+                .await
+                .map_err(unavailable)?;
+            op.state = OperationState::Failed;
+            op.description = Some(description.into());
+        }
+        Ok(match op.state {
+            OperationState::InProgress => {
+                LastOperationOutcome::in_progress().retry_after(self.retry_after_secs())
+            }
+            OperationState::Succeeded => LastOperationOutcome::succeeded(),
+            OperationState::Failed => LastOperationOutcome::failed(
+                op.description
+                    .unwrap_or_else(|| "The operation failed.".into()),
+            ),
+        })
+    }
+
+    fn retry_after_secs(&self) -> u64 {
+        self.config.retry_after.as_secs().max(1)
+    }
+}
+
+fn decide_create(
+    snapshot: &Snapshot,
+    fingerprint: &str,
+    op: &OperationRecord,
+    request: &Value,
+    ids: &(Option<String>, Option<String>),
+) -> (Begin, Vec<Write>) {
+    if let Some(resource) = &snapshot.resource {
+        if let Some(active) = &snapshot.active {
+            if active.kind == OperationKind::Delete {
+                return (Begin::Busy("It is being deleted.".into()), Vec::new());
+            }
+        }
+        if resource.state != ResourceState::Failed {
+            if resource.fingerprint != fingerprint {
+                return (Begin::Conflict, Vec::new());
+            }
+            return match (resource.state, &snapshot.active) {
+                (ResourceState::Creating, Some(active)) => {
+                    (Begin::Running(active.clone()), Vec::new())
+                }
+                (ResourceState::Deleting, _) => {
+                    (Begin::Busy("It is being deleted.".into()), Vec::new())
+                }
+                _ => (Begin::Exists(resource.reply.clone()), Vec::new()),
+            };
+        }
+    }
+    let now = op.created_at;
+    let resource = ResourceRecord {
+        key: op.key.clone(),
+        service_id: ids.0.clone(),
+        plan_id: ids.1.clone(),
+        state: ResourceState::Creating,
+        fingerprint: fingerprint.to_string(),
+        request: request.clone(),
+        reply: None,
+        created_at: now,
+        updated_at: now,
+    };
+    (
+        Begin::Started(op.clone()),
+        vec![
+            Write::PutResource(resource),
+            Write::PutOperation(op.clone()),
+        ],
+    )
+}
+
+fn decide_change(
+    snapshot: &Snapshot,
+    kind: OperationKind,
+    fingerprint: &str,
+    op: &mut OperationRecord,
+) -> (Begin, Vec<Write>) {
+    let Some(resource) = &snapshot.resource else {
+        return (
+            if kind == OperationKind::Delete {
+                Begin::Gone
+            } else {
+                Begin::Missing
+            },
+            Vec::new(),
+        );
+    };
+    if let Some(active) = &snapshot.active {
+        if active.kind == kind
+            && (kind == OperationKind::Delete || active.fingerprint == fingerprint)
+        {
+            return (Begin::Running(active.clone()), Vec::new());
+        }
+        let doing = match active.kind {
+            OperationKind::Create => "being created",
+            OperationKind::Update => "being updated",
+            OperationKind::Delete => "being deleted",
+        };
+        return (Begin::Busy(format!("It is {doing}.")), Vec::new());
+    }
+    if kind == OperationKind::Update && resource.state != ResourceState::Ready {
+        return (
+            Begin::Busy("Its creation failed; delete it and create it again.".into()),
+            Vec::new(),
+        );
+    }
+    if kind == OperationKind::Delete {
+        let work = match &resource.key.binding_id {
+            Some(_) => Work::DeleteBinding {
+                previous: resource.state.as_str().to_string(),
+            },
+            None => Work::DeleteInstance {
+                previous: resource.state.as_str().to_string(),
+            },
+        };
+        if let Ok(request) = serde_json::to_value(&work) {
+            op.request = request;
+        }
+    }
+    let mut changed = resource.clone();
+    changed.state = if kind == OperationKind::Delete {
+        ResourceState::Deleting
+    } else {
+        ResourceState::Updating
+    };
+    changed.updated_at = op.created_at;
+    (
+        Begin::Started(op.clone()),
+        vec![Write::PutResource(changed), Write::PutOperation(op.clone())],
+    )
+}
+
+fn from_reply<T: for<'de> Deserialize<'de> + Default>(reply: Option<Value>) -> T {
+    reply
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+impl<B: Backend, S: Store> Stateful<B, S> {
+    /// Answers a create that found its resource running: `202` with the same operation on an
+    /// asynchronous plan, else waits for it.
+    async fn repeat_of_running(
+        &self,
+        op: OperationRecord,
+        permit: Option<AsyncPermit>,
+        always_async: bool,
+    ) -> Result<Option<Option<Value>>, BrokerError> {
+        if always_async {
+            return match permit {
+                Some(_) => Ok(None),
+                None => Err(BrokerError::async_required()),
+            };
+        }
+        match self.inner.wait_for(&op).await? {
+            Some(done) if done.state == OperationState::Succeeded => {
+                let resource = self
+                    .inner
+                    .store
+                    .resource(&op.key)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Some(resource.and_then(|r| r.reply)))
+            }
+            Some(done) => Err(BrokerError::bad_request(done.description.unwrap_or_else(
+                || "The identical request that was running failed.".into(),
+            ))),
+            None if permit.is_some() => Ok(None),
+            None => Err(BrokerError::concurrency_error(
+                "An identical request is still being worked on; retry later.",
+            )),
+        }
+    }
+
+    fn conflict(&self, what: &str) -> BrokerError {
+        BrokerError::conflict(format!(
+            "The {what} already exists (or is being created) with other attributes."
+        ))
+    }
+}
+
+#[async_trait]
+impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
+    async fn catalog(&self) -> Result<Catalog, BrokerError> {
+        self.inner.backend.catalog().await
+    }
+
+    async fn provision(
+        &self,
+        instance_id: InstanceId,
+        request: ServiceInstanceProvisionRequest,
+        ctx: RequestContext,
+    ) -> Result<ProvisionOutcome, BrokerError> {
+        let always_async = self.inner.backend.is_async(&request.plan_id);
+        let permit = ctx.async_permit();
+        if always_async && permit.is_none() {
+            return Err(BrokerError::async_required());
+        }
+        let key = Key::instance(instance_id);
+        let fingerprint = provision_fingerprint(&request);
+        let ids = (
+            Some(request.service_id.to_string()),
+            Some(request.plan_id.to_string()),
+        );
+        let deadline = deadline(ctx.plan(), now_millis());
+        let work = Work::CreateInstance { request };
+        let begin = self
+            .inner
+            .begin_create(&key, fingerprint, work, ids, deadline)
+            .await?;
+        let reply = |v: Option<Value>| from_reply::<ServiceInstanceProvisionResponse>(v);
+        match begin {
+            Begin::Started(op) => {
+                let id = op.id.clone();
+                match (self.inner.run(op, permit, always_async).await?, permit) {
+                    (Some(Done::Created(v)), _) => Ok(ProvisionOutcome::Created(reply(Some(v)))),
+                    (Some(_), _) => Err(BrokerError::internal("a create finished as another kind")),
+                    (None, Some(permit)) => Ok(ProvisionOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::internal("no permit for an accepted create")),
+                }
+            }
+            Begin::Running(op) => {
+                let id = op.id.clone();
+                match (
+                    self.repeat_of_running(op, permit, always_async).await?,
+                    permit,
+                ) {
+                    (Some(v), _) => Ok(ProvisionOutcome::AlreadyExists(reply(v))),
+                    (None, Some(permit)) => Ok(ProvisionOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::async_required()),
+                }
+            }
+            Begin::Exists(v) => Ok(ProvisionOutcome::AlreadyExists(reply(v))),
+            Begin::Conflict => Err(self.conflict("instance")),
+            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
+            Begin::Gone | Begin::Missing => Err(BrokerError::internal("unexpected create verdict")),
+        }
+    }
+
+    async fn update(
+        &self,
+        instance_id: InstanceId,
+        request: ServiceInstanceUpdateRequest,
+        ctx: RequestContext,
+    ) -> Result<UpdateOutcome, BrokerError> {
+        let key = Key::instance(instance_id.clone());
+        let plan = request
+            .plan_id
+            .as_ref()
+            .map(ToString::to_string)
+            .or_else(|| ctx.plan_id().map(ToString::to_string))
+            .unwrap_or_default();
+        let always_async = self.inner.backend.is_async(&plan);
+        let permit = ctx.async_permit();
+        if always_async && permit.is_none() {
+            return Err(BrokerError::async_required());
+        }
+        let fingerprint = update_fingerprint(&request);
+        let deadline = deadline(ctx.plan(), now_millis());
+        let work = Work::UpdateInstance { request };
+        match self
+            .inner
+            .begin_change(&key, fingerprint, work, deadline)
+            .await?
+        {
+            Begin::Started(op) => {
+                let id = op.id.clone();
+                match (self.inner.run(op, permit, always_async).await?, permit) {
+                    (Some(Done::Updated(v)), _) => {
+                        Ok(UpdateOutcome::Updated(from_reply::<
+                            ServiceInstanceUpdateResponse,
+                        >(Some(v))))
+                    }
+                    (Some(_), _) => {
+                        Err(BrokerError::internal("an update finished as another kind"))
+                    }
+                    (None, Some(permit)) => Ok(UpdateOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::internal("no permit for an accepted update")),
+                }
+            }
+            Begin::Running(op) => match permit {
+                Some(permit) => Ok(UpdateOutcome::accepted(permit, op.id)),
+                None => Err(BrokerError::concurrency_error(
+                    "An identical update is still being worked on; retry later.",
+                )),
+            },
+            Begin::Missing => Err(BrokerError::bad_request(format!(
+                "Instance {instance_id} does not exist."
+            ))),
+            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
+            _ => Err(BrokerError::internal("unexpected update verdict")),
+        }
+    }
+
+    async fn deprovision(
+        &self,
+        instance_id: InstanceId,
+        query: DeprovisionQuery,
+        ctx: RequestContext,
+    ) -> Result<DeleteOutcome, BrokerError> {
+        let always_async = self.inner.backend.is_async(&query.plan_id);
+        self.delete(Key::instance(instance_id), ctx, always_async)
+            .await
+    }
+
+    async fn instance_last_operation(
+        &self,
+        instance_id: InstanceId,
+        query: InstanceLastOperationQuery,
+        _ctx: RequestContext,
+    ) -> Result<LastOperationOutcome, BrokerError> {
+        self.inner
+            .last_operation(&Key::instance(instance_id), query.operation.as_ref())
+            .await
+    }
+
+    async fn fetch_instance(
+        &self,
+        instance_id: InstanceId,
+        _query: FetchInstanceQuery,
+        _ctx: RequestContext,
+    ) -> Result<FetchInstanceOutcome, BrokerError> {
+        let key = Key::instance(instance_id);
+        let resource = self.inner.store.resource(&key).await.map_err(unavailable)?;
+        let Some(resource) = resource else {
+            return Ok(FetchInstanceOutcome::NotFound);
+        };
+        match resource.state {
+            ResourceState::Creating | ResourceState::Failed => Ok(FetchInstanceOutcome::NotFound),
+            ResourceState::Updating => Err(BrokerError::concurrency_error(
+                "The instance is being updated; fetch it again when the update finishes.",
+            )),
+            ResourceState::Ready | ResourceState::Deleting => {
+                let reply = resource.reply.unwrap_or(Value::Null);
+                let found = json!({
+                    "service_id": resource.service_id, "plan_id": resource.plan_id,
+                    "dashboard_url": reply.get("dashboard_url"),
+                    "metadata": reply.get("metadata"),
+                    "parameters": resource.request.get("parameters"),
+                    "maintenance_info": resource.request.get("maintenance_info"),
+                });
+                let found = strip_nulls(found);
+                let found: ServiceInstanceResource =
+                    serde_json::from_value(found).map_err(BrokerError::internal)?;
+                Ok(FetchInstanceOutcome::Found(found))
+            }
+        }
+    }
+
+    async fn bind(
+        &self,
+        instance_id: InstanceId,
+        binding_id: BindingId,
+        mut request: ServiceBindingRequest,
+        ctx: RequestContext,
+    ) -> Result<BindOutcome, BrokerError> {
+        let instance = self
+            .inner
+            .store
+            .resource(&Key::instance(instance_id.clone()))
+            .await
+            .map_err(unavailable)?;
+        let instance = match instance {
+            None => {
+                return Err(BrokerError::bad_request(format!(
+                    "Instance {instance_id} does not exist."
+                )));
+            }
+            Some(r) if matches!(r.state, ResourceState::Ready | ResourceState::Updating) => r,
+            Some(r) if r.state == ResourceState::Failed => {
+                return Err(BrokerError::unprocessable(format!(
+                    "Instance {instance_id} failed to be created; it cannot be bound."
+                )));
+            }
+            Some(_) => {
+                return Err(BrokerError::concurrency_error(format!(
+                    "Instance {instance_id} is being created or deleted."
+                )));
+            }
+        };
+        if request.service_id.is_none() {
+            request.service_id = instance.service_id.clone().map(Into::into);
+        }
+        if request.plan_id.is_none() {
+            request.plan_id = instance.plan_id.clone().map(Into::into);
+        }
+        if let Some(predecessor) = request.predecessor_binding_id.clone() {
+            let old = self
+                .inner
+                .store
+                .resource(&Key::binding(instance_id.clone(), predecessor.clone()))
+                .await
+                .map_err(unavailable)?;
+            match old {
+                Some(old) if old.state == ResourceState::Ready => {
+                    if request.parameters.is_none() {
+                        request.parameters = old
+                            .request
+                            .get("parameters")
+                            .and_then(Value::as_object)
+                            .cloned();
+                    }
+                }
+                _ => {
+                    return Err(BrokerError::bad_request(format!(
+                        "predecessor_binding_id {predecessor:?} is not a binding of instance {instance_id}."
+                    )));
+                }
+            }
+        }
+        let plan = request.plan_id.as_deref().unwrap_or("").to_string();
+        let always_async = self.inner.backend.is_async(&plan);
+        let permit = ctx.async_permit();
+        if always_async && permit.is_none() {
+            return Err(BrokerError::async_required());
+        }
+        let key = Key::binding(instance_id, binding_id);
+        let fingerprint = bind_fingerprint(&request);
+        let ids = (
+            request.service_id.as_ref().map(ToString::to_string),
+            request.plan_id.as_ref().map(ToString::to_string),
+        );
+        let deadline = deadline(ctx.plan(), now_millis());
+        let work = Work::CreateBinding { request };
+        let begin = self
+            .inner
+            .begin_create(&key, fingerprint, work, ids, deadline)
+            .await?;
+        let reply = |v: Option<Value>| from_reply::<ServiceBindingResponse>(v);
+        match begin {
+            Begin::Started(op) => {
+                let id = op.id.clone();
+                match (self.inner.run(op, permit, always_async).await?, permit) {
+                    (Some(Done::Created(v)), _) => Ok(BindOutcome::Created(reply(Some(v)))),
+                    (Some(_), _) => Err(BrokerError::internal("a bind finished as another kind")),
+                    (None, Some(permit)) => Ok(BindOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::internal("no permit for an accepted bind")),
+                }
+            }
+            Begin::Running(op) => {
+                let id = op.id.clone();
+                match (
+                    self.repeat_of_running(op, permit, always_async).await?,
+                    permit,
+                ) {
+                    (Some(v), _) => Ok(BindOutcome::AlreadyExists(reply(v))),
+                    (None, Some(permit)) => Ok(BindOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::async_required()),
+                }
+            }
+            Begin::Exists(v) => Ok(BindOutcome::AlreadyExists(reply(v))),
+            Begin::Conflict => Err(self.conflict("binding")),
+            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
+            Begin::Gone | Begin::Missing => Err(BrokerError::internal("unexpected bind verdict")),
+        }
+    }
+
+    async fn unbind(
+        &self,
+        instance_id: InstanceId,
+        binding_id: BindingId,
+        query: UnbindQuery,
+        ctx: RequestContext,
+    ) -> Result<DeleteOutcome, BrokerError> {
+        let always_async = self.inner.backend.is_async(&query.plan_id);
+        self.delete(Key::binding(instance_id, binding_id), ctx, always_async)
+            .await
+    }
+
+    async fn binding_last_operation(
+        &self,
+        instance_id: InstanceId,
+        binding_id: BindingId,
+        query: BindingLastOperationQuery,
+        _ctx: RequestContext,
+    ) -> Result<LastOperationOutcome, BrokerError> {
+        self.inner
+            .last_operation(
+                &Key::binding(instance_id, binding_id),
+                query.operation.as_ref(),
+            )
+            .await
+    }
+
+    async fn fetch_binding(
+        &self,
+        instance_id: InstanceId,
+        binding_id: BindingId,
+        _query: FetchBindingQuery,
+        _ctx: RequestContext,
+    ) -> Result<FetchBindingOutcome, BrokerError> {
+        let key = Key::binding(instance_id, binding_id);
+        let resource = self.inner.store.resource(&key).await.map_err(unavailable)?;
+        match resource {
+            Some(r) if matches!(r.state, ResourceState::Ready | ResourceState::Deleting) => {
+                let mut found = match r.reply {
+                    Some(Value::Object(map)) => map,
+                    _ => Map::new(),
+                };
+                if let Some(parameters) = r.request.get("parameters").filter(|p| !p.is_null()) {
+                    found.insert("parameters".into(), parameters.clone());
+                }
+                let found: ServiceBindingResource =
+                    serde_json::from_value(Value::Object(found)).map_err(BrokerError::internal)?;
+                Ok(FetchBindingOutcome::Found(found))
+            }
+            _ => Ok(FetchBindingOutcome::NotFound),
+        }
+    }
+}
+
+impl<B: Backend, S: Store> Stateful<B, S> {
+    async fn delete(
+        &self,
+        key: Key,
+        ctx: RequestContext,
+        always_async: bool,
+    ) -> Result<DeleteOutcome, BrokerError> {
+        let permit = ctx.async_permit();
+        if always_async && permit.is_none() {
+            return Err(BrokerError::async_required());
+        }
+        let fingerprint = fingerprint(&json!({"delete": true}));
+        let deadline = deadline(ctx.plan(), now_millis());
+        let work = match &key.binding_id {
+            Some(_) => Work::DeleteBinding {
+                previous: String::new(),
+            },
+            None => Work::DeleteInstance {
+                previous: String::new(),
+            },
+        };
+        match self
+            .inner
+            .begin_change(&key, fingerprint, work, deadline)
+            .await?
+        {
+            Begin::Started(op) => {
+                let id = op.id.clone();
+                match (self.inner.run(op, permit, always_async).await?, permit) {
+                    (Some(_), _) => Ok(DeleteOutcome::Deleted),
+                    (None, Some(permit)) => Ok(DeleteOutcome::accepted(permit, id)),
+                    (None, None) => Err(BrokerError::internal("no permit for an accepted delete")),
+                }
+            }
+            Begin::Running(op) => {
+                if let Some(permit) = permit {
+                    return Ok(DeleteOutcome::accepted(permit, op.id));
+                }
+                match self.inner.wait_for(&op).await? {
+                    Some(done) if done.state == OperationState::Succeeded => {
+                        Ok(DeleteOutcome::Deleted)
+                    }
+                    Some(done) => Err(BrokerError::unprocessable(done.description.unwrap_or_else(
+                        || "The identical delete that was running failed.".into(),
+                    ))),
+                    None => Err(BrokerError::concurrency_error(
+                        "The resource is being deleted; retry later.",
+                    )),
+                }
+            }
+            Begin::Gone => Ok(DeleteOutcome::Gone),
+            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
+            _ => Err(BrokerError::internal("unexpected delete verdict")),
+        }
+    }
+}
+
+/// Removes the `null` members of a JSON object (absent fields stay absent).
+fn strip_nulls(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            Value::Object(map.into_iter().filter(|(_, v)| !v.is_null()).collect())
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,52 @@
+//! The store test suite against the in-memory and SQLite stores.
+
+use osb_store::testing::{check_resumed, leave_running, stateful_suite, store_suite};
+use osb_store::{MemoryStore, SqliteOptions, SqliteStore};
+
+async fn sqlite(dir: &tempfile::TempDir, name: &str) -> SqliteStore {
+    let url = format!("sqlite:{}", dir.path().join(name).display());
+    SqliteStore::open(&url, &SqliteOptions::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_store_suite() {
+    store_suite(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_stateful_suite() {
+    stateful_suite(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    store_suite(|| {
+        let name = format!(
+            "store-{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = &dir;
+        async move { sqlite(dir, &name).await }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_passes_the_stateful_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    stateful_suite(|| sqlite(&dir, "stateful.db")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_left_in_progress_is_resumed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite(&dir, "restart.db").await;
+    let token = leave_running(&store, "r-1").await;
+    drop(store);
+    // The process restarts: a new store on the same file.
+    check_resumed(sqlite(&dir, "restart.db").await, "r-1", &token).await;
+}
