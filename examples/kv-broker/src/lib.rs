@@ -1,0 +1,543 @@
+//! The reference broker of osb-rs: each service instance is a key-value namespace the broker
+//! serves itself, and a binding's credentials (`uri` and a bearer `token`) really work against
+//! it. Everything is durable: the broker's state lives in SQLite through osb-store, so
+//! instances, bindings, keys and operations in progress survive restarts.
+//!
+//! One offering, `kv`, with three plans:
+//!
+//! | plan | id | behaviour |
+//! |---|---|---|
+//! | `small` | [`SMALL_PLAN_ID`] | synchronous; up to 100 keys |
+//! | `async` | [`ASYNC_PLAN_ID`] | provisioning takes [`Config::async_delay`] and answers `202`; up to 100 keys |
+//! | `sized` | [`SIZED_PLAN_ID`] | synchronous; `parameters.max_keys` (1–1000, schema-checked) sets the limit |
+//!
+//! The key-value API, for whoever holds a binding's token:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `PUT /kv/{instance_id}/{key}` with the value as the body | `204`, or `507` when the instance holds its maximum of keys |
+//! | `GET /kv/{instance_id}/{key}` | `200` with the value, or `404` |
+//! | `DELETE /kv/{instance_id}/{key}` | `204`, or `404` |
+//!
+//! with `Authorization: Bearer {token}`; a token of another instance, or of a binding that was
+//! unbound, gets `401`. A rotation (`predecessor_binding_id`) issues a new token and keeps the
+//! old one working until its binding is unbound.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use osb_server::prelude::*;
+use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
+use osb_store::{Backend, SqliteOptions, SqliteStore, Stateful, StatefulConfig, Store, StoreError};
+use serde_json::{Map, Value, json};
+use sqlx::SqlitePool;
+
+/// The id of the `kv` offering.
+pub const SERVICE_ID: &str = "3f8a1c52-7d4e-4b9a-9e21-6c0d5b7a8e10";
+/// The synchronous `small` plan (100 keys).
+pub const SMALL_PLAN_ID: &str = "8c2e6f1a-0b3d-4a57-b9c8-1d2e3f4a5b6c";
+/// The `async` plan: provisioning answers `202` and takes [`Config::async_delay`].
+pub const ASYNC_PLAN_ID: &str = "b1d4e7f0-2a5c-4e8b-9d1f-3a6c9e2b5d80";
+/// The `sized` plan: `parameters.max_keys` (1–1000) sets the limit.
+pub const SIZED_PLAN_ID: &str = "e5f6a7b8-c9d0-4e1f-8a2b-3c4d5e6f7a8b";
+/// Keys an instance holds unless its plan says otherwise.
+pub const DEFAULT_MAX_KEYS: i64 = 100;
+
+/// Settings of the kv-broker, read from the environment by [`Config::from_env`].
+#[derive(Clone)]
+pub struct Config {
+    /// Basic auth user name (`OSB_BROKER_USERNAME`, default `admin`).
+    pub username: String,
+    /// Basic auth password (`OSB_BROKER_PASSWORD`, default: a fresh random one).
+    pub password: String,
+    /// The database (`OSB_DATABASE_URL`, default `sqlite:data/kv-broker.db`).
+    pub database_url: String,
+    /// The base URL bindings hand out for the key-value API (`OSB_PUBLIC_URL`, default
+    /// `http://{listen address}`).
+    pub public_url: Option<String>,
+    /// How long provisioning on the `async` plan takes (`OSB_ASYNC_DELAY_MS`, default 3000).
+    pub async_delay: Duration,
+    /// How the stateful layer answers (retention, budgets, leases).
+    pub stateful: StatefulConfig,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("database_url", &self.database_url)
+            .field("public_url", &self.public_url)
+            .field("async_delay", &self.async_delay)
+            .field("stateful", &self.stateful)
+            .finish()
+    }
+}
+
+impl Config {
+    /// These credentials and database, 3 s async work, default stateful settings.
+    pub fn new(
+        username: impl Into<String>,
+        password: impl Into<String>,
+        database_url: impl Into<String>,
+    ) -> Self {
+        Config {
+            username: username.into(),
+            password: password.into(),
+            database_url: database_url.into(),
+            public_url: None,
+            async_delay: Duration::from_secs(3),
+            stateful: StatefulConfig::default(),
+        }
+    }
+
+    /// Reads the environment; the flag says whether the password was generated.
+    pub fn from_env() -> (Self, bool) {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let password = var("OSB_BROKER_PASSWORD");
+        let generated = password.is_none();
+        let mut config = Config::new(
+            var("OSB_BROKER_USERNAME").unwrap_or_else(|| "admin".into()),
+            password.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            var("OSB_DATABASE_URL").unwrap_or_else(|| "sqlite:data/kv-broker.db".into()),
+        );
+        config.public_url = var("OSB_PUBLIC_URL");
+        if let Some(ms) = var("OSB_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
+            config.async_delay = Duration::from_millis(ms);
+        }
+        (config, generated)
+    }
+}
+
+/// The catalog: the `kv` offering with its three plans.
+pub fn catalog() -> Catalog {
+    let max_keys = json!({"parameters": {"$schema": "http://json-schema.org/draft-04/schema#",
+        "type": "object", "additionalProperties": false,
+        "properties": {"max_keys": {"type": "integer", "minimum": 1, "maximum": 1000}}}});
+    serde_json::from_value(json!({"services": [{
+        "id": SERVICE_ID, "name": "kv", "description": "Key-value namespaces served over HTTP",
+        "bindable": true, "instances_retrievable": true, "bindings_retrievable": true,
+        "tags": ["kv", "example"], "metadata": {"displayName": "Key-value store"},
+        "plans": [
+            {"id": SMALL_PLAN_ID, "name": "small", "description": "Up to 100 keys, at once",
+             "binding_rotatable": true},
+            {"id": ASYNC_PLAN_ID, "name": "async", "description": "Up to 100 keys, provisioned in the background",
+             "maximum_polling_duration": 600, "binding_rotatable": true},
+            {"id": SIZED_PLAN_ID, "name": "sized", "description": "As many keys as max_keys says (1-1000)",
+             "binding_rotatable": true,
+             "schemas": {"service_instance": {"create": max_keys}}}]}]}))
+    .unwrap_or_else(|e| panic!("the built-in catalog is valid: {e}"))
+}
+
+/// The work of the kv-broker: its own tables beside osb-store's.
+#[derive(Clone, Debug)]
+pub struct KvBackend {
+    pool: SqlitePool,
+    public_url: String,
+    async_delay: Duration,
+}
+
+fn internal(error: sqlx::Error) -> BrokerError {
+    BrokerError::internal(error)
+}
+
+impl KvBackend {
+    /// Creates the kv tables in `pool`'s database if they are missing.
+    pub async fn new(
+        pool: SqlitePool,
+        public_url: String,
+        async_delay: Duration,
+    ) -> Result<Self, StoreError> {
+        for statement in [
+            "CREATE TABLE IF NOT EXISTS kv_instances (instance_id TEXT PRIMARY KEY NOT NULL, max_keys INTEGER NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS kv_tokens (instance_id TEXT NOT NULL, binding_id TEXT NOT NULL, token TEXT NOT NULL UNIQUE, PRIMARY KEY (instance_id, binding_id))",
+            "CREATE TABLE IF NOT EXISTS kv_entries (instance_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (instance_id, key))",
+        ] {
+            sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .map_err(StoreError::from)?;
+        }
+        Ok(KvBackend {
+            pool,
+            public_url,
+            async_delay,
+        })
+    }
+
+    /// The instance a bearer token opens, if any.
+    async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
+        sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = ?")
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await
+    }
+}
+
+#[async_trait]
+impl Backend for KvBackend {
+    async fn catalog(&self) -> Result<Catalog, BrokerError> {
+        Ok(catalog())
+    }
+
+    fn is_async(&self, plan_id: &str) -> bool {
+        plan_id == ASYNC_PLAN_ID
+    }
+
+    async fn create_instance(
+        &self,
+        id: &InstanceId,
+        request: &ServiceInstanceProvisionRequest,
+    ) -> Result<ServiceInstanceProvisionResponse, BrokerError> {
+        if request.plan_id.as_str() == ASYNC_PLAN_ID {
+            tokio::time::sleep(self.async_delay).await;
+        }
+        let max_keys = request
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("max_keys"))
+            .and_then(Value::as_i64)
+            .unwrap_or(DEFAULT_MAX_KEYS);
+        sqlx::query("INSERT OR IGNORE INTO kv_instances (instance_id, max_keys) VALUES (?, ?)")
+            .bind(id.as_str())
+            .bind(max_keys)
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(ServiceInstanceProvisionResponse::new()
+            .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
+    }
+
+    async fn update_instance(
+        &self,
+        id: &InstanceId,
+        request: &ServiceInstanceUpdateRequest,
+    ) -> Result<ServiceInstanceUpdateResponse, BrokerError> {
+        if let Some(max_keys) = request
+            .parameters
+            .as_ref()
+            .and_then(|p| p.get("max_keys"))
+            .and_then(Value::as_i64)
+        {
+            sqlx::query("UPDATE kv_instances SET max_keys = ? WHERE instance_id = ?")
+                .bind(max_keys)
+                .bind(id.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(internal)?;
+        }
+        Ok(ServiceInstanceUpdateResponse::new())
+    }
+
+    async fn delete_instance(&self, id: &InstanceId) -> Result<(), BrokerError> {
+        let mut tx = self.pool.begin().await.map_err(internal)?;
+        for statement in [
+            "DELETE FROM kv_entries WHERE instance_id = ?",
+            "DELETE FROM kv_tokens WHERE instance_id = ?",
+            "DELETE FROM kv_instances WHERE instance_id = ?",
+        ] {
+            sqlx::query(statement)
+                .bind(id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(internal)?;
+        }
+        tx.commit().await.map_err(internal)
+    }
+
+    async fn create_binding(
+        &self,
+        id: &InstanceId,
+        binding: &BindingId,
+        _request: &ServiceBindingRequest,
+    ) -> Result<ServiceBindingResponse, BrokerError> {
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        // A binding created again (after a restart) gets a new token; the old one is revoked.
+        sqlx::query(
+            "INSERT OR REPLACE INTO kv_tokens (instance_id, binding_id, token) VALUES (?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(binding.as_str())
+        .bind(&token)
+        .execute(&self.pool)
+        .await
+        .map_err(internal)?;
+        let mut credentials = Map::new();
+        credentials.insert("uri".into(), json!(format!("{}/kv/{id}", self.public_url)));
+        credentials.insert("token".into(), json!(token));
+        Ok(ServiceBindingResponse::new().with_credentials(credentials))
+    }
+
+    async fn delete_binding(
+        &self,
+        id: &InstanceId,
+        binding: &BindingId,
+    ) -> Result<(), BrokerError> {
+        sqlx::query("DELETE FROM kv_tokens WHERE instance_id = ? AND binding_id = ?")
+            .bind(id.as_str())
+            .bind(binding.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(internal)?;
+        Ok(())
+    }
+}
+
+/// The broker with its store, for the router and the key-value API.
+pub type KvBroker = Stateful<KvBackend, SqliteStore>;
+
+/// Opens the database, and builds the OSB router (Basic auth), the key-value API and
+/// `GET /healthz` (no auth: `200` while the store answers, `503` otherwise).
+pub async fn app(config: Config, listen: SocketAddr) -> Result<(Router, KvBroker), AppError> {
+    if let Some(path) = config
+        .database_url
+        .strip_prefix("sqlite:")
+        .filter(|p| !p.starts_with(':'))
+    {
+        let path = path.split('?').next().unwrap_or(path);
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                AppError::Store(StoreError::Unavailable(format!(
+                    "cannot create the directory {}: {e}",
+                    parent.display()
+                )))
+            })?;
+        }
+    }
+    let store = SqliteStore::open(&config.database_url, &SqliteOptions::default()).await?;
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{listen}"));
+    let backend = KvBackend::new(store.pool().clone(), public_url, config.async_delay).await?;
+    let broker = Stateful::new(backend, store, config.stateful.clone());
+    let osb: Router = Broker::builder(broker.clone())
+        .basic_auth(config.username.clone(), config.password.clone())
+        .build()
+        .await
+        .map_err(AppError::Broker)?;
+    let kv = Router::new()
+        .route(
+            "/kv/{instance}/{key}",
+            get(get_key).put(put_key).delete(delete_key),
+        )
+        .route("/healthz", get(health))
+        .with_state(broker.clone());
+    Ok((osb.merge(kv), broker))
+}
+
+/// Why the broker could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The database could not be opened or is not the broker's.
+    Store(StoreError),
+    /// The OSB router could not be built.
+    Broker(BrokerError),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Store(e) => write!(f, "{e}"),
+            AppError::Broker(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        AppError::Store(error)
+    }
+}
+
+/// A broker started by [`start`]; abort `task` to stop it.
+#[derive(Debug)]
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The broker (its store and backend).
+    pub broker: KvBroker,
+    /// The server task.
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the broker on an ephemeral loopback port, for tests.
+pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (app, broker) = app(config, addr).await?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Running { addr, broker, task })
+}
+
+fn kv_error(status: StatusCode, description: &str) -> Response {
+    (status, axum::Json(json!({"description": description}))).into_response()
+}
+
+/// Checks the bearer token against the instance; the error is the reply to send.
+async fn authorize(broker: &KvBroker, headers: &HeaderMap, instance: &str) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let unauthorized = || {
+        let mut response = kv_error(
+            StatusCode::UNAUTHORIZED,
+            "Send a binding's token of this instance as `Authorization: Bearer <token>`.",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        response
+    };
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Err(unauthorized());
+    };
+    match broker.backend().instance_of(token).await {
+        Ok(Some(owner)) if owner == instance => Ok(()),
+        Ok(_) => Err(unauthorized()),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check a token");
+            Err(kv_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The store is unavailable; try again later.",
+            ))
+        }
+    }
+}
+
+async fn get_key(
+    State(broker): State<KvBroker>,
+    UrlPath((instance, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorize(&broker, &headers, &instance).await {
+        return response;
+    }
+    let value: Result<Option<Vec<u8>>, _> =
+        sqlx::query_scalar("SELECT value FROM kv_entries WHERE instance_id = ? AND key = ?")
+            .bind(&instance)
+            .bind(&key)
+            .fetch_optional(broker.store().pool())
+            .await;
+    match value {
+        Ok(Some(value)) => (StatusCode::OK, value).into_response(),
+        Ok(None) => kv_error(StatusCode::NOT_FOUND, "No such key."),
+        Err(_) => kv_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store is unavailable; try again later.",
+        ),
+    }
+}
+
+async fn put_key(
+    State(broker): State<KvBroker>,
+    UrlPath((instance, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(response) = authorize(&broker, &headers, &instance).await {
+        return response;
+    }
+    let pool = broker.store().pool();
+    let stored = async {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM kv_entries WHERE instance_id = ? AND key = ?")
+                .bind(&instance)
+                .bind(&key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM kv_entries WHERE instance_id = ?")
+                .bind(&instance)
+                .fetch_one(&mut *tx)
+                .await?;
+        let max: i64 =
+            sqlx::query_scalar("SELECT max_keys FROM kv_instances WHERE instance_id = ?")
+                .bind(&instance)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(DEFAULT_MAX_KEYS);
+        if exists.is_none() && count >= max {
+            return Ok::<_, sqlx::Error>(Some(max));
+        }
+        sqlx::query("INSERT OR REPLACE INTO kv_entries (instance_id, key, value) VALUES (?, ?, ?)")
+            .bind(&instance)
+            .bind(&key)
+            .bind(body.as_ref())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(None)
+    };
+    match stored.await {
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some(max)) => kv_error(
+            StatusCode::INSUFFICIENT_STORAGE,
+            &format!("The instance holds its maximum of {max} keys."),
+        ),
+        Err(_) => kv_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store is unavailable; try again later.",
+        ),
+    }
+}
+
+async fn delete_key(
+    State(broker): State<KvBroker>,
+    UrlPath((instance, key)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(response) = authorize(&broker, &headers, &instance).await {
+        return response;
+    }
+    let deleted = sqlx::query("DELETE FROM kv_entries WHERE instance_id = ? AND key = ?")
+        .bind(&instance)
+        .bind(&key)
+        .execute(broker.store().pool())
+        .await;
+    match deleted {
+        Ok(done) if done.rows_affected() > 0 => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => kv_error(StatusCode::NOT_FOUND, "No such key."),
+        Err(_) => kv_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The store is unavailable; try again later.",
+        ),
+    }
+}
+
+async fn health(State(broker): State<KvBroker>) -> Response {
+    match broker.store().health().await {
+        Ok(()) => (StatusCode::OK, axum::Json(json!({"store": "ok"}))).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"store": "unavailable", "description": e.to_string()})),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,73 @@
+//! Run with: cargo run -p example-kv-broker
+//!
+//! Serves the kv-broker on `OSB_LISTEN` (default `127.0.0.1:8080`) until Ctrl-C or SIGTERM, with
+//! its state in `OSB_DATABASE_URL` (default `sqlite:data/kv-broker.db`, created on first run).
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use example_kv_broker::{Config, app};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kv-broker: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let (config, generated) = Config::from_env();
+    let listen = std::env::var("OSB_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    if generated {
+        println!(
+            "Basic auth: user {:?}, generated password {:?}",
+            config.username, config.password
+        );
+    }
+    let database = config.database_url.clone();
+    let (router, _broker) = app(config, addr)
+        .await
+        .map_err(|e| format!("cannot open the database {database:?}: {e}"))?;
+    println!("kv-broker listening on http://{addr} (database {database})");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    println!("kv-broker stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn shutdown() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
