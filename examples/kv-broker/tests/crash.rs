@@ -124,14 +124,17 @@ async fn crash_rounds(rounds: usize) {
         wait_healthy(addr).await;
         let client = client(addr);
         let opts = CallOptions::new();
-        let acknowledged = acknowledged.lock().unwrap();
+        let (instances, bindings) = {
+            let acknowledged = acknowledged.lock().unwrap();
+            (
+                acknowledged.instances.clone(),
+                acknowledged.bindings.clone(),
+            )
+        };
         assert!(
-            !acknowledged.instances.is_empty(),
+            !instances.is_empty(),
             "round {round}: the load did something"
         );
-        let instances = acknowledged.instances.clone();
-        let bindings = acknowledged.bindings.clone();
-        drop(acknowledged);
         for instance in &instances {
             let found = client
                 .fetch_instance(instance, &FetchInstanceQuery::new(), &opts)
