@@ -6,7 +6,7 @@
 //! (publishes JSON Schemas for provision and bind `parameters`) and `async` (provision, bind,
 //! unbind and deprovision answer `202` and finish after [`Config::async_delay`]). Other crates'
 //! tests start it in-process with [`start`] and drive it over loopback.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -148,27 +148,73 @@ struct Resource {
     work: Work,
 }
 
+/// The state. Every request touches only the resources it names and the work that has come
+/// due, so it costs the same however many resources there are.
 #[derive(Debug, Default)]
 struct State {
     live: HashMap<Key, Resource>,
+    /// The bindings of each instance.
+    bindings: HashMap<InstanceId, HashSet<BindingId>>,
+    /// Asynchronous work by the time it finishes (with a sequence number to keep keys apart).
+    due: BTreeMap<(Instant, u64), Key>,
+    next: u64,
     /// Everything deleted (`410 Gone` when polled), with the time an asynchronous delete
     /// finished (polls answer `200 succeeded` during the retention).
     deleted: HashMap<Key, Option<Instant>>,
 }
 
 impl State {
+    fn insert(&mut self, key: Key, resource: Resource) {
+        if let (id, Some(binding)) = &key {
+            self.bindings
+                .entry(id.clone())
+                .or_default()
+                .insert(binding.clone());
+        }
+        self.live.insert(key, resource);
+    }
+
+    /// Remembers that the work on `key` finishes at `until`.
+    fn schedule(&mut self, until: Instant, key: Key) {
+        self.next += 1;
+        self.due.insert((until, self.next), key);
+    }
+
+    /// Finishes the work that has come due.
+    fn advance(&mut self, now: Instant) {
+        while let Some(entry) = self.due.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let key = entry.remove();
+            match self.live.get_mut(&key).map(|r| &r.work) {
+                Some(Work::Deleting(t, _)) if *t <= now => self.remove(key, Some(now)),
+                Some(Work::Creating(t, _)) if *t <= now => {
+                    if let Some(r) = self.live.get_mut(&key) {
+                        r.work = Work::Ready;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Deletes a resource (an instance with its bindings, which then answer `410 Gone`).
     fn remove(&mut self, key: Key, finished: Option<Instant>) {
         self.live.remove(&key);
-        if key.1.is_none() {
-            let deleted = &mut self.deleted;
-            self.live.retain(|k, _| {
-                let keep = k.0 != key.0;
-                if !keep {
-                    deleted.insert(k.clone(), None);
+        match &key {
+            (id, None) => {
+                for binding in self.bindings.remove(id).unwrap_or_default() {
+                    let binding_key = (id.clone(), Some(binding));
+                    self.live.remove(&binding_key);
+                    self.deleted.insert(binding_key, None);
                 }
-                keep
-            });
+            }
+            (id, Some(binding)) => {
+                if let Some(bindings) = self.bindings.get_mut(id) {
+                    bindings.remove(binding);
+                }
+            }
         }
         self.deleted.insert(key, finished);
     }
@@ -199,19 +245,7 @@ impl MemoryBroker {
     /// Locks the state after finishing the work whose time has come.
     fn state(&self) -> MutexGuard<'_, State> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = Instant::now();
-        let done: Vec<Key> = (state.live.iter())
-            .filter(|(_, r)| matches!(r.work, Work::Deleting(t, _) if t <= now))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in done {
-            state.remove(key, Some(now));
-        }
-        for r in state.live.values_mut() {
-            if matches!(r.work, Work::Creating(t, _) if t <= now) {
-                r.work = Work::Ready;
-            }
-        }
+        state.advance(Instant::now());
         state
     }
 
@@ -263,12 +297,13 @@ impl MemoryBroker {
             work: Work::Ready,
         };
         let Some((permit, until)) = asynchronous else {
-            state.live.insert(key, r.clone());
+            state.insert(key, r.clone());
             return Ok(Created::New(r));
         };
         let token = new_operation("create");
         r.work = Work::Creating(until, token.clone());
-        state.live.insert(key, r);
+        state.schedule(until, key.clone());
+        state.insert(key, r);
         Ok(Created::Accepted(permit, token))
     }
 
@@ -286,6 +321,7 @@ impl MemoryBroker {
             _ => {
                 let token = new_operation("delete");
                 r.work = Work::Deleting(until, token.clone());
+                state.schedule(until, key);
                 token
             }
         };
