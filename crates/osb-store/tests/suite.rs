@@ -1,8 +1,13 @@
 //! The store test suite against the in-memory and SQLite stores.
 
-use osb_store::testing::{check_resumed, leave_running, stateful_suite, store_suite};
-use osb_store::{MemoryStore, SqliteOptions, SqliteStore};
+use osb_store::MemoryStore;
+#[cfg(feature = "sqlite")]
+use osb_store::testing::{check_resumed, leave_running};
+use osb_store::testing::{stateful_suite, store_suite};
+#[cfg(feature = "sqlite")]
+use osb_store::{SqliteOptions, SqliteStore};
 
+#[cfg(feature = "sqlite")]
 async fn sqlite(dir: &tempfile::TempDir, name: &str) -> SqliteStore {
     let url = format!("sqlite:{}", dir.path().join(name).display());
     SqliteStore::open(&url, &SqliteOptions::default())
@@ -20,6 +25,7 @@ async fn memory_store_passes_the_stateful_suite() {
     stateful_suite(|| async { MemoryStore::new() }).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_store_suite() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,12 +41,14 @@ async fn sqlite_store_passes_the_store_suite() {
     .await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_stateful_suite() {
     let dir = tempfile::tempdir().unwrap();
     stateful_suite(|| sqlite(&dir, "stateful.db")).await;
 }
 
+#[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operation_left_in_progress_is_resumed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

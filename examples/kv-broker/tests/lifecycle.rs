@@ -287,3 +287,38 @@ async fn the_async_plan_answers_202_and_finishes() {
         .unwrap();
     assert!(matches!(fetched, FetchInstanceOutcome::Found(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_goes_away_answers_503_with_an_osb_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = running(&dir.path().join("kv.db")).await;
+    let client = client(broker.addr);
+    let opts = CallOptions::new();
+    broker.broker.store().pool().close().await;
+    let refused = client
+        .provision(
+            &InstanceId::from("x"),
+            &provision_request(SMALL_PLAN_ID),
+            &ProvisionQuery::new(),
+            &opts,
+        )
+        .await
+        .unwrap_err();
+    let osb_client::Error::Broker { status, body, .. } = &refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(*status, 503);
+    assert!(
+        body.description
+            .as_deref()
+            .unwrap_or("")
+            .contains("unavailable"),
+        "{body:?}"
+    );
+    let health = reqwest::get(format!("http://{}/healthz", broker.addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    // The catalog is served from memory and still answers.
+    assert!(client.catalog(&opts).await.is_ok());
+}
