@@ -59,3 +59,40 @@ fn a_database_in_an_unwritable_place_is_refused() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("cannot create the directory"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_by_another_process_is_refused_after_the_busy_timeout() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kv.db");
+    // A first start creates the database; then another program holds its write lock.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_example-kv-broker"))
+        .env("OSB_LISTEN", "127.0.0.1:0")
+        .env("OSB_DATABASE_URL", format!("sqlite:{}", path.display()))
+        .env("OSB_BROKER_PASSWORD", "pw")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    while !path.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let (code, stderr) = tokio::task::spawn_blocking(move || start_on(&path))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("unavailable") && stderr.contains("locked"),
+        "{stderr}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+}
