@@ -52,6 +52,8 @@
 mod backend;
 mod error;
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod record;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -64,6 +66,9 @@ pub mod testing;
 pub use backend::Backend;
 pub use error::StoreError;
 pub use memory::MemoryStore;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PgOptions, PgStore};
 pub use record::{
     Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
     Snapshot, Write, fingerprint, now_millis,

@@ -1,0 +1,360 @@
+//! [`PgStore`]: the store in PostgreSQL, shared by several replicas of one broker.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use osb_server::types::{BindingId, InstanceId, OperationId};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::StoreError;
+use crate::record::{
+    Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
+    Snapshot, Write,
+};
+use crate::store::{Decide, Store};
+
+/// How a [`PgStore`] connects.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// Connections in this replica's pool. Default 8.
+    pub max_connections: u32,
+    /// How long to wait for a connection (and for the server at all). Default 5 s.
+    pub connect_timeout: Duration,
+    /// The server-side limit of one statement (`statement_timeout`). Default 10 s.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            max_connections: 8,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A [`Store`] in PostgreSQL, for several replicas of one broker on one database.
+///
+/// Replicas coordinate through the database only:
+///
+/// - a transaction on a resource ([`Store::transact`]) holds a transaction-scoped advisory
+///   lock on the resource's key, so two replicas never decide about one resource at once;
+/// - a unique partial index allows one operation in progress per resource;
+/// - workers claim operations with `FOR UPDATE SKIP LOCKED` and hold them under a lease; an
+///   operation whose replica died is taken over by another once its lease runs out. Opening
+///   the store does **not** take over operations in progress (other replicas may be running
+///   them).
+///
+/// When the database goes away, calls fail with [`StoreError::Unavailable`] (the stateful layer
+/// answers `503`), and the pool reconnects when it returns.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://…`) and migrates the database.
+    pub async fn open(url: &str, options: &PgOptions) -> Result<PgStore, StoreError> {
+        let timeout = options.statement_timeout.as_millis().to_string();
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("not a PostgreSQL URL: {e}")))?
+            .options([("statement_timeout", timeout.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.connect_timeout)
+            .connect_with(connect)
+            .await?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Incompatible(e.to_string()))?;
+        Ok(PgStore { pool })
+    }
+
+    /// The connection pool, for a broker's own tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn key_of(row: &PgRow) -> Result<Key, StoreError> {
+    let instance: String = row.try_get("instance_id")?;
+    let binding: String = row.try_get("binding_id")?;
+    Ok(Key {
+        instance_id: InstanceId::from(instance),
+        binding_id: (!binding.is_empty()).then(|| BindingId::from(binding)),
+    })
+}
+
+fn json(text: &str) -> Result<Value, StoreError> {
+    Ok(serde_json::from_str(text)?)
+}
+
+fn resource_of(row: &PgRow) -> Result<ResourceRecord, StoreError> {
+    let state: String = row.try_get("state")?;
+    let reply: Option<String> = row.try_get("reply")?;
+    let request: String = row.try_get("request")?;
+    Ok(ResourceRecord {
+        key: key_of(row)?,
+        service_id: row.try_get("service_id")?,
+        plan_id: row.try_get("plan_id")?,
+        state: ResourceState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("resource state {state:?}")))?,
+        fingerprint: row.try_get("fingerprint")?,
+        request: json(&request)?,
+        reply: reply.as_deref().map(json).transpose()?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn operation_of(row: &PgRow) -> Result<OperationRecord, StoreError> {
+    let kind: String = row.try_get("kind")?;
+    let state: String = row.try_get("state")?;
+    let request: String = row.try_get("request")?;
+    let id: String = row.try_get("id")?;
+    Ok(OperationRecord {
+        id: OperationId::from(id),
+        key: key_of(row)?,
+        kind: OperationKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("operation kind {kind:?}")))?,
+        state: OperationState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("operation state {state:?}")))?,
+        fingerprint: row.try_get("fingerprint")?,
+        request: json(&request)?,
+        description: row.try_get("description")?,
+        owner: row.try_get("owner")?,
+        lease_until: row.try_get("lease_until")?,
+        deadline: row.try_get("deadline")?,
+        created_at: row.try_get("created_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+const RESOURCE_COLUMNS: &str = "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at";
+const OPERATION_COLUMNS: &str = "id, instance_id, binding_id, kind, state, fingerprint, request, description, owner, lease_until, deadline, created_at, finished_at";
+
+async fn apply(tx: &mut Transaction<'static, Postgres>, write: Write) -> Result<(), StoreError> {
+    match write {
+        Write::PutResource(r) => {
+            sqlx::query(&format!(
+                "INSERT INTO resources ({RESOURCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (instance_id, binding_id) DO UPDATE SET service_id = EXCLUDED.service_id, \
+                 plan_id = EXCLUDED.plan_id, state = EXCLUDED.state, fingerprint = EXCLUDED.fingerprint, \
+                 request = EXCLUDED.request, reply = EXCLUDED.reply, created_at = EXCLUDED.created_at, \
+                 updated_at = EXCLUDED.updated_at"
+            ))
+            .bind(r.key.instance_id.as_str())
+            .bind(r.key.binding_column())
+            .bind(r.service_id)
+            .bind(r.plan_id)
+            .bind(r.state.as_str())
+            .bind(r.fingerprint)
+            .bind(r.request.to_string())
+            .bind(r.reply.map(|v| v.to_string()))
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Write::DeleteResource(key) => {
+            let query = if key.binding_id.is_some() {
+                "DELETE FROM resources WHERE instance_id = $1 AND binding_id = $2"
+            } else {
+                // An instance takes its bindings with it.
+                "DELETE FROM resources WHERE instance_id = $1 AND $2 = ''"
+            };
+            sqlx::query(query)
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Write::PutOperation(op) => {
+            sqlx::query(&format!(
+                "INSERT INTO operations ({OPERATION_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, \
+                   description = EXCLUDED.description, owner = EXCLUDED.owner, \
+                   lease_until = EXCLUDED.lease_until, deadline = EXCLUDED.deadline, \
+                   finished_at = EXCLUDED.finished_at"
+            ))
+            .bind(op.id.as_str())
+            .bind(op.key.instance_id.as_str())
+            .bind(op.key.binding_column())
+            .bind(op.kind.as_str())
+            .bind(op.state.as_str())
+            .bind(op.fingerprint)
+            .bind(op.request.to_string())
+            .bind(op.description)
+            .bind(op.owner)
+            .bind(op.lease_until)
+            .bind(op.deadline)
+            .bind(op.created_at)
+            .bind(op.finished_at)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || '/' || $2, 0))")
+            .bind(key.instance_id.as_str())
+            .bind(key.binding_column())
+            .execute(&mut *tx)
+            .await?;
+        let resource = sqlx::query(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = $1 AND binding_id = $2"
+        ))
+        .bind(key.instance_id.as_str())
+        .bind(key.binding_column())
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(resource_of)
+        .transpose()?;
+        let active = sqlx::query(&format!(
+            "SELECT {OPERATION_COLUMNS} FROM operations \
+             WHERE instance_id = $1 AND binding_id = $2 AND state = 'in progress'"
+        ))
+        .bind(key.instance_id.as_str())
+        .bind(key.binding_column())
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(operation_of)
+        .transpose()?;
+        let snapshot = Snapshot { resource, active };
+        for write in decide(&snapshot) {
+            apply(&mut tx, write).await?;
+        }
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = $1 AND binding_id = $2"
+        ))
+        .bind(key.instance_id.as_str())
+        .bind(key.binding_column())
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(resource_of)
+        .transpose()
+    }
+
+    async fn operation(
+        &self,
+        key: &Key,
+        id: Option<&OperationId>,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let row = match id {
+            Some(id) => {
+                sqlx::query(&format!(
+                    "SELECT {OPERATION_COLUMNS} FROM operations \
+                     WHERE id = $1 AND instance_id = $2 AND binding_id = $3"
+                ))
+                .bind(id.as_str())
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {OPERATION_COLUMNS} FROM operations \
+                     WHERE instance_id = $1 AND binding_id = $2 ORDER BY seq DESC LIMIT 1"
+                ))
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column())
+                .fetch_optional(&self.pool)
+                .await?
+            }
+        };
+        row.as_ref().map(operation_of).transpose()
+    }
+
+    async fn claim(
+        &self,
+        owner: &str,
+        now: Millis,
+        lease_until: Millis,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        sqlx::query(&format!(
+            "UPDATE operations SET owner = $1, lease_until = $2 WHERE id = ( \
+               SELECT id FROM operations WHERE state = 'in progress' \
+               AND (lease_until IS NULL OR lease_until < $3) \
+               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {OPERATION_COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(operation_of)
+        .transpose()
+    }
+
+    async fn renew(
+        &self,
+        id: &OperationId,
+        owner: &str,
+        lease_until: Millis,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE operations SET lease_until = $1 \
+             WHERE id = $2 AND owner = $3 AND state = 'in progress'",
+        )
+        .bind(lease_until)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_all(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE operations SET owner = NULL, lease_until = NULL WHERE state = 'in progress'",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge(&self, before: Millis) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < $1",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn count(&self) -> Result<u64, StoreError> {
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
