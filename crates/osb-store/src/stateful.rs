@@ -229,6 +229,9 @@ struct Inner<B, S> {
     owner: String,
 }
 
+/// How long a synchronous repeat waits for its running twin before `422 ConcurrencyError`.
+const SYNCHRONOUS_TWIN_WAIT: Duration = Duration::from_secs(60);
+
 fn millis(duration: Duration) -> Millis {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
@@ -748,9 +751,18 @@ impl<B: Backend, S: Store> Inner<B, S> {
         }
     }
 
-    /// Waits (up to the synchronous budget) for a running operation to finish.
-    async fn wait_for(&self, op: &OperationRecord) -> Result<Option<OperationRecord>, BrokerError> {
-        let until = tokio::time::Instant::now() + self.config.sync_budget;
+    /// Waits for a running operation to finish: up to the synchronous budget when the request
+    /// allows a `202`, else (its twin is being answered synchronously) up to a minute.
+    async fn wait_for(
+        &self,
+        op: &OperationRecord,
+        permit: Option<AsyncPermit>,
+    ) -> Result<Option<OperationRecord>, BrokerError> {
+        let limit = match permit {
+            Some(_) => self.config.sync_budget,
+            None => self.config.sync_budget.max(SYNCHRONOUS_TWIN_WAIT),
+        };
+        let until = tokio::time::Instant::now() + limit;
         let mut pause = Duration::from_millis(2);
         loop {
             let current = self
@@ -953,7 +965,7 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                 None => Err(BrokerError::async_required()),
             };
         }
-        match self.inner.wait_for(&op).await? {
+        match self.inner.wait_for(&op, permit).await? {
             Some(done) if done.state == OperationState::Succeeded => {
                 let resource = self
                     .inner
@@ -1348,7 +1360,7 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                 if let Some(permit) = permit {
                     return Ok(DeleteOutcome::accepted(permit, op.id));
                 }
-                match self.inner.wait_for(&op).await? {
+                match self.inner.wait_for(&op, permit).await? {
                     Some(done) if done.state == OperationState::Succeeded => {
                         Ok(DeleteOutcome::Deleted)
                     }

@@ -1,7 +1,9 @@
 //! The store test suite against PostgreSQL, and what replicas sharing one database need.
 //!
-//! Needs a server: `OSB_TEST_POSTGRES_URL` names a database whose user may create databases
-//! (`.ci/run` starts a throwaway cluster and sets it). Each test works in a database of its own.
+//! Each test works in a database of its own, on the server `OSB_TEST_POSTGRES_URL` names (its
+//! user may create databases; `.ci/run` starts a throwaway cluster and sets it) or, without it,
+//! on a throwaway cluster the test starts from the machine's PostgreSQL (`.ci/postgres`) and
+//! stops. They are skipped only when `OSB_SKIP_POSTGRES=1` says so.
 #![cfg(feature = "postgres")]
 
 use std::sync::Arc;
@@ -16,19 +18,69 @@ use osb_store::testing::{
 use osb_store::{PgOptions, PgStore, Stateful};
 use sqlx::Connection as _;
 
-/// A new, empty database; `None` (the test is skipped) when no server is configured, which
-/// CI never allows.
-async fn fresh_database() -> Option<String> {
-    let Ok(admin) = std::env::var("OSB_TEST_POSTGRES_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must provide OSB_TEST_POSTGRES_URL for the PostgreSQL tests"
-        );
-        eprintln!("skipped: OSB_TEST_POSTGRES_URL is not set");
+/// A server for one test: the configured one, or a throwaway cluster stopped on drop.
+struct Server {
+    admin: String,
+    cluster: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.cluster {
+            let _ = std::process::Command::new("bash")
+                .arg(script())
+                .arg("stop")
+                .arg(dir.path().join("pg"))
+                .status();
+        }
+    }
+}
+
+fn script() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/postgres").to_string()
+}
+
+/// The server to test against; `None` only when `OSB_SKIP_POSTGRES=1`.
+fn server() -> Option<Server> {
+    if std::env::var("OSB_SKIP_POSTGRES").as_deref() == Ok("1") {
+        eprintln!("skipped: OSB_SKIP_POSTGRES=1");
         return None;
-    };
+    }
+    if let Ok(admin) = std::env::var("OSB_TEST_POSTGRES_URL") {
+        return Some(Server {
+            admin,
+            cluster: None,
+        });
+    }
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let output = std::process::Command::new("bash")
+        .arg(script())
+        .arg("start")
+        .arg(dir.path().join("pg"))
+        .env("OSB_TEST_PGPORT", port.to_string())
+        .output()
+        .expect("bash runs");
+    assert!(
+        output.status.success(),
+        "could not start a PostgreSQL cluster (install Debian's postgresql, set \
+         OSB_TEST_POSTGRES_URL, or set OSB_SKIP_POSTGRES=1 to skip these tests): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(Server {
+        admin: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        cluster: Some(dir),
+    })
+}
+
+/// A new, empty database on `server`.
+async fn fresh_database(server: &Server) -> String {
+    let admin = &server.admin;
     let name = format!("osb_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(&admin)
+    let mut conn = sqlx::PgConnection::connect(admin)
         .await
         .expect("the server answers");
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -36,9 +88,9 @@ async fn fresh_database() -> Option<String> {
         .await
         .expect("a test database");
     conn.close().await.ok();
-    let base = admin.split('?').next().unwrap_or(&admin);
+    let base = admin.split('?').next().unwrap_or(admin);
     let cut = base.rfind('/').expect("the URL names a database");
-    Some(format!("{}/{name}", &base[..cut]))
+    format!("{}/{name}", &base[..cut])
 }
 
 async fn open(url: &str) -> PgStore {
@@ -49,25 +101,27 @@ async fn open(url: &str) -> PgStore {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_passes_the_store_suite() {
-    if fresh_database().await.is_none() {
+    let Some(server) = server() else {
         return;
-    }
-    store_suite(|| async { open(&fresh_database().await.expect("configured")).await }).await;
+    };
+    store_suite(|| async { open(&fresh_database(&server).await).await }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_store_passes_the_stateful_suite() {
-    let Some(url) = fresh_database().await else {
+    let Some(server) = server() else {
         return;
     };
+    let url = fresh_database(&server).await;
     stateful_suite(|| open(&url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_takes_over_the_operation_of_one_that_died() {
-    let Some(url) = fresh_database().await else {
+    let Some(server) = server() else {
         return;
     };
+    let url = fresh_database(&server).await;
     let token = leave_running(&open(&url).await, "died-1").await;
     // Another replica, on the same database: it does not release anything at start, and
     // takes the operation over once the dead worker's lease runs out.
@@ -76,9 +130,10 @@ async fn a_replica_takes_over_the_operation_of_one_that_died() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_create_an_instance_once() {
-    let Some(url) = fresh_database().await else {
+    let Some(server) = server() else {
         return;
     };
+    let url = fresh_database(&server).await;
     let backend = Arc::new(TestBackend::new(Duration::from_millis(50)));
     let a = Stateful::new(backend.clone(), open(&url).await, config());
     let b = Stateful::new(backend.clone(), open(&url).await, config());
