@@ -49,6 +49,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod any;
 mod backend;
 mod error;
 mod memory;
@@ -63,6 +64,7 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use any::AnyStore;
 pub use backend::Backend;
 pub use error::StoreError;
 pub use memory::MemoryStore;

@@ -40,6 +40,7 @@ impl Key {
     }
 
     /// The binding id as stored (`""` for an instance).
+    #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
     pub(crate) fn binding_column(&self) -> &str {
         self.binding_id.as_deref().unwrap_or("")
     }

@@ -867,3 +867,93 @@ pub async fn check_resumed<S: Store>(store: S, id: &str, token: &OperationId) {
         .unwrap();
     assert!(matches!(found, FetchInstanceOutcome::Found(_)));
 }
+
+/// A PostgreSQL server for tests: the one `OSB_TEST_POSTGRES_URL` names, or a throwaway
+/// cluster started from the machine's PostgreSQL with the repository's `.ci/postgres` script
+/// and stopped on drop. Tests are skipped only when `OSB_SKIP_POSTGRES=1` says so.
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    use sqlx::Connection as _;
+
+    /// A server for one test.
+    #[derive(Debug)]
+    pub struct Server {
+        admin: String,
+        cluster: Option<std::path::PathBuf>,
+    }
+
+    fn script() -> &'static str {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/postgres")
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            if let Some(dir) = &self.cluster {
+                let _ = std::process::Command::new("bash")
+                    .arg(script())
+                    .arg("stop")
+                    .arg(dir)
+                    .status();
+            }
+        }
+    }
+
+    impl Server {
+        /// The URL of the server's `postgres` database (a user who may create databases).
+        pub fn admin_url(&self) -> &str {
+            &self.admin
+        }
+
+        /// A new, empty database on the server; its URL.
+        pub async fn fresh_database(&self) -> String {
+            let name = format!("osb_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&self.admin)
+                .await
+                .unwrap_or_else(|e| panic!("the server at {} answers: {e}", self.admin));
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap_or_else(|e| panic!("a test database: {e}"));
+            conn.close().await.ok();
+            let base = self.admin.split('?').next().unwrap_or(&self.admin);
+            let cut = base.rfind('/').unwrap_or(base.len());
+            format!("{}/{name}", &base[..cut])
+        }
+    }
+
+    /// The server to test against; `None` only when `OSB_SKIP_POSTGRES=1`.
+    pub fn server() -> Option<Server> {
+        if std::env::var("OSB_SKIP_POSTGRES").as_deref() == Ok("1") {
+            eprintln!("skipped: OSB_SKIP_POSTGRES=1");
+            return None;
+        }
+        if let Ok(admin) = std::env::var("OSB_TEST_POSTGRES_URL") {
+            return Some(Server {
+                admin,
+                cluster: None,
+            });
+        }
+        let dir = std::env::temp_dir().join(format!("osb-pg-{}", uuid::Uuid::new_v4().simple()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("a free port: {e}"));
+        let output = std::process::Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(&dir)
+            .env("OSB_TEST_PGPORT", port.to_string())
+            .output()
+            .unwrap_or_else(|e| panic!("bash runs: {e}"));
+        assert!(
+            output.status.success(),
+            "could not start a PostgreSQL cluster (install Debian's postgresql, set \
+             OSB_TEST_POSTGRES_URL, or set OSB_SKIP_POSTGRES=1 to skip these tests): {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Some(Server {
+            admin: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            cluster: Some(dir),
+        })
+    }
+}

@@ -11,86 +11,15 @@ use std::time::Duration;
 
 use osb_server::ServiceBroker;
 use osb_server::types::{InstanceId, ProvisionOutcome};
+use osb_store::testing::postgres::{Server, server};
 use osb_store::testing::{
     SYNC, TestBackend, check_resumed, config, ctx, leave_running, provision_request,
     stateful_suite, store_suite,
 };
 use osb_store::{PgOptions, PgStore, Stateful};
-use sqlx::Connection as _;
 
-/// A server for one test: the configured one, or a throwaway cluster stopped on drop.
-struct Server {
-    admin: String,
-    cluster: Option<tempfile::TempDir>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(dir) = &self.cluster {
-            let _ = std::process::Command::new("bash")
-                .arg(script())
-                .arg("stop")
-                .arg(dir.path().join("pg"))
-                .status();
-        }
-    }
-}
-
-fn script() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../../.ci/postgres").to_string()
-}
-
-/// The server to test against; `None` only when `OSB_SKIP_POSTGRES=1`.
-fn server() -> Option<Server> {
-    if std::env::var("OSB_SKIP_POSTGRES").as_deref() == Ok("1") {
-        eprintln!("skipped: OSB_SKIP_POSTGRES=1");
-        return None;
-    }
-    if let Ok(admin) = std::env::var("OSB_TEST_POSTGRES_URL") {
-        return Some(Server {
-            admin,
-            cluster: None,
-        });
-    }
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let output = std::process::Command::new("bash")
-        .arg(script())
-        .arg("start")
-        .arg(dir.path().join("pg"))
-        .env("OSB_TEST_PGPORT", port.to_string())
-        .output()
-        .expect("bash runs");
-    assert!(
-        output.status.success(),
-        "could not start a PostgreSQL cluster (install Debian's postgresql, set \
-         OSB_TEST_POSTGRES_URL, or set OSB_SKIP_POSTGRES=1 to skip these tests): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(Server {
-        admin: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-        cluster: Some(dir),
-    })
-}
-
-/// A new, empty database on `server`.
 async fn fresh_database(server: &Server) -> String {
-    let admin = &server.admin;
-    let name = format!("osb_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin)
-        .await
-        .expect("the server answers");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .expect("a test database");
-    conn.close().await.ok();
-    let base = admin.split('?').next().unwrap_or(admin);
-    let cut = base.rfind('/').expect("the URL names a database");
-    format!("{}/{name}", &base[..cut])
+    server.fresh_database().await
 }
 
 async fn open(url: &str) -> PgStore {

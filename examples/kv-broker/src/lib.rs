@@ -36,9 +36,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
-use osb_store::{Backend, SqliteOptions, SqliteStore, Stateful, StatefulConfig, Store, StoreError};
+use osb_store::{AnyStore, Backend, Stateful, StatefulConfig, Store, StoreError};
 use serde_json::{Map, Value, json};
-use sqlx::SqlitePool;
 
 /// The id of the `kv` offering.
 pub const SERVICE_ID: &str = "3f8a1c52-7d4e-4b9a-9e21-6c0d5b7a8e10";
@@ -58,7 +57,8 @@ pub struct Config {
     pub username: String,
     /// Basic auth password (`OSB_BROKER_PASSWORD`, default: a fresh random one).
     pub password: String,
-    /// The database (`OSB_DATABASE_URL`, default `sqlite:data/kv-broker.db`).
+    /// The database (`OSB_DATABASE_URL`, default `sqlite:data/kv-broker.db`; a
+    /// `postgres://…` URL puts the state in PostgreSQL, where several replicas can share it).
     pub database_url: String,
     /// The base URL bindings hand out for the key-value API (`OSB_PUBLIC_URL`, default
     /// `http://{listen address}`).
@@ -113,6 +113,9 @@ impl Config {
         if let Some(ms) = var("OSB_ASYNC_DELAY_MS").and_then(|v| v.parse().ok()) {
             config.async_delay = Duration::from_millis(ms);
         }
+        if let Some(ms) = var("OSB_LEASE_MS").and_then(|v| v.parse().ok()) {
+            config.stateful = config.stateful.with_lease(Duration::from_millis(ms));
+        }
         (config, generated)
     }
 }
@@ -137,10 +140,29 @@ pub fn catalog() -> Catalog {
     .unwrap_or_else(|e| panic!("the built-in catalog is valid: {e}"))
 }
 
+/// The kv-broker's own tables, in the same database as osb-store's.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// SQLite.
+    Sqlite(sqlx::SqlitePool),
+    /// PostgreSQL.
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs the same code on either pool (the queries are written for both).
+macro_rules! on_db {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
 /// The work of the kv-broker: its own tables beside osb-store's.
 #[derive(Clone, Debug)]
 pub struct KvBackend {
-    pool: SqlitePool,
+    db: Db,
     public_url: String,
     async_delay: Duration,
 }
@@ -150,24 +172,27 @@ fn internal(error: sqlx::Error) -> BrokerError {
 }
 
 impl KvBackend {
-    /// Creates the kv tables in `pool`'s database if they are missing.
+    /// Creates the kv tables in the database if they are missing.
     pub async fn new(
-        pool: SqlitePool,
+        db: Db,
         public_url: String,
         async_delay: Duration,
     ) -> Result<Self, StoreError> {
-        for statement in [
-            "CREATE TABLE IF NOT EXISTS kv_instances (instance_id TEXT PRIMARY KEY NOT NULL, max_keys INTEGER NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS kv_tokens (instance_id TEXT NOT NULL, binding_id TEXT NOT NULL, token TEXT NOT NULL UNIQUE, PRIMARY KEY (instance_id, binding_id))",
-            "CREATE TABLE IF NOT EXISTS kv_entries (instance_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (instance_id, key))",
-        ] {
-            sqlx::query(statement)
-                .execute(&pool)
-                .await
+        let blob = match &db {
+            Db::Sqlite(_) => "BLOB",
+            Db::Postgres(_) => "BYTEA",
+        };
+        let statements = [
+            "CREATE TABLE IF NOT EXISTS kv_instances (instance_id TEXT PRIMARY KEY NOT NULL, max_keys BIGINT NOT NULL)".to_string(),
+            "CREATE TABLE IF NOT EXISTS kv_tokens (instance_id TEXT NOT NULL, binding_id TEXT NOT NULL, token TEXT NOT NULL UNIQUE, PRIMARY KEY (instance_id, binding_id))".to_string(),
+            format!("CREATE TABLE IF NOT EXISTS kv_entries (instance_id TEXT NOT NULL, key TEXT NOT NULL, value {blob} NOT NULL, PRIMARY KEY (instance_id, key))"),
+        ];
+        for statement in &statements {
+            on_db!(&db, pool => sqlx::query(statement).execute(pool).await.map(|_| ()))
                 .map_err(StoreError::from)?;
         }
         Ok(KvBackend {
-            pool,
+            db,
             public_url,
             async_delay,
         })
@@ -175,10 +200,12 @@ impl KvBackend {
 
     /// The instance a bearer token opens, if any.
     async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
-        sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = ?")
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
+        on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = $1")
+                .bind(token)
+                .fetch_optional(pool)
+                .await
+        })
     }
 }
 
@@ -206,12 +233,18 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_MAX_KEYS);
-        sqlx::query("INSERT OR IGNORE INTO kv_instances (instance_id, max_keys) VALUES (?, ?)")
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
+                 ON CONFLICT (instance_id) DO NOTHING",
+            )
             .bind(id.as_str())
             .bind(max_keys)
-            .execute(&self.pool)
+            .execute(pool)
             .await
-            .map_err(internal)?;
+            .map(|_| ())
+        })
+        .map_err(internal)?;
         Ok(ServiceInstanceProvisionResponse::new()
             .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
     }
@@ -227,30 +260,35 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
         {
-            sqlx::query("UPDATE kv_instances SET max_keys = ? WHERE instance_id = ?")
-                .bind(max_keys)
-                .bind(id.as_str())
-                .execute(&self.pool)
-                .await
-                .map_err(internal)?;
+            on_db!(&self.db, pool => {
+                sqlx::query("UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2")
+                    .bind(max_keys)
+                    .bind(id.as_str())
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+            })
+            .map_err(internal)?;
         }
         Ok(ServiceInstanceUpdateResponse::new())
     }
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), BrokerError> {
-        let mut tx = self.pool.begin().await.map_err(internal)?;
-        for statement in [
-            "DELETE FROM kv_entries WHERE instance_id = ?",
-            "DELETE FROM kv_tokens WHERE instance_id = ?",
-            "DELETE FROM kv_instances WHERE instance_id = ?",
-        ] {
-            sqlx::query(statement)
-                .bind(id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(internal)?;
-        }
-        tx.commit().await.map_err(internal)
+        on_db!(&self.db, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                for statement in [
+                    "DELETE FROM kv_entries WHERE instance_id = $1",
+                    "DELETE FROM kv_tokens WHERE instance_id = $1",
+                    "DELETE FROM kv_instances WHERE instance_id = $1",
+                ] {
+                    sqlx::query(statement).bind(id.as_str()).execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(internal)
     }
 
     async fn create_binding(
@@ -265,14 +303,18 @@ impl Backend for KvBackend {
             uuid::Uuid::new_v4().simple()
         );
         // A binding created again (after a restart) gets a new token; the old one is revoked.
-        sqlx::query(
-            "INSERT OR REPLACE INTO kv_tokens (instance_id, binding_id, token) VALUES (?, ?, ?)",
-        )
-        .bind(id.as_str())
-        .bind(binding.as_str())
-        .bind(&token)
-        .execute(&self.pool)
-        .await
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
+                 ON CONFLICT (instance_id, binding_id) DO UPDATE SET token = excluded.token",
+            )
+            .bind(id.as_str())
+            .bind(binding.as_str())
+            .bind(&token)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
         .map_err(internal)?;
         let mut credentials = Map::new();
         credentials.insert("uri".into(), json!(format!("{}/kv/{id}", self.public_url)));
@@ -285,18 +327,20 @@ impl Backend for KvBackend {
         id: &InstanceId,
         binding: &BindingId,
     ) -> Result<(), BrokerError> {
-        sqlx::query("DELETE FROM kv_tokens WHERE instance_id = ? AND binding_id = ?")
-            .bind(id.as_str())
-            .bind(binding.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(internal)?;
-        Ok(())
+        on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2")
+                .bind(id.as_str())
+                .bind(binding.as_str())
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+        .map_err(internal)
     }
 }
 
 /// The broker with its store, for the router and the key-value API.
-pub type KvBroker = Stateful<KvBackend, SqliteStore>;
+pub type KvBroker = Stateful<KvBackend, AnyStore>;
 
 /// Opens the database, and builds the OSB router (Basic auth), the key-value API and
 /// `GET /healthz` (no auth: `200` while the store answers, `503` otherwise).
@@ -319,12 +363,21 @@ pub async fn app(config: Config, listen: SocketAddr) -> Result<(Router, KvBroker
             })?;
         }
     }
-    let store = SqliteStore::open(&config.database_url, &SqliteOptions::default()).await?;
+    let store = AnyStore::open(&config.database_url).await?;
+    let db = match &store {
+        AnyStore::Sqlite(store) => Db::Sqlite(store.pool().clone()),
+        AnyStore::Postgres(store) => Db::Postgres(store.pool().clone()),
+        _ => {
+            return Err(AppError::Store(StoreError::Unavailable(
+                "the kv-broker needs a sqlite: or postgres:// database".into(),
+            )));
+        }
+    };
     let public_url = config
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{listen}"));
-    let backend = KvBackend::new(store.pool().clone(), public_url, config.async_delay).await?;
+    let backend = KvBackend::new(db, public_url, config.async_delay).await?;
     let broker = Stateful::new(backend, store, config.stateful.clone());
     let osb: Router = Broker::builder(broker.clone())
         .basic_auth(config.username.clone(), config.password.clone())
@@ -430,6 +483,89 @@ async fn authorize(broker: &KvBroker, headers: &HeaderMap, instance: &str) -> Re
     }
 }
 
+impl KvBackend {
+    async fn get(&self, instance: &str, key: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query_scalar("SELECT value FROM kv_entries WHERE instance_id = $1 AND key = $2")
+                .bind(instance)
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+        })
+    }
+
+    /// Stores a value; `Some(max)` when the instance already holds its maximum of keys. The
+    /// count and the write are one transaction that holds the instance's write lock (SQLite:
+    /// `BEGIN IMMEDIATE`; PostgreSQL: the instance's row, `FOR UPDATE`).
+    async fn put(
+        &self,
+        instance: &str,
+        key: &str,
+        value: &[u8],
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let (begin, lock) = match &self.db {
+            Db::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
+            Db::Postgres(_) => ("BEGIN", " FOR UPDATE"),
+        };
+        let max_query = format!("SELECT max_keys FROM kv_instances WHERE instance_id = $1{lock}");
+        on_db!(&self.db, pool => {
+            async {
+                let mut tx = pool.begin_with(begin).await?;
+                let max: i64 = sqlx::query_scalar(&max_query)
+                    .bind(instance)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(DEFAULT_MAX_KEYS);
+                let exists: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM kv_entries WHERE instance_id = $1 AND key = $2",
+                )
+                .bind(instance)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let count: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM kv_entries WHERE instance_id = $1")
+                        .bind(instance)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if exists.is_none() && count >= max {
+                    return Ok(Some(max));
+                }
+                sqlx::query(
+                    "INSERT INTO kv_entries (instance_id, key, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT (instance_id, key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(instance)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(None)
+            }
+            .await
+        })
+    }
+
+    async fn delete(&self, instance: &str, key: &str) -> Result<bool, sqlx::Error> {
+        on_db!(&self.db, pool => {
+            sqlx::query("DELETE FROM kv_entries WHERE instance_id = $1 AND key = $2")
+                .bind(instance)
+                .bind(key)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected() > 0)
+        })
+    }
+}
+
+fn unavailable() -> Response {
+    kv_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The store is unavailable; try again later.",
+    )
+}
+
 async fn get_key(
     State(broker): State<KvBroker>,
     UrlPath((instance, key)): UrlPath<(String, String)>,
@@ -438,19 +574,10 @@ async fn get_key(
     if let Err(response) = authorize(&broker, &headers, &instance).await {
         return response;
     }
-    let value: Result<Option<Vec<u8>>, _> =
-        sqlx::query_scalar("SELECT value FROM kv_entries WHERE instance_id = ? AND key = ?")
-            .bind(&instance)
-            .bind(&key)
-            .fetch_optional(broker.store().pool())
-            .await;
-    match value {
+    match broker.backend().get(&instance, &key).await {
         Ok(Some(value)) => (StatusCode::OK, value).into_response(),
         Ok(None) => kv_error(StatusCode::NOT_FOUND, "No such key."),
-        Err(_) => kv_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The store is unavailable; try again later.",
-        ),
+        Err(_) => unavailable(),
     }
 }
 
@@ -463,48 +590,13 @@ async fn put_key(
     if let Err(response) = authorize(&broker, &headers, &instance).await {
         return response;
     }
-    let pool = broker.store().pool();
-    let stored = async {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM kv_entries WHERE instance_id = ? AND key = ?")
-                .bind(&instance)
-                .bind(&key)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let count: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM kv_entries WHERE instance_id = ?")
-                .bind(&instance)
-                .fetch_one(&mut *tx)
-                .await?;
-        let max: i64 =
-            sqlx::query_scalar("SELECT max_keys FROM kv_instances WHERE instance_id = ?")
-                .bind(&instance)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(DEFAULT_MAX_KEYS);
-        if exists.is_none() && count >= max {
-            return Ok::<_, sqlx::Error>(Some(max));
-        }
-        sqlx::query("INSERT OR REPLACE INTO kv_entries (instance_id, key, value) VALUES (?, ?, ?)")
-            .bind(&instance)
-            .bind(&key)
-            .bind(body.as_ref())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(None)
-    };
-    match stored.await {
+    match broker.backend().put(&instance, &key, &body).await {
         Ok(None) => StatusCode::NO_CONTENT.into_response(),
         Ok(Some(max)) => kv_error(
             StatusCode::INSUFFICIENT_STORAGE,
             &format!("The instance holds its maximum of {max} keys."),
         ),
-        Err(_) => kv_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The store is unavailable; try again later.",
-        ),
+        Err(_) => unavailable(),
     }
 }
 
@@ -516,18 +608,10 @@ async fn delete_key(
     if let Err(response) = authorize(&broker, &headers, &instance).await {
         return response;
     }
-    let deleted = sqlx::query("DELETE FROM kv_entries WHERE instance_id = ? AND key = ?")
-        .bind(&instance)
-        .bind(&key)
-        .execute(broker.store().pool())
-        .await;
-    match deleted {
-        Ok(done) if done.rows_affected() > 0 => StatusCode::NO_CONTENT.into_response(),
-        Ok(_) => kv_error(StatusCode::NOT_FOUND, "No such key."),
-        Err(_) => kv_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The store is unavailable; try again later.",
-        ),
+    match broker.backend().delete(&instance, &key).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => kv_error(StatusCode::NOT_FOUND, "No such key."),
+        Err(_) => unavailable(),
     }
 }
 

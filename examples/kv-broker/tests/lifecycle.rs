@@ -294,7 +294,10 @@ async fn a_store_that_goes_away_answers_503_with_an_osb_body() {
     let broker = running(&dir.path().join("kv.db")).await;
     let client = client(broker.addr);
     let opts = CallOptions::new();
-    broker.broker.store().pool().close().await;
+    let osb_store::AnyStore::Sqlite(store) = broker.broker.store() else {
+        panic!("the tests run on SQLite")
+    };
+    store.pool().close().await;
     let refused = client
         .provision(
             &InstanceId::from("x"),

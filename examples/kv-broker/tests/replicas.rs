@@ -1,0 +1,159 @@
+//! Several replicas of the kv-broker on one PostgreSQL database, with requests spread across
+//! them. The server comes from `osb_store::testing::postgres` (a throwaway cluster unless
+//! `OSB_TEST_POSTGRES_URL` names one; skipped only with `OSB_SKIP_POSTGRES=1`).
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use example_kv_broker::{ASYNC_PLAN_ID, Config, SERVICE_ID, SMALL_PLAN_ID, start};
+use osb_client::prelude::*;
+use osb_store::testing::postgres::server;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_create_an_instance_once_and_every_binding() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        let config = Config::new(USER, PASS, url.clone());
+        replicas.push(start(config).await.expect("a replica starts"));
+    }
+    let clients: Vec<Client> = replicas.iter().map(|r| client(r.addr)).collect();
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let client = clients[n % clients.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .provision(
+                    &InstanceId::from("shared"),
+                    &provision_request(SMALL_PLAN_ID),
+                    &ProvisionQuery::new(),
+                    &CallOptions::new(),
+                )
+                .await
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap().unwrap() {
+            ProvisionOutcome::Created(_) => created += 1,
+            ProvisionOutcome::AlreadyExists(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+
+    let mut tasks = Vec::new();
+    for n in 0..64 {
+        let client = clients[n % clients.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .bind(
+                    &InstanceId::from("shared"),
+                    &BindingId::from(format!("b-{n}")),
+                    &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
+                    &BindQuery::new(),
+                    &CallOptions::new(),
+                )
+                .await
+        }));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(matches!(outcome, BindOutcome::Created(_)), "{outcome:?}");
+        tokens.insert(credentials(&outcome).1);
+    }
+    assert_eq!(tokens.len(), 64);
+    // A token issued through one replica opens the instance through another.
+    let token = tokens.iter().next().unwrap();
+    let uri = format!("http://{}/kv/shared", replicas[2].addr);
+    assert_eq!(
+        kv(reqwest::Method::PUT, &uri, "k", token, Some("v"))
+            .await
+            .0,
+        204
+    );
+    let uri = format!("http://{}/kv/shared", replicas[0].addr);
+    assert_eq!(
+        kv(reqwest::Method::GET, &uri, "k", token, None).await,
+        (200, "v".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_replica_finishes_the_operation_of_one_killed_with_sigkill() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let spawn = |addr: std::net::SocketAddr| {
+        Command::new(env!("CARGO_BIN_EXE_example-kv-broker"))
+            .env("OSB_LISTEN", addr.to_string())
+            .env("OSB_DATABASE_URL", &url)
+            .env("OSB_BROKER_USERNAME", USER)
+            .env("OSB_BROKER_PASSWORD", PASS)
+            .env("OSB_ASYNC_DELAY_MS", "1500")
+            .env("OSB_LEASE_MS", "600")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("a replica starts")
+    };
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+    };
+    let (a_addr, b_addr) = (port(), port());
+    let mut a = spawn(a_addr);
+    let mut b = spawn(b_addr);
+    for addr in [a_addr, b_addr] {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ok = reqwest::get(format!("http://{addr}/healthz"))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < until, "replica {addr} did not start");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    let instance = InstanceId::from("orphaned");
+    let accepted = client(a_addr)
+        .provision(
+            &instance,
+            &provision_request(ASYNC_PLAN_ID),
+            &ProvisionQuery::new().with_accepts_incomplete(true),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap()
+        .as_accepted()
+        .expect("202")
+        .clone();
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let b_client = client(b_addr);
+    let catalog = b_client.catalog(&CallOptions::new()).await.unwrap();
+    let (service, plan) = catalog.find_plan(ASYNC_PLAN_ID).unwrap();
+    let done = b_client
+        .wait(&instance, &accepted, &WaitOptions::create(service, plan))
+        .await
+        .unwrap();
+    assert!(matches!(done, PollOutcome::Succeeded(_)), "{done:?}");
+    let found = b_client
+        .fetch_instance(&instance, &FetchInstanceQuery::new(), &CallOptions::new())
+        .await
+        .unwrap();
+    assert!(matches!(found, FetchInstanceOutcome::Found(_)));
+    b.kill().unwrap();
+    b.wait().unwrap();
+}
