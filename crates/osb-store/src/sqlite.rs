@@ -133,6 +133,13 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Queues for this store's writes: hold the guard while writing to the same database from
+    /// outside the store (a broker's own tables), so that writers wait in line instead of in
+    /// SQLite's busy handler, which sleeps.
+    pub async fn write_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write.lock().await
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }

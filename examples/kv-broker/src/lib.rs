@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
-use osb_store::{AnyStore, Backend, Stateful, StatefulConfig, Store, StoreError};
+use osb_store::{AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError};
 use serde_json::{Map, Value, json};
 
 /// The id of the `kv` offering.
@@ -143,8 +143,8 @@ pub fn catalog() -> Catalog {
 /// The kv-broker's own tables, in the same database as osb-store's.
 #[derive(Clone, Debug)]
 pub enum Db {
-    /// SQLite.
-    Sqlite(sqlx::SqlitePool),
+    /// SQLite: writes queue with the store's own ([`SqliteStore::write_guard`]).
+    Sqlite(SqliteStore),
     /// PostgreSQL.
     Postgres(sqlx::PgPool),
 }
@@ -153,7 +153,24 @@ pub enum Db {
 macro_rules! on_db {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            Db::Sqlite($pool) => $body,
+            Db::Sqlite(store) => {
+                let $pool = store.pool();
+                $body
+            }
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// As `on_db!`, for a write: on SQLite it waits in line with the store's writes.
+macro_rules! on_db_write {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite(store) => {
+                let _queue = store.write_guard().await;
+                let $pool = store.pool();
+                $body
+            }
             Db::Postgres($pool) => $body,
         }
     };
@@ -233,7 +250,7 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_MAX_KEYS);
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
                  ON CONFLICT (instance_id) DO NOTHING",
@@ -260,7 +277,7 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
         {
-            on_db!(&self.db, pool => {
+            on_db_write!(&self.db, pool => {
                 sqlx::query("UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2")
                     .bind(max_keys)
                     .bind(id.as_str())
@@ -274,7 +291,7 @@ impl Backend for KvBackend {
     }
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), BrokerError> {
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             async {
                 let mut tx = pool.begin().await?;
                 for statement in [
@@ -303,7 +320,7 @@ impl Backend for KvBackend {
             uuid::Uuid::new_v4().simple()
         );
         // A binding created again (after a restart) gets a new token; the old one is revoked.
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             sqlx::query(
                 "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
                  ON CONFLICT (instance_id, binding_id) DO UPDATE SET token = excluded.token",
@@ -327,7 +344,7 @@ impl Backend for KvBackend {
         id: &InstanceId,
         binding: &BindingId,
     ) -> Result<(), BrokerError> {
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             sqlx::query("DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2")
                 .bind(id.as_str())
                 .bind(binding.as_str())
@@ -365,7 +382,7 @@ pub async fn app(config: Config, listen: SocketAddr) -> Result<(Router, KvBroker
     }
     let store = AnyStore::open(&config.database_url).await?;
     let db = match &store {
-        AnyStore::Sqlite(store) => Db::Sqlite(store.pool().clone()),
+        AnyStore::Sqlite(store) => Db::Sqlite(store.clone()),
         AnyStore::Postgres(store) => Db::Postgres(store.pool().clone()),
         _ => {
             return Err(AppError::Store(StoreError::Unavailable(
@@ -508,7 +525,7 @@ impl KvBackend {
             Db::Postgres(_) => ("BEGIN", " FOR UPDATE"),
         };
         let max_query = format!("SELECT max_keys FROM kv_instances WHERE instance_id = $1{lock}");
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             async {
                 let mut tx = pool.begin_with(begin).await?;
                 let max: i64 = sqlx::query_scalar(&max_query)
@@ -548,7 +565,7 @@ impl KvBackend {
     }
 
     async fn delete(&self, instance: &str, key: &str) -> Result<bool, sqlx::Error> {
-        on_db!(&self.db, pool => {
+        on_db_write!(&self.db, pool => {
             sqlx::query("DELETE FROM kv_entries WHERE instance_id = $1 AND key = $2")
                 .bind(instance)
                 .bind(key)
