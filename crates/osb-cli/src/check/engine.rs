@@ -658,7 +658,7 @@ impl Engine {
                     elapsed.as_secs_f64()
                 ));
             }
-            let delay = delay.clamp(Duration::from_millis(20), limit - elapsed);
+            let delay = delay.max(Duration::from_millis(20)).min(limit - elapsed);
             tokio::time::sleep(delay).await;
         }
     }
