@@ -149,13 +149,19 @@ impl App {
         let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
         let auth_ok = match auth {
             Some(value) if value == format!("Bearer {TOKEN}") => true,
-            Some(value) => self.fault == Fault::AnyTokenOnFetchBinding && is_get_binding && value.starts_with("Bearer "),
+            Some(value) => {
+                self.fault == Fault::AnyTokenOnFetchBinding
+                    && is_get_binding
+                    && value.starts_with("Bearer ")
+            }
             None => self.fault == Fault::NoAuthOnLastOperation && is_last_op,
         };
         if !auth_ok {
             return self.error(401, None, "Unauthorized");
         }
-        let version = headers.get("x-broker-api-version").and_then(|v| v.to_str().ok());
+        let version = headers
+            .get("x-broker-api-version")
+            .and_then(|v| v.to_str().ok());
         let version_ok = match version.and_then(|v| v.split_once('.')) {
             None => self.fault == Fault::MissingVersionAccepted,
             Some((major, minor)) => {
@@ -178,7 +184,9 @@ impl App {
             ("GET", ["v2", "catalog"]) => reply(200, &catalog()),
             ("PUT", ["v2", "service_instances", iid]) => self.provision(iid, body, accepts, v214),
             ("PATCH", ["v2", "service_instances", iid]) => self.update(iid, body),
-            ("DELETE", ["v2", "service_instances", iid]) => self.delete(iid.to_string(), accepts, false),
+            ("DELETE", ["v2", "service_instances", iid]) => {
+                self.delete(iid.to_string(), accepts, false)
+            }
             ("GET", ["v2", "service_instances", iid]) => self.fetch_instance(iid),
             ("GET", ["v2", "service_instances", iid, "last_operation"]) => {
                 self.poll(iid.to_string(), false)
@@ -192,23 +200,43 @@ impl App {
             ("DELETE", ["v2", "service_instances", iid, "service_bindings", bid]) => {
                 self.delete(format!("{iid}/{bid}"), accepts, true)
             }
-            ("GET", ["v2", "service_instances", iid, "service_bindings", bid, "last_operation"]) => {
-                self.poll(format!("{iid}/{bid}"), true)
-            }
+            (
+                "GET",
+                [
+                    "v2",
+                    "service_instances",
+                    iid,
+                    "service_bindings",
+                    bid,
+                    "last_operation",
+                ],
+            ) => self.poll(format!("{iid}/{bid}"), true),
             _ => self.error(404, None, "No such endpoint"),
         }
     }
 
     fn provision(&self, iid: &str, body: &str, accepts: bool, v214: bool) -> Response {
         let Ok(req) = serde_json::from_str::<Value>(body) else {
-            let status = if self.fault == Fault::MalformedJson422 { 422 } else { 400 };
+            let status = if self.fault == Fault::MalformedJson422 {
+                422
+            } else {
+                400
+            };
             return self.error(status, None, "The body is not JSON.");
         };
         let (sid, pid) = (req["service_id"].as_str(), req["plan_id"].as_str());
         let (Some(sid), Some(pid)) = (sid, pid) else {
             if self.fault == Fault::MissingFieldsAccepted {
                 let mut store = self.store.lock().unwrap();
-                store.live.insert(iid.to_string(), Resource { plan: SYNC.into(), params: Value::Null, credentials: Value::Null, op: None });
+                store.live.insert(
+                    iid.to_string(),
+                    Resource {
+                        plan: SYNC.into(),
+                        params: Value::Null,
+                        credentials: Value::Null,
+                        op: None,
+                    },
+                );
                 return reply(201, &json!({}));
             }
             return self.error(400, None, "service_id and plan_id are required.");
@@ -223,12 +251,17 @@ impl App {
             && (pid != SYNC || version != "1.0.0")
             && self.fault != Fault::MaintenanceIgnored
         {
-            return self.error(422, Some("MaintenanceInfoConflict"), "No such maintenance_info.");
+            return self.error(
+                422,
+                Some("MaintenanceInfoConflict"),
+                "No such maintenance_info.",
+            );
         }
         let params = req.get("parameters").cloned().unwrap_or(Value::Null);
         if pid == SYNC && self.fault != Fault::SchemaIgnored && !params.is_null() {
             let ok = params.as_object().is_some_and(|m| {
-                m.iter().all(|(k, v)| k == "size" && v.as_i64().is_some_and(|n| (1..=10).contains(&n)))
+                m.iter()
+                    .all(|(k, v)| k == "size" && v.as_i64().is_some_and(|n| (1..=10).contains(&n)))
             });
             if !ok {
                 return self.error(400, None, "The parameters do not match the schema.");
@@ -255,20 +288,48 @@ impl App {
                 };
                 return reply(202, &json!({"operation": token}));
             }
-            let status = if self.fault == Fault::RepeatCreate201 { 201 } else { 200 };
-            return reply(status, &json!({"dashboard_url": format!("http://dash/{iid}")}));
+            let status = if self.fault == Fault::RepeatCreate201 {
+                201
+            } else {
+                200
+            };
+            return reply(
+                status,
+                &json!({"dashboard_url": format!("http://dash/{iid}")}),
+            );
         }
-        let op = asynchronous.then(|| Op { token: Self::next_token(&mut store, "create"), polls_left: 2, deleting: false });
-        store.live.insert(iid.to_string(), Resource { plan: pid.into(), params, credentials: Value::Null, op: op.clone() });
+        let op = asynchronous.then(|| Op {
+            token: Self::next_token(&mut store, "create"),
+            polls_left: 2,
+            deleting: false,
+        });
+        store.live.insert(
+            iid.to_string(),
+            Resource {
+                plan: pid.into(),
+                params,
+                credentials: Value::Null,
+                op: op.clone(),
+            },
+        );
         if let Some(op) = op {
-            return reply(202, &json!({"operation": op.token, "dashboard_url": format!("http://dash/{iid}")}));
+            return reply(
+                202,
+                &json!({"operation": op.token, "dashboard_url": format!("http://dash/{iid}")}),
+            );
         }
         let body = match self.fault {
             Fault::DashboardNullAt214 if v214 => json!({"dashboard_url": null}),
             Fault::CreateBodyNotObject => json!(["created"]),
-            _ => json!({"dashboard_url": format!("http://dash/{iid}"), "metadata": {"labels": {"a": "b"}}}),
+            _ => {
+                json!({"dashboard_url": format!("http://dash/{iid}"), "metadata": {"labels": {"a": "b"}}})
+            }
         };
-        let status = if self.fault == Fault::Create200 { 200 } else { 201 };
+        let status = if self.fault == Fault::Create200 {
+            200
+        } else {
+            201
+        };
         reply(status, &body)
     }
 
@@ -276,20 +337,30 @@ impl App {
         let Ok(req) = serde_json::from_str::<Value>(body) else {
             return self.error(400, None, "The body is not JSON.");
         };
-        if self.fault == Fault::UpdateFails && req.get("plan_id").is_some() && req.get("maintenance_info").is_none() {
+        if self.fault == Fault::UpdateFails
+            && req.get("plan_id").is_some()
+            && req.get("maintenance_info").is_none()
+        {
             return self.error(500, None, "boom");
         }
         let store = self.store.lock().unwrap();
         let Some(instance) = store.live.get(iid) else {
             return self.error(404, None, "No such instance.");
         };
-        if req.get("plan_id").is_none() && req.get("context").is_some() && self.fault == Fault::ContextUpdateRefused {
+        if req.get("plan_id").is_none()
+            && req.get("context").is_some()
+            && self.fault == Fault::ContextUpdateRefused
+        {
             return self.error(422, None, "Context updates are not supported.");
         }
         if let Some(version) = req["maintenance_info"]["version"].as_str()
             && (instance.plan != SYNC || version != "1.0.0")
         {
-            return self.error(422, Some("MaintenanceInfoConflict"), "No such maintenance_info.");
+            return self.error(
+                422,
+                Some("MaintenanceInfoConflict"),
+                "No such maintenance_info.",
+            );
         }
         reply(200, &json!({}))
     }
@@ -309,7 +380,11 @@ impl App {
             }
             let token = Self::next_token(&mut store, "delete");
             if let Some(resource) = store.live.get_mut(&key) {
-                resource.op = Some(Op { token: token.clone(), polls_left: 2, deleting: true });
+                resource.op = Some(Op {
+                    token: token.clone(),
+                    polls_left: 2,
+                    deleting: true,
+                });
             }
             return reply(202, &json!({"operation": token}));
         }
@@ -329,10 +404,16 @@ impl App {
             }
             return self.error(404, None, "No such resource.");
         };
-        let retry_after = if self.fault == Fault::BadRetryAfter { "soon" } else { "0" };
+        let retry_after = if self.fault == Fault::BadRetryAfter {
+            "soon"
+        } else {
+            "0"
+        };
         let in_progress = || {
             let mut response = reply(200, &json!({"state": "in progress"}));
-            response.headers_mut().insert("retry-after", retry_after.parse().unwrap());
+            response
+                .headers_mut()
+                .insert("retry-after", retry_after.parse().unwrap());
             response
         };
         let Some(op) = resource.op.as_mut() else {
@@ -358,16 +439,25 @@ impl App {
     fn fetch_instance(&self, iid: &str) -> Response {
         let store = self.store.lock().unwrap();
         match store.live.get(iid) {
-            Some(r) if r.op.is_none() && self.fault != Fault::FetchInstance404 => {
-                reply(200, &json!({"service_id": SERVICE, "plan_id": r.plan, "parameters": {}}))
-            }
+            Some(r) if r.op.is_none() && self.fault != Fault::FetchInstance404 => reply(
+                200,
+                &json!({"service_id": SERVICE, "plan_id": r.plan, "parameters": {}}),
+            ),
             _ => self.error(404, None, "No such instance."),
         }
     }
 
     fn binding_body(&self, credentials: &Value) -> Value {
-        let ports = if self.fault == Fault::EndpointPortsNumbers { json!([5432]) } else { json!(["5432"]) };
-        let expires = if self.fault == Fault::MetadataNotIso8601 { "tomorrow" } else { "2099-01-01T00:00:00.0Z" };
+        let ports = if self.fault == Fault::EndpointPortsNumbers {
+            json!([5432])
+        } else {
+            json!(["5432"])
+        };
+        let expires = if self.fault == Fault::MetadataNotIso8601 {
+            "tomorrow"
+        } else {
+            "2099-01-01T00:00:00.0Z"
+        };
         json!({"credentials": credentials, "endpoints": [{"host": "db.local", "ports": ports}],
                "metadata": {"expires_at": expires, "renew_before": "2098-12-01T00:00:00Z"}})
     }
@@ -391,7 +481,8 @@ impl App {
             }
         } else if plan == SYNC && self.fault != Fault::BindSchemaIgnored && !params.is_null() {
             let ok = params.as_object().is_some_and(|m| {
-                m.iter().all(|(k, v)| k == "role" && (v == "read" || v == "write"))
+                m.iter()
+                    .all(|(k, v)| k == "role" && (v == "read" || v == "write"))
             });
             if !ok {
                 return self.error(400, None, "The parameters do not match the schema.");
@@ -403,7 +494,8 @@ impl App {
         }
         let key = format!("{iid}/{bid}");
         store.counter += 1;
-        let fresh = json!({"uri": format!("fault://{key}"), "password": format!("pw-{}", store.counter)});
+        let fresh =
+            json!({"uri": format!("fault://{key}"), "password": format!("pw-{}", store.counter)});
         if let Some(existing) = store.live.get(&key) {
             if existing.params != params {
                 if self.fault == Fault::NoBindConflict {
@@ -414,12 +506,32 @@ impl App {
             if let Some(op) = &existing.op {
                 return reply(202, &json!({"operation": op.token}));
             }
-            let credentials = if self.fault == Fault::BindCredentialsDiffer { fresh } else { existing.credentials.clone() };
-            let status = if self.fault == Fault::BindRepeat201 { 201 } else { 200 };
+            let credentials = if self.fault == Fault::BindCredentialsDiffer {
+                fresh
+            } else {
+                existing.credentials.clone()
+            };
+            let status = if self.fault == Fault::BindRepeat201 {
+                201
+            } else {
+                200
+            };
             return reply(status, &self.binding_body(&credentials));
         }
-        let op = asynchronous.then(|| Op { token: Self::next_token(&mut store, "bind"), polls_left: 2, deleting: false });
-        store.live.insert(key, Resource { plan, params, credentials: fresh.clone(), op: op.clone() });
+        let op = asynchronous.then(|| Op {
+            token: Self::next_token(&mut store, "bind"),
+            polls_left: 2,
+            deleting: false,
+        });
+        store.live.insert(
+            key,
+            Resource {
+                plan,
+                params,
+                credentials: fresh.clone(),
+                op: op.clone(),
+            },
+        );
         match op {
             Some(op) => reply(202, &json!({"operation": op.token})),
             None => reply(201, &self.binding_body(&fresh)),
@@ -441,7 +553,13 @@ impl App {
     }
 }
 
-async fn handler(State(app): State<App>, method: Method, uri: Uri, headers: HeaderMap, body: String) -> Response {
+async fn handler(
+    State(app): State<App>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
     app.handle(&method, &uri, &headers, &body)
 }
 
@@ -459,7 +577,10 @@ fn start(fault: Fault) -> Broker {
         .build()
         .expect("runtime");
     let store = Arc::new(Mutex::new(Store::default()));
-    let app = App { fault, store: store.clone() };
+    let app = App {
+        fault,
+        store: store.clone(),
+    };
     let router = axum::Router::new().fallback(handler).with_state(app);
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -468,7 +589,11 @@ fn start(fault: Fault) -> Broker {
     runtime.spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    Broker { url: format!("http://{addr}"), store, _runtime: runtime }
+    Broker {
+        url: format!("http://{addr}"),
+        store,
+        _runtime: runtime,
+    }
 }
 
 /// Runs `osb check --json` against `url`; returns (exit code, report, stderr).
@@ -489,8 +614,13 @@ fn check(url: &str, extra: &[&str]) -> (i32, Value, String) {
         .expect("osb runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
-    (output.status.code().unwrap_or(-1), report, String::from_utf8_lossy(&output.stderr).into_owned())
+    let report =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (
+        output.status.code().unwrap_or(-1),
+        report,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 fn ids_with(report: &Value, status: &str) -> BTreeSet<String> {
@@ -507,27 +637,63 @@ fn ids_with(report: &Value, status: &str) -> BTreeSet<String> {
 const TABLE: &[(Fault, &str, &[&str])] = &[
     (Fault::Create200, "provision.create-201", &[]),
     (Fault::CreateBodyNotObject, "provision.response-body", &[]),
-    (Fault::DashboardNullAt214, "provision.response-body", &["--api-version", "2.14"]),
-    (Fault::RepeatCreate201, "provision.repeat-identical-200", &[]),
+    (
+        Fault::DashboardNullAt214,
+        "provision.response-body",
+        &["--api-version", "2.14"],
+    ),
+    (
+        Fault::RepeatCreate201,
+        "provision.repeat-identical-200",
+        &[],
+    ),
     (Fault::NoProvisionConflict, "provision.conflict-409", &[]),
-    (Fault::OperationChanges, "provision.repeat-in-progress-202", &[]),
+    (
+        Fault::OperationChanges,
+        "provision.repeat-in-progress-202",
+        &[],
+    ),
     (Fault::Delete404, "deprovision.repeat-410", &[]),
     (Fault::UnbindRepeat200, "unbind.repeat-410", &[]),
-    (Fault::Async202WithoutAccepts, "async.provision-no-202-without-accepts", &[]),
-    (Fault::NoAsyncRequiredCode, "async.provision-required-422", &[]),
+    (
+        Fault::Async202WithoutAccepts,
+        "async.provision-no-202-without-accepts",
+        &[],
+    ),
+    (
+        Fault::NoAsyncRequiredCode,
+        "async.provision-required-422",
+        &[],
+    ),
     (Fault::TextErrorBody, "bad-input.error-body", &[]),
     (Fault::NoAuthOnLastOperation, "auth.missing-401", &[]),
     (Fault::AnyTokenOnFetchBinding, "auth.wrong-401", &[]),
-    (Fault::MissingVersionAccepted, "version.missing-rejected", &[]),
+    (
+        Fault::MissingVersionAccepted,
+        "version.missing-rejected",
+        &[],
+    ),
     (Fault::OldVersionAccepted, "version.older-412", &[]),
     (Fault::OtherMajorAccepted, "version.other-major-412", &[]),
-    (Fault::NewerMinorRefused, "version.newer-minor-accepted", &[]),
+    (
+        Fault::NewerMinorRefused,
+        "version.newer-minor-accepted",
+        &[],
+    ),
     (Fault::NeverFinishes, "provision.poll", &[]),
     (Fault::BadRetryAfter, "lastop.retry-after", &[]),
-    (Fault::BindCredentialsDiffer, "bind.repeat-same-credentials", &[]),
+    (
+        Fault::BindCredentialsDiffer,
+        "bind.repeat-same-credentials",
+        &[],
+    ),
     (Fault::UnknownIds500, "bad-input.unknown-ids-400", &[]),
     (Fault::MalformedJson422, "bad-input.malformed-json-400", &[]),
-    (Fault::MissingFieldsAccepted, "bad-input.missing-fields-400", &[]),
+    (
+        Fault::MissingFieldsAccepted,
+        "bad-input.missing-fields-400",
+        &[],
+    ),
     (Fault::NoBindConflict, "bind.conflict-409", &[]),
     (Fault::BindRepeat201, "bind.repeat-identical-200", &[]),
     (Fault::SchemaIgnored, "schemas.provision-invalid-400", &[]),
@@ -535,7 +701,11 @@ const TABLE: &[(Fault, &str, &[&str])] = &[
     (Fault::MaintenanceIgnored, "maintenance.conflict-422", &[]),
     (Fault::FetchInstance404, "instance.fetch", &[]),
     (Fault::FetchBindingWithoutCredentials, "binding.fetch", &[]),
-    (Fault::PollFinishedDelete404, "deprovision.poll-finished", &[]),
+    (
+        Fault::PollFinishedDelete404,
+        "deprovision.poll-finished",
+        &[],
+    ),
     (Fault::EndpointPortsNumbers, "bind.endpoints-valid", &[]),
     (Fault::MetadataNotIso8601, "bind.metadata-valid", &[]),
     (Fault::ContextUpdateRefused, "update.context-only", &[]),
@@ -552,7 +722,10 @@ fn the_good_broker_passes_every_check() {
     let passed = ids_with(&report, "pass");
     // Every check meant for a fault runs (and passes) on the good broker.
     for (_, id, _) in TABLE {
-        assert!(passed.contains(*id), "{id} did not pass on the good broker: {report:#}");
+        assert!(
+            passed.contains(*id),
+            "{id} did not pass on the good broker: {report:#}"
+        );
     }
     assert!(broker.store.lock().unwrap().live.is_empty(), "left behind");
 }
@@ -566,7 +739,9 @@ fn each_planted_fault_is_caught_by_its_check_alone() {
         let failed = ids_with(&report, "fail");
         let expected: BTreeSet<String> = [id.to_string()].into();
         if failed != expected {
-            missed.push(format!("{fault:?}: expected {expected:?}, failed {failed:?}"));
+            missed.push(format!(
+                "{fault:?}: expected {expected:?}, failed {failed:?}"
+            ));
             continue;
         }
         let level = report["checks"]
@@ -576,9 +751,18 @@ fn each_planted_fault_is_caught_by_its_check_alone() {
             .unwrap_or_default();
         let wanted = if level == "MUST" { 6 } else { 0 };
         if code != wanted {
-            missed.push(format!("{fault:?}: exit code {code}, expected {wanted}: {stderr}"));
+            missed.push(format!(
+                "{fault:?}: exit code {code}, expected {wanted}: {stderr}"
+            ));
         }
-        let left = broker.store.lock().unwrap().live.keys().cloned().collect::<Vec<_>>();
+        let left = broker
+            .store
+            .lock()
+            .unwrap()
+            .live
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
         if *fault == Fault::NeverFinishes {
             // Its delete never finishes either: the leftovers are reported with their ids.
             assert!(!left.is_empty());
@@ -586,7 +770,10 @@ fn each_planted_fault_is_caught_by_its_check_alone() {
                 let id = key.split('/').next_back().unwrap_or_default();
                 assert!(stderr.contains(id), "{key} not reported: {stderr}");
             }
-            assert_eq!(report["leftovers"].as_array().map(Vec::len), Some(left.len()));
+            assert_eq!(
+                report["leftovers"].as_array().map(Vec::len),
+                Some(left.len())
+            );
         } else if !left.is_empty() {
             missed.push(format!("{fault:?}: left behind {left:?}"));
         }

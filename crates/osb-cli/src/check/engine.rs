@@ -155,14 +155,20 @@ fn variants(schema: Option<&Value>) -> Option<(Option<Value>, Value)> {
         match prop.get("type").and_then(Value::as_str) {
             Some("integer" | "number") => {
                 let lo = prop.get("minimum").and_then(Value::as_i64).unwrap_or(1);
-                let hi = prop.get("maximum").and_then(Value::as_i64).unwrap_or(i64::MAX);
+                let hi = prop
+                    .get("maximum")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(i64::MAX);
                 if lo < hi {
                     return Some((Some(json!({key: lo})), json!({key: lo + 1})));
                 }
             }
             Some("boolean") => return Some((Some(json!({key: true})), json!({key: false}))),
             Some("string") if prop.get("pattern").is_none() && prop.get("format").is_none() => {
-                return Some((Some(json!({key: "osb-check-a"})), json!({key: "osb-check-b"})));
+                return Some((
+                    Some(json!({key: "osb-check-a"})),
+                    json!({key: "osb-check-b"}),
+                ));
             }
             _ => {}
         }
@@ -229,7 +235,13 @@ impl Engine {
         self.opts.groups.contains(&group)
     }
 
-    fn record(&self, def: &'static Def, plan: Option<&PlanCtx>, verdict: V, exchanges: Vec<Exchange>) {
+    fn record(
+        &self,
+        def: &'static Def,
+        plan: Option<&PlanCtx>,
+        verdict: V,
+        exchanges: Vec<Exchange>,
+    ) {
         if !self.enabled(def.group) {
             return;
         }
@@ -306,7 +318,12 @@ impl Engine {
             match plans.first() {
                 Some(p) => self.bad_input(p).await,
                 None => self.skip_all(
-                    &[&defs::BAD_JSON, &defs::BAD_MISSING, &defs::BAD_UNKNOWN_IDS, &defs::BAD_ERROR_BODY],
+                    &[
+                        &defs::BAD_JSON,
+                        &defs::BAD_MISSING,
+                        &defs::BAD_UNKNOWN_IDS,
+                        &defs::BAD_ERROR_BODY,
+                    ],
                     None,
                     "the catalog has no plan",
                 ),
@@ -341,7 +358,11 @@ impl Engine {
             Err(message) => {
                 self.record(&defs::CATALOG_VALID, None, fail(message), vec![ex]);
                 self.skip_all(
-                    &[&defs::CATALOG_LINT_ERRORS, &defs::CATALOG_LINT_WARNINGS, &defs::CATALOG_ETAG],
+                    &[
+                        &defs::CATALOG_LINT_ERRORS,
+                        &defs::CATALOG_LINT_WARNINGS,
+                        &defs::CATALOG_ETAG,
+                    ],
                     None,
                     "no valid catalog",
                 );
@@ -357,13 +378,25 @@ impl Engine {
                 .map(ToString::to_string)
                 .collect()
         };
-        for (def, errors) in [(&defs::CATALOG_LINT_ERRORS, true), (&defs::CATALOG_LINT_WARNINGS, false)] {
+        for (def, errors) in [
+            (&defs::CATALOG_LINT_ERRORS, true),
+            (&defs::CATALOG_LINT_WARNINGS, false),
+        ] {
             let found = list(errors);
-            let verdict = if found.is_empty() { V::Pass } else { fail(found.join("\n")) };
+            let verdict = if found.is_empty() {
+                V::Pass
+            } else {
+                fail(found.join("\n"))
+            };
             self.record(def, None, verdict, Vec::new());
         }
         match ex.header("etag") {
-            None => self.record(&defs::CATALOG_ETAG, None, V::Skip("the broker sends no ETag".into()), Vec::new()),
+            None => self.record(
+                &defs::CATALOG_ETAG,
+                None,
+                V::Skip("the broker sends no ETag".into()),
+                Vec::new(),
+            ),
             Some(etag) => {
                 let again = self
                     .http
@@ -372,7 +405,10 @@ impl Engine {
                 let verdict = if again.status() == 304 {
                     V::Pass
                 } else {
-                    fail(format!("If-None-Match {etag} answered {}, not 304", again.status()))
+                    fail(format!(
+                        "If-None-Match {etag} answered {}, not 304",
+                        again.status()
+                    ))
                 };
                 self.record(&defs::CATALOG_ETAG, None, verdict, vec![again]);
             }
@@ -384,7 +420,12 @@ impl Engine {
     fn plans(&self, catalog: &Value) -> Result<Vec<PlanCtx>, Abort> {
         let empty = Vec::new();
         let services = catalog["services"].as_array().unwrap_or(&empty);
-        let str_of = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let str_of = |v: &Value, k: &str| {
+            v.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
         let flag = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool);
         let mut out = Vec::new();
         let mut offerings_seen = vec![false; self.opts.offerings.len()];
@@ -392,7 +433,12 @@ impl Engine {
         for s in services {
             let (sid, sname) = (str_of(s, "id"), str_of(s, "name"));
             if !self.opts.offerings.is_empty() {
-                let Some(i) = self.opts.offerings.iter().position(|o| *o == sid || *o == sname) else {
+                let Some(i) = self
+                    .opts
+                    .offerings
+                    .iter()
+                    .position(|o| *o == sid || *o == sname)
+                else {
                     continue;
                 };
                 offerings_seen[i] = true;
@@ -401,7 +447,12 @@ impl Engine {
             for (j, plan) in plans.iter().enumerate() {
                 let (pid, pname) = (str_of(plan, "id"), str_of(plan, "name"));
                 if !self.opts.plans.is_empty() {
-                    let Some(i) = self.opts.plans.iter().position(|o| *o == pid || *o == pname) else {
+                    let Some(i) = self
+                        .opts
+                        .plans
+                        .iter()
+                        .position(|o| *o == pid || *o == pname)
+                    else {
                         continue;
                     };
                     plans_seen[i] = true;
@@ -420,7 +471,9 @@ impl Engine {
                 };
                 out.push(PlanCtx {
                     label: format!("{sname}/{pname}"),
-                    bindable: flag(plan, "bindable").or(flag(s, "bindable")).unwrap_or(false),
+                    bindable: flag(plan, "bindable")
+                        .or(flag(s, "bindable"))
+                        .unwrap_or(false),
                     instances_retrievable: flag(s, "instances_retrievable").unwrap_or(false),
                     bindings_retrievable: flag(s, "bindings_retrievable").unwrap_or(false),
                     allow_context_updates: flag(s, "allow_context_updates").unwrap_or(false),
@@ -463,11 +516,15 @@ impl Engine {
             Req::put(ip.clone(), &json!({})),
             Req::get(ip.clone()),
             Req::patch(ip.clone(), &json!({})),
-            Req::delete(ip.clone()).q("service_id", "x").q("plan_id", "x"),
+            Req::delete(ip.clone())
+                .q("service_id", "x")
+                .q("plan_id", "x"),
             Req::get(format!("{ip}/last_operation")),
             Req::put(bp.clone(), &json!({})),
             Req::get(bp.clone()),
-            Req::delete(bp.clone()).q("service_id", "x").q("plan_id", "x"),
+            Req::delete(bp.clone())
+                .q("service_id", "x")
+                .q("plan_id", "x"),
             Req::get(format!("{bp}/last_operation")),
         ]
     }
@@ -481,7 +538,10 @@ impl Engine {
             );
             return;
         }
-        for (def, mode) in [(&defs::AUTH_MISSING, AuthMode::Missing), (&defs::AUTH_WRONG, AuthMode::Wrong)] {
+        for (def, mode) in [
+            (&defs::AUTH_MISSING, AuthMode::Missing),
+            (&defs::AUTH_WRONG, AuthMode::Wrong),
+        ] {
             let mut failed = Vec::new();
             let mut exchanges = Vec::new();
             for req in Self::endpoints() {
@@ -504,8 +564,16 @@ impl Engine {
         let cases: [(&'static Def, VersionMode, &[u16]); 4] = [
             (&defs::VERSION_MISSING, VersionMode::Missing, &[400, 412]),
             (&defs::VERSION_OLDER, VersionMode::Value("2.12"), &[412]),
-            (&defs::VERSION_NEWER_MINOR, VersionMode::Value("2.99"), &[200]),
-            (&defs::VERSION_OTHER_MAJOR, VersionMode::Value("3.0"), &[412]),
+            (
+                &defs::VERSION_NEWER_MINOR,
+                VersionMode::Value("2.99"),
+                &[200],
+            ),
+            (
+                &defs::VERSION_OTHER_MAJOR,
+                VersionMode::Value("3.0"),
+                &[412],
+            ),
         ];
         for (def, mode, expected) in cases {
             let ex = self.http.send(Req::get("/v2/catalog").version(mode)).await;
@@ -513,7 +581,11 @@ impl Engine {
                 V::Pass
             } else {
                 let wanted: Vec<String> = expected.iter().map(u16::to_string).collect();
-                fail(format!("{}, expected {}", ex.summary(), wanted.join(" or ")))
+                fail(format!(
+                    "{}, expected {}",
+                    ex.summary(),
+                    wanted.join(" or ")
+                ))
             };
             self.record(def, None, verdict, vec![ex]);
         }
@@ -555,12 +627,20 @@ impl Engine {
             (&defs::BAD_JSON, "{\"service_id\": ".to_string()),
             (
                 &defs::BAD_MISSING,
-                json!({"organization_guid": "osb-check-org", "space_guid": "osb-check-space"}).to_string(),
+                json!({"organization_guid": "osb-check-org", "space_guid": "osb-check-space"})
+                    .to_string(),
             ),
             (
                 &defs::BAD_UNKNOWN_IDS,
-                self.provision_body(&PlanCtx { sid: unknown.clone(), ..p.clone() }, &unknown, None)
-                    .to_string(),
+                self.provision_body(
+                    &PlanCtx {
+                        sid: unknown.clone(),
+                        ..p.clone()
+                    },
+                    &unknown,
+                    None,
+                )
+                .to_string(),
             ),
         ];
         for (def, body) in cases {
@@ -580,7 +660,10 @@ impl Engine {
             };
             self.record(def, None, verdict, vec![ex]);
         }
-        let problems: Vec<String> = bad_requests.iter().filter_map(Exchange::error_body_problem).collect();
+        let problems: Vec<String> = bad_requests
+            .iter()
+            .filter_map(Exchange::error_body_problem)
+            .collect();
         let verdict = match (bad_requests.is_empty(), problems.is_empty()) {
             (true, _) => V::Skip("no request was answered 400".into()),
             (false, true) => V::Pass,
@@ -608,7 +691,9 @@ impl Engine {
         let mut polls = 0usize;
         let mut last = String::from("no reply");
         loop {
-            let mut req = Req::get(path.to_string()).q("service_id", &p.sid).q("plan_id", &p.pid);
+            let mut req = Req::get(path.to_string())
+                .q("service_id", &p.sid)
+                .q("plan_id", &p.pid);
             if let Some(op) = operation {
                 req = req.q("operation", op);
             }
@@ -627,11 +712,17 @@ impl Engine {
                     }
                 }
             }
-            let state = ex.field("state").and_then(Value::as_str).map(str::to_string);
+            let state = ex
+                .field("state")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let end = match (ex.status(), state.as_deref()) {
                 (200, Some("succeeded")) => Some(PollEnd::Succeeded),
                 (200, Some("failed")) => Some(PollEnd::Failed(
-                    ex.field("description").and_then(Value::as_str).unwrap_or("no description").to_string(),
+                    ex.field("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no description")
+                        .to_string(),
                 )),
                 (200, Some("in progress")) => None,
                 (200, other) => Some(PollEnd::Invalid(format!(
@@ -689,8 +780,12 @@ impl Engine {
                         self.opts.version
                     ));
                 }
-                Some(Value::String(s)) if s.is_empty() => return Some(format!("`{key}` is an empty string")),
-                Some(Value::String(s)) if s.len() > 10_000 => return Some(format!("`{key}` is longer than 10,000 characters")),
+                Some(Value::String(s)) if s.is_empty() => {
+                    return Some(format!("`{key}` is an empty string"));
+                }
+                Some(Value::String(s)) if s.len() > 10_000 => {
+                    return Some(format!("`{key}` is longer than 10,000 characters"));
+                }
                 Some(Value::String(_)) => {}
                 Some(other) => return Some(format!("`{key}` is not a string: {other}")),
             }
@@ -729,7 +824,12 @@ impl Engine {
         let decisive = match first.status() {
             200 | 201 => {
                 self.record(no_202, Some(p), V::Pass, vec![first.clone()]);
-                self.record(required_422, Some(p), V::Skip("the plan works synchronously".into()), Vec::new());
+                self.record(
+                    required_422,
+                    Some(p),
+                    V::Skip("the plan works synchronously".into()),
+                    Vec::new(),
+                );
                 first
             }
             202 => {
@@ -739,7 +839,12 @@ impl Engine {
                     fail("the broker answered 202 to a request without accepts_incomplete=true"),
                     vec![first.clone()],
                 );
-                self.record(required_422, Some(p), V::Skip("the broker answered 202 instead".into()), Vec::new());
+                self.record(
+                    required_422,
+                    Some(p),
+                    V::Skip("the broker answered 202 instead".into()),
+                    Vec::new(),
+                );
                 first
             }
             status if status == 422 || has_code(&first, "AsyncRequired") => {
@@ -765,13 +870,20 @@ impl Engine {
             }
             _ => {
                 self.record(no_202, Some(p), V::Pass, vec![first.clone()]);
-                self.record(required_422, Some(p), V::Skip("the create failed".into()), Vec::new());
+                self.record(
+                    required_422,
+                    Some(p),
+                    V::Skip("the create failed".into()),
+                    Vec::new(),
+                );
                 first
             }
         };
         let verdict = match decisive.status() {
             201 | 202 => V::Pass,
-            200 => fail("200 for a new resource: 200 means it already existed; expected 201 (or 202)"),
+            200 => {
+                fail("200 for a new resource: 200 means it already existed; expected 201 (or 202)")
+            }
             _ => fail(format!("{}, expected 201 or 202", decisive.summary())),
         };
         let ok = matches!(verdict, V::Pass) || decisive.status() == 200;
@@ -780,7 +892,14 @@ impl Engine {
     }
 
     /// Sends an update and waits for it; the verdict of `def`.
-    async fn update(&self, p: &PlanCtx, iid: &str, body: Value, def: &'static Def, log: &mut RetryLog) {
+    async fn update(
+        &self,
+        p: &PlanCtx,
+        iid: &str,
+        body: Value,
+        def: &'static Def,
+        log: &mut RetryLog,
+    ) {
         let ex = self
             .http
             .send(Req::patch(instance_path(iid), &body).accepts_incomplete(true))
@@ -789,9 +908,14 @@ impl Engine {
         let verdict = match ex.status() {
             200 => V::Pass,
             202 => {
-                let op = ex.field("operation").and_then(Value::as_str).map(str::to_string);
+                let op = ex
+                    .field("operation")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 let path = format!("{}/last_operation", instance_path(iid));
-                let end = self.poll(&path, p, op.as_deref(), false, &mut exchanges, log).await;
+                let end = self
+                    .poll(&path, p, op.as_deref(), false, &mut exchanges, log)
+                    .await;
                 Self::poll_verdict(&end, false)
             }
             _ => fail(format!("{}, expected 200 or 202", ex.summary())),
@@ -825,9 +949,19 @@ impl Engine {
                 }
             }
             202 => {
-                let op = ex.field("operation").and_then(Value::as_str).map(str::to_string);
+                let op = ex
+                    .field("operation")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 let end = self
-                    .poll(&format!("{path}/last_operation"), p, op.as_deref(), true, &mut exchanges, log)
+                    .poll(
+                        &format!("{path}/last_operation"),
+                        p,
+                        op.as_deref(),
+                        true,
+                        &mut exchanges,
+                        log,
+                    )
                     .await;
                 let verdict = Self::poll_verdict(&end, true);
                 if matches!(verdict, V::Pass) {
@@ -929,7 +1063,12 @@ impl Engine {
             None => V::Pass,
             Some(problem) => fail(problem),
         };
-        self.record(&defs::PROVISION_BODY, Some(p), verdict, vec![created.clone()]);
+        self.record(
+            &defs::PROVISION_BODY,
+            Some(p),
+            verdict,
+            vec![created.clone()],
+        );
 
         // Asynchronous: an identical repeat while it runs, then poll.
         if created.status() == 202 {
@@ -946,13 +1085,28 @@ impl Engine {
                     op
                 )),
                 200 => V::Skip("the operation had finished before the repeat".into()),
-                _ => fail(format!("{}, expected 202 with the same operation", again.summary())),
+                _ => fail(format!(
+                    "{}, expected 202 with the same operation",
+                    again.summary()
+                )),
             };
-            self.record(&defs::PROVISION_IN_PROGRESS, Some(p), verdict, vec![created.clone(), again]);
+            self.record(
+                &defs::PROVISION_IN_PROGRESS,
+                Some(p),
+                verdict,
+                vec![created.clone(), again],
+            );
             let mut exchanges = Vec::new();
             let op = op.as_ref().and_then(Value::as_str).map(str::to_string);
             let end = self
-                .poll(&format!("{ipath}/last_operation"), p, op.as_deref(), false, &mut exchanges, log)
+                .poll(
+                    &format!("{ipath}/last_operation"),
+                    p,
+                    op.as_deref(),
+                    false,
+                    &mut exchanges,
+                    log,
+                )
                 .await;
             let verdict = Self::poll_verdict(&end, false);
             let finished = matches!(verdict, V::Pass);
@@ -980,7 +1134,8 @@ impl Engine {
         let deleted = self
             .delete(p, &ipath, &instance, Some(&defs::DEPROVISION_DELETE), log)
             .await;
-        self.repeat_delete(p, &ipath, &defs::DEPROVISION_REPEAT).await;
+        self.repeat_delete(p, &ipath, &defs::DEPROVISION_REPEAT)
+            .await;
         match deleted {
             Some(op) => self.poll_finished(p, &ipath, op.as_deref()).await,
             None => self.record(
@@ -1003,7 +1158,10 @@ impl Engine {
         let ex = self.http.send(req).await;
         let verdict = match (ex.status(), ex.field("state").and_then(Value::as_str)) {
             (410, _) | (200, Some("succeeded")) => V::Pass,
-            _ => fail(format!("{}, expected 410 Gone (or 200 succeeded)", ex.summary())),
+            _ => fail(format!(
+                "{}, expected 410 Gone (or 200 succeeded)",
+                ex.summary()
+            )),
         };
         self.record(&defs::DEPROVISION_POLL_FINISHED, Some(p), verdict, vec![ex]);
     }
@@ -1016,7 +1174,9 @@ impl Engine {
             .await;
         let verdict = match again.status() {
             200 => V::Pass,
-            201 => fail("201 for an instance that already exists with these attributes; expected 200"),
+            201 => {
+                fail("201 for an instance that already exists with these attributes; expected 200")
+            }
             _ => fail(format!("{}, expected 200", again.summary())),
         };
         self.record(&defs::PROVISION_REPEAT, Some(p), verdict, vec![again]);
@@ -1070,12 +1230,24 @@ impl Engine {
                 };
                 self.record(&defs::MAINTENANCE_CONFLICT, Some(p), verdict, vec![ex]);
             }
-            Some(_) => self.skip_all(&[&defs::MAINTENANCE_CONFLICT], Some(p), "maintenance_info needs OSB 2.15"),
-            None => self.skip_all(&[&defs::MAINTENANCE_CONFLICT], Some(p), "the plan has no maintenance_info"),
+            Some(_) => self.skip_all(
+                &[&defs::MAINTENANCE_CONFLICT],
+                Some(p),
+                "maintenance_info needs OSB 2.15",
+            ),
+            None => self.skip_all(
+                &[&defs::MAINTENANCE_CONFLICT],
+                Some(p),
+                "the plan has no maintenance_info",
+            ),
         }
 
         match violating(p.create_schema.as_ref()) {
-            None => self.skip_all(&[&defs::SCHEMA_PROVISION], Some(p), "the plan publishes no create schema to break"),
+            None => self.skip_all(
+                &[&defs::SCHEMA_PROVISION],
+                Some(p),
+                "the plan publishes no create schema to break",
+            ),
             Some(bad) => {
                 let iid = new_id();
                 let body = self.provision_body(p, &p.pid, Some(&bad));
@@ -1089,7 +1261,10 @@ impl Engine {
                 let verdict = if ex.status() == 400 {
                     V::Pass
                 } else {
-                    fail(format!("{} for parameters {bad}, expected 400", ex.summary()))
+                    fail(format!(
+                        "{} for parameters {bad}, expected 400",
+                        ex.summary()
+                    ))
                 };
                 self.record(&defs::SCHEMA_PROVISION, Some(p), verdict, vec![ex]);
             }
@@ -1101,7 +1276,11 @@ impl Engine {
         if p.instances_retrievable && self.at_least(ApiVersion::V2_14) {
             let ex = self
                 .http
-                .send(Req::get(instance_path(iid)).q("service_id", &p.sid).q("plan_id", &p.pid))
+                .send(
+                    Req::get(instance_path(iid))
+                        .q("service_id", &p.sid)
+                        .q("plan_id", &p.pid),
+                )
                 .await;
             let mismatch = ["service_id", "plan_id"].into_iter().find(|key| {
                 let expected = if *key == "service_id" { &p.sid } else { &p.pid };
@@ -1110,24 +1289,33 @@ impl Engine {
             let verdict = match (ex.status(), mismatch) {
                 (200, None) if ex.json().is_some_and(Value::is_object) => V::Pass,
                 (200, None) => fail("the 200 reply is not a JSON object"),
-                (200, Some(key)) => fail(format!("`{key}` is {:?}, not the instance's", ex.field(key))),
+                (200, Some(key)) => fail(format!(
+                    "`{key}` is {:?}, not the instance's",
+                    ex.field(key)
+                )),
                 _ => fail(format!("{}, expected 200", ex.summary())),
             };
             self.record(&defs::INSTANCE_FETCH, Some(p), verdict, vec![ex]);
         } else {
-            self.skip_all(&[&defs::INSTANCE_FETCH], Some(p), "the offering is not instances_retrievable (or OSB < 2.14)");
+            self.skip_all(
+                &[&defs::INSTANCE_FETCH],
+                Some(p),
+                "the offering is not instances_retrievable (or OSB < 2.14)",
+            );
         }
 
         let base = json!({"service_id": p.sid, "plan_id": p.pid,
             "previous_values": {"service_id": p.sid, "plan_id": p.pid}});
-        self.update(p, iid, base.clone(), &defs::UPDATE_APPLY, log).await;
+        self.update(p, iid, base.clone(), &defs::UPDATE_APPLY, log)
+            .await;
 
         match &p.maintenance {
             Some(version) if self.at_least(ApiVersion::V2_15) && self.enabled("features") => {
                 let mut body = base.clone();
                 body["maintenance_info"] = json!({"version": version});
                 body["previous_values"]["maintenance_info"] = json!({"version": version});
-                self.update(p, iid, body, &defs::MAINTENANCE_UPGRADE, log).await;
+                self.update(p, iid, body, &defs::MAINTENANCE_UPGRADE, log)
+                    .await;
             }
             _ => self.skip_all(
                 &[&defs::MAINTENANCE_UPGRADE],
@@ -1189,14 +1377,30 @@ impl Engine {
         let asynchronous = created.status() == 202;
         if !asynchronous && created.field("credentials").is_some_and(|c| !c.is_object()) {
             // The create check passed on the status; credentials that are not an object fail it.
-            lock(&self.results).retain(|r| !(r.id == defs::BIND_CREATE.id && r.plan.as_deref() == Some(&p.label)));
-            self.record(&defs::BIND_CREATE, Some(p), fail("`credentials` is not an object"), vec![created.clone()]);
+            lock(&self.results)
+                .retain(|r| !(r.id == defs::BIND_CREATE.id && r.plan.as_deref() == Some(&p.label)));
+            self.record(
+                &defs::BIND_CREATE,
+                Some(p),
+                fail("`credentials` is not an object"),
+                vec![created.clone()],
+            );
         }
         if asynchronous {
-            let op = created.field("operation").and_then(Value::as_str).map(str::to_string);
+            let op = created
+                .field("operation")
+                .and_then(Value::as_str)
+                .map(str::to_string);
             let mut exchanges = Vec::new();
             let end = self
-                .poll(&format!("{bpath}/last_operation"), p, op.as_deref(), false, &mut exchanges, log)
+                .poll(
+                    &format!("{bpath}/last_operation"),
+                    p,
+                    op.as_deref(),
+                    false,
+                    &mut exchanges,
+                    log,
+                )
                 .await;
             let verdict = Self::poll_verdict(&end, false);
             let finished = matches!(verdict, V::Pass);
@@ -1215,13 +1419,23 @@ impl Engine {
         if p.bindings_retrievable && self.at_least(ApiVersion::V2_14) {
             let ex = self
                 .http
-                .send(Req::get(bpath.clone()).q("service_id", &p.sid).q("plan_id", &p.pid))
+                .send(
+                    Req::get(bpath.clone())
+                        .q("service_id", &p.sid)
+                        .q("plan_id", &p.pid),
+                )
                 .await;
             let had_credentials = asynchronous || created.field("credentials").is_some();
             let verdict = match ex.status() {
-                200 if !ex.json().is_some_and(Value::is_object) => fail("the 200 reply is not a JSON object"),
-                200 if had_credentials && !ex.field("credentials").is_some_and(Value::is_object) => {
-                    fail("the binding has credentials but the fetch returns none (or not an object)")
+                200 if !ex.json().is_some_and(Value::is_object) => {
+                    fail("the 200 reply is not a JSON object")
+                }
+                200 if had_credentials
+                    && !ex.field("credentials").is_some_and(Value::is_object) =>
+                {
+                    fail(
+                        "the binding has credentials but the fetch returns none (or not an object)",
+                    )
                 }
                 200 => V::Pass,
                 _ => fail(format!("{}, expected 200", ex.summary())),
@@ -1231,7 +1445,11 @@ impl Engine {
             }
             self.record(&defs::BINDING_FETCH, Some(p), verdict, vec![ex]);
         } else {
-            self.skip_all(&[&defs::BINDING_FETCH], Some(p), "the offering is not bindings_retrievable (or OSB < 2.14)");
+            self.skip_all(
+                &[&defs::BINDING_FETCH],
+                Some(p),
+                "the offering is not bindings_retrievable (or OSB < 2.14)",
+            );
         }
         self.binding_details(p, details.as_ref());
 
@@ -1242,17 +1460,27 @@ impl Engine {
             .await;
         let verdict = match again.status() {
             200 => V::Pass,
-            201 => fail("201 for a binding that already exists with these parameters; expected 200"),
+            201 => {
+                fail("201 for a binding that already exists with these parameters; expected 200")
+            }
             _ => fail(format!("{}, expected 200", again.summary())),
         };
         self.record(&defs::BIND_REPEAT, Some(p), verdict, vec![again.clone()]);
-        let verdict = match (asynchronous, created.field("credentials"), again.field("credentials")) {
+        let verdict = match (
+            asynchronous,
+            created.field("credentials"),
+            again.field("credentials"),
+        ) {
             (true, _, _) => V::Skip("the credentials came from an asynchronous bind".into()),
             (false, Some(first), Some(second)) if is_2xx(&again) => {
                 if first == second {
                     V::Pass
                 } else {
-                    let keys = |v: &Value| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+                    let keys = |v: &Value| {
+                        v.as_object()
+                            .map(|m| m.keys().cloned().collect::<Vec<_>>().join(", "))
+                            .unwrap_or_default()
+                    };
                     fail(format!(
                         "the repeat's credentials (keys: {}) differ from the first reply's (keys: {})",
                         keys(second),
@@ -1264,20 +1492,35 @@ impl Engine {
             (false, _, _) if !is_2xx(&again) => V::Skip("the repeat failed".into()),
             (false, _, _) => fail("only one of the two replies has credentials"),
         };
-        self.record(&defs::BIND_SAME_CREDENTIALS, Some(p), verdict, vec![created.clone(), again]);
+        self.record(
+            &defs::BIND_SAME_CREDENTIALS,
+            Some(p),
+            verdict,
+            vec![created.clone(), again],
+        );
 
         // A conflicting repeat.
         match &pair {
-            None => self.skip_all(&[&defs::BIND_CONFLICT], Some(p), "no two valid parameter sets to send"),
+            None => self.skip_all(
+                &[&defs::BIND_CONFLICT],
+                Some(p),
+                "no two valid parameter sets to send",
+            ),
             Some((_, other)) => {
                 let ex = self
                     .http
-                    .send(Req::put(bpath.clone(), &self.bind_body(p, Some(other))).accepts_incomplete(true))
+                    .send(
+                        Req::put(bpath.clone(), &self.bind_body(p, Some(other)))
+                            .accepts_incomplete(true),
+                    )
                     .await;
                 let verdict = if ex.status() == 409 {
                     V::Pass
                 } else {
-                    fail(format!("{} for other parameters, expected 409 Conflict", ex.summary()))
+                    fail(format!(
+                        "{} for other parameters, expected 409 Conflict",
+                        ex.summary()
+                    ))
                 };
                 self.record(&defs::BIND_CONFLICT, Some(p), verdict, vec![ex]);
             }
@@ -1285,12 +1528,19 @@ impl Engine {
 
         // Parameters that break the binding schema.
         match violating(p.bind_schema.as_ref()) {
-            None => self.skip_all(&[&defs::SCHEMA_BIND], Some(p), "the plan publishes no binding schema to break"),
+            None => self.skip_all(
+                &[&defs::SCHEMA_BIND],
+                Some(p),
+                "the plan publishes no binding schema to break",
+            ),
             Some(bad) => {
                 let other = new_id();
                 let ex = self
                     .http
-                    .send(Req::put(binding_path(iid, &other), &self.bind_body(p, Some(&bad))).accepts_incomplete(true))
+                    .send(
+                        Req::put(binding_path(iid, &other), &self.bind_body(p, Some(&bad)))
+                            .accepts_incomplete(true),
+                    )
                     .await;
                 if is_2xx(&ex) {
                     self.remember(self.binding(p, iid, &other));
@@ -1298,7 +1548,10 @@ impl Engine {
                 let verdict = if ex.status() == 400 {
                     V::Pass
                 } else {
-                    fail(format!("{} for parameters {bad}, expected 400", ex.summary()))
+                    fail(format!(
+                        "{} for parameters {bad}, expected 400",
+                        ex.summary()
+                    ))
                 };
                 self.record(&defs::SCHEMA_BIND, Some(p), verdict, vec![ex]);
             }
@@ -1308,9 +1561,13 @@ impl Engine {
         if p.rotatable && self.at_least(ApiVersion::V2_17) && self.enabled("features") {
             let next = new_id();
             let npath = binding_path(iid, &next);
-            let mut body = json!({"service_id": p.sid, "plan_id": p.pid, "predecessor_binding_id": bid});
+            let mut body =
+                json!({"service_id": p.sid, "plan_id": p.pid, "predecessor_binding_id": bid});
             body["context"] = self.bind_body(p, None)["context"].clone();
-            let ex = self.http.send(Req::put(npath.clone(), &body).accepts_incomplete(true)).await;
+            let ex = self
+                .http
+                .send(Req::put(npath.clone(), &body).accepts_incomplete(true))
+                .await;
             let next_binding = self.binding(p, iid, &next);
             if is_2xx(&ex) {
                 self.remember(next_binding.clone());
@@ -1319,9 +1576,19 @@ impl Engine {
             let verdict = match ex.status() {
                 201 => V::Pass,
                 202 => {
-                    let op = ex.field("operation").and_then(Value::as_str).map(str::to_string);
+                    let op = ex
+                        .field("operation")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
                     let end = self
-                        .poll(&format!("{npath}/last_operation"), p, op.as_deref(), false, &mut exchanges, log)
+                        .poll(
+                            &format!("{npath}/last_operation"),
+                            p,
+                            op.as_deref(),
+                            false,
+                            &mut exchanges,
+                            log,
+                        )
                         .await;
                     Self::poll_verdict(&end, false)
                 }
@@ -1332,14 +1599,25 @@ impl Engine {
                 self.delete(p, &npath, &next_binding, None, log).await;
             }
         } else {
-            self.skip_all(&[&defs::BIND_ROTATION], Some(p), "the plan is not binding_rotatable (or OSB < 2.17)");
+            self.skip_all(
+                &[&defs::BIND_ROTATION],
+                Some(p),
+                "the plan is not binding_rotatable (or OSB < 2.17)",
+            );
         }
 
         self.unbind_probes(p, &bpath, &binding, log).await;
     }
 
-    async fn unbind_probes(&self, p: &PlanCtx, bpath: &str, binding: &Resource, log: &mut RetryLog) {
-        self.delete(p, bpath, binding, Some(&defs::UNBIND_DELETE), log).await;
+    async fn unbind_probes(
+        &self,
+        p: &PlanCtx,
+        bpath: &str,
+        binding: &Resource,
+        log: &mut RetryLog,
+    ) {
+        self.delete(p, bpath, binding, Some(&defs::UNBIND_DELETE), log)
+            .await;
         self.repeat_delete(p, bpath, &defs::UNBIND_REPEAT).await;
     }
 
@@ -1389,11 +1667,17 @@ fn endpoint_problem(endpoint: &Value) -> Option<String> {
     };
     match ports {
         Some(list) if !list.is_empty() && list.iter().all(good_port) => {}
-        _ => return Some(format!("endpoint {endpoint}: `ports` must be a non-empty array of strings like \"443\" or \"9000-9010\"")),
+        _ => {
+            return Some(format!(
+                "endpoint {endpoint}: `ports` must be a non-empty array of strings like \"443\" or \"9000-9010\""
+            ));
+        }
     }
     match endpoint.get("protocol").map(|v| v.as_str()) {
         None | Some(Some("tcp" | "udp" | "all")) => None,
-        Some(_) => Some(format!("endpoint {endpoint}: `protocol` must be tcp, udp or all")),
+        Some(_) => Some(format!(
+            "endpoint {endpoint}: `protocol` must be tcp, udp or all"
+        )),
     }
 }
 
@@ -1406,7 +1690,12 @@ fn metadata_problem(metadata: &Map<String, Value>) -> Option<String> {
             };
             match parse_iso8601(text) {
                 Some(t) => times.push(t),
-                None => return Some(format!("`metadata.{key}` {} is not an ISO 8601 time", snippet(text))),
+                None => {
+                    return Some(format!(
+                        "`metadata.{key}` {} is not an ISO 8601 time",
+                        snippet(text)
+                    ));
+                }
             }
         }
     }
@@ -1444,10 +1733,19 @@ mod tests {
     #[test]
     fn parameter_variants_and_violations() {
         let schema = json!({"type": "object", "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}}});
-        assert_eq!(variants(Some(&schema)), Some((Some(json!({"size": 1})), json!({"size": 2}))));
-        assert_eq!(violating(Some(&schema)), Some(json!({"size": "osb-check-wrong-type"})));
+        assert_eq!(
+            variants(Some(&schema)),
+            Some((Some(json!({"size": 1})), json!({"size": 2})))
+        );
+        assert_eq!(
+            violating(Some(&schema)),
+            Some(json!({"size": "osb-check-wrong-type"}))
+        );
         let role = json!({"properties": {"role": {"enum": ["read", "write"]}}});
-        assert_eq!(variants(Some(&role)), Some((Some(json!({"role": "read"})), json!({"role": "write"}))));
+        assert_eq!(
+            variants(Some(&role)),
+            Some((Some(json!({"role": "read"})), json!({"role": "write"})))
+        );
         assert!(violating(Some(&json!({"type": "object"}))).is_none());
         assert!(variants(Some(&json!({"required": ["x"]}))).is_none());
     }

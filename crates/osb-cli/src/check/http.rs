@@ -94,7 +94,11 @@ impl Req {
 
     /// Adds `accepts_incomplete=true` when `yes`.
     pub(crate) fn accepts_incomplete(self, yes: bool) -> Self {
-        if yes { self.q("accepts_incomplete", "true") } else { self }
+        if yes {
+            self.q("accepts_incomplete", "true")
+        } else {
+            self
+        }
     }
 
     /// Sets the body text as is.
@@ -222,7 +226,10 @@ impl Exchange {
             if let Some(value) = body.get(key)
                 && !value.is_string()
             {
-                return Some(format!("`{key}` in the {} reply is not a string", reply.status));
+                return Some(format!(
+                    "`{key}` in the {} reply is not a string",
+                    reply.status
+                ));
             }
         }
         None
@@ -361,7 +368,10 @@ impl Http {
             .iter()
             .filter_map(|name| {
                 let value = response.headers().get(*name)?;
-                Some((name.to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+                Some((
+                    name.to_string(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                ))
             })
             .collect();
         let (body, error) = match response.text().await {

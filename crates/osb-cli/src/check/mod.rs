@@ -46,8 +46,16 @@ fn groups(only: &[String], skip: &[String]) -> Result<Vec<&'static str>> {
 }
 
 /// Deletes what the checks left, bindings first; returns what could not be deleted.
-async fn cleanup(ctx: &Ctx, url: &str, ledger: &Ledger, max_wait: Duration) -> Vec<(Resource, String)> {
-    let mut left: Vec<Resource> = ledger.lock().unwrap_or_else(PoisonError::into_inner).clone();
+async fn cleanup(
+    ctx: &Ctx,
+    url: &str,
+    ledger: &Ledger,
+    max_wait: Duration,
+) -> Vec<(Resource, String)> {
+    let mut left: Vec<Resource> = ledger
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     if left.is_empty() {
         return Vec::new();
     }
@@ -66,7 +74,9 @@ async fn cleanup(ctx: &Ctx, url: &str, ledger: &Ledger, max_wait: Duration) -> V
                 instance_id,
                 service_id,
                 plan_id,
-            } => OrphanTarget::instance(instance_id.as_str(), service_id.as_str(), plan_id.as_str()),
+            } => {
+                OrphanTarget::instance(instance_id.as_str(), service_id.as_str(), plan_id.as_str())
+            }
             Resource::Binding {
                 instance_id,
                 binding_id,
@@ -101,7 +111,15 @@ fn list(json: bool) -> Result<()> {
     let width = defs::ALL.iter().map(|d| d.id.len()).max().unwrap_or(0);
     let lines: Vec<String> = defs::ALL
         .iter()
-        .map(|d| format!("{:<6}  {:<11}  {:<width$}  {}", d.level.as_str(), d.group, d.id, d.title))
+        .map(|d| {
+            format!(
+                "{:<6}  {:<11}  {:<width$}  {}",
+                d.level.as_str(),
+                d.group,
+                d.id,
+                d.title
+            )
+        })
         .collect();
     stdout_text(&lines.join("\n"))
 }
@@ -173,7 +191,10 @@ pub(crate) async fn check(ctx: &Ctx, args: CheckArgs) -> Result<()> {
         Some(Err(Abort::Usage(message))) if leftovers.is_empty() => return Err(usage(message)),
         _ => {}
     }
-    let results = results.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let results = results
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     let version_text = version.to_string();
     if ctx.json {
         let report = report::json_report(
@@ -192,11 +213,11 @@ pub(crate) async fn check(ctx: &Ctx, args: CheckArgs) -> Result<()> {
         stdout_text(&lines.join("\n"))?;
     }
     if let Some(path) = &args.junit {
-        std::fs::write(path, report::junit_report(&results, elapsed, args.strict)).map_err(|e| {
-            CliError::Local {
+        std::fs::write(path, report::junit_report(&results, elapsed, args.strict)).map_err(
+            |e| CliError::Local {
                 message: format!("cannot write {}: {e}", path.display()),
-            }
-        })?;
+            },
+        )?;
     }
     if !leftovers.is_empty() {
         stderr_line("osb check: could not delete what it created:");

@@ -152,10 +152,15 @@ pub(crate) fn text_report(
                     }
                     match &ex.response {
                         Some(reply) => {
-                            let _ = writeln!(out, "      < {} {}", reply.status, snippet(&reply.body));
+                            let _ =
+                                writeln!(out, "      < {} {}", reply.status, snippet(&reply.body));
                         }
                         None => {
-                            let _ = writeln!(out, "      < {}", ex.error.as_deref().unwrap_or("no reply"));
+                            let _ = writeln!(
+                                out,
+                                "      < {}",
+                                ex.error.as_deref().unwrap_or("no reply")
+                            );
                         }
                     }
                 }
@@ -251,7 +256,11 @@ pub(crate) fn junit_report(results: &[CheckResult], elapsed: Duration, strict: b
                     for ex in &r.exchanges {
                         detail.push_str(&format!("> {} {}\n", ex.request.method, ex.request.url));
                         if let Some(reply) = &ex.response {
-                            detail.push_str(&format!("< {} {}\n", reply.status, snippet(&reply.body)));
+                            detail.push_str(&format!(
+                                "< {} {}\n",
+                                reply.status,
+                                snippet(&reply.body)
+                            ));
                         }
                     }
                     let first = r.message.lines().next().unwrap_or_default();
