@@ -29,6 +29,7 @@ Exit codes:
   3    the broker refused the request, or the operation failed or passed its polling deadline
   4    the broker could not be reached or did not answer in time
   5    `osb lint` found errors in the catalog
+  6    `osb check`: a MUST check failed (with --strict: any check)
   130  interrupted with Ctrl-C while waiting";
 
 /// Drive any Open Service Broker from a terminal.
@@ -146,6 +147,13 @@ pub(crate) enum Command {
     Catalog,
     /// Check the broker's catalog against the spec and Cloud Controller's rules.
     Lint,
+    /// Check that the broker follows the OSB spec: catalog, auth, version header, lifecycle,
+    /// idempotency, async rules, bad input, schemas and 2.15–2.17 features.
+    ///
+    /// Creates instances and bindings with ids starting `osb-check-` and deletes them again,
+    /// also when a check fails or on Ctrl-C; prints what it could not delete. Exits 0 when
+    /// every MUST passes, 6 when one fails (SHOULD failures are warnings unless --strict).
+    Check(Box<CheckArgs>),
     /// Create a service instance: OFFERING and PLAN by name or id, NAME for later commands.
     Provision(ProvisionArgs),
     /// Change an instance's plan or parameters.
@@ -167,6 +175,40 @@ pub(crate) enum Command {
     LastOperation(LastOperationArgs),
     /// Print a binding's credentials.
     Credentials(CredentialsArgs),
+}
+
+/// `osb check`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The broker's base URL (instead of --broker-url / OSB_BROKER_URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) url: Option<String>,
+    /// Run the per-plan checks only on this offering (name or id; repeatable).
+    #[arg(long, value_name = "OFFERING")]
+    pub(crate) offering: Vec<String>,
+    /// Run the per-plan checks only on this plan (name or id; repeatable).
+    #[arg(long, value_name = "PLAN")]
+    pub(crate) plan: Vec<String>,
+    /// Run only these groups: catalog, auth, version, lifecycle, idempotency, async,
+    /// bad-input, schemas, features (comma-separated or repeated).
+    #[arg(long, value_name = "GROUP,...", value_delimiter = ',')]
+    pub(crate) only: Vec<String>,
+    /// Leave out these groups.
+    #[arg(long, value_name = "GROUP,...", value_delimiter = ',')]
+    pub(crate) skip: Vec<String>,
+    /// List the checks (id, group, level, title) and exit.
+    #[arg(long)]
+    pub(crate) list: bool,
+    /// Treat failed SHOULD checks as failures (exit code 6).
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Also write the results as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) junit: Option<std::path::PathBuf>,
+    /// Longest time to poll one asynchronous operation (e.g. 90s, 5m; the plan's
+    /// maximum_polling_duration applies too).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub(crate) max_wait: std::time::Duration,
 }
 
 /// `parameters` of a request.

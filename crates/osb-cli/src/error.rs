@@ -16,6 +16,8 @@ pub(crate) const EXIT_TRANSPORT: i32 = 4;
 pub(crate) const EXIT_LINT: i32 = 5;
 /// Exit code: the local record could not be read or written.
 pub(crate) const EXIT_LOCAL: i32 = 1;
+/// Exit code: `osb check` found a failed MUST check (or any failed check with `--strict`).
+pub(crate) const EXIT_CHECKS: i32 = 6;
 /// Exit code: waiting was interrupted with Ctrl-C (128 + SIGINT).
 pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 
@@ -56,6 +58,12 @@ pub(crate) enum CliError {
     /// Ctrl-C while waiting; the message says what is still running.
     #[error("{0}")]
     Interrupted(String),
+    /// `osb check` could not reach the broker.
+    #[error("{0}")]
+    Unreachable(String),
+    /// `osb check` found failures (the report is already printed).
+    #[error("{0}")]
+    ChecksFailed(String),
 }
 
 /// `Result` with [`CliError`].
@@ -125,6 +133,8 @@ impl CliError {
             CliError::Lint(_) => EXIT_LINT,
             CliError::Local { .. } => EXIT_LOCAL,
             CliError::Interrupted(_) => EXIT_INTERRUPTED,
+            CliError::Unreachable(_) => EXIT_TRANSPORT,
+            CliError::ChecksFailed(_) => EXIT_CHECKS,
         }
     }
 
@@ -135,6 +145,7 @@ impl CliError {
             EXIT_BROKER => "broker",
             EXIT_TRANSPORT => "transport",
             EXIT_LINT => "lint",
+            EXIT_CHECKS => "check",
             EXIT_INTERRUPTED => "interrupted",
             _ => "local",
         }

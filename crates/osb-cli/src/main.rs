@@ -6,6 +6,7 @@
 //! What it creates is kept in a local record so later commands need no ids. Run `osb --help`.
 #![warn(missing_docs)]
 
+mod check;
 mod cli;
 mod commands;
 mod error;

@@ -98,6 +98,21 @@ impl Target {
         self.version
     }
 
+    /// The configured credentials, for `osb check`'s raw requests.
+    pub(crate) fn credentials(&self) -> crate::check::Credentials {
+        use crate::check::Credentials;
+        match &self.auth {
+            Auth::None => Credentials::None,
+            Auth::Basic { user, password } => Credentials::Basic(user.clone(), password.clone()),
+            Auth::Bearer(token) => Credentials::Bearer(token.clone()),
+        }
+    }
+
+    /// The timeout of each request.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// A client for the broker at `url`.
     pub(crate) fn client(&self, url: &str) -> Result<Client> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {

@@ -44,6 +44,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Command::Catalog => catalog::catalog(&ctx).await,
+        Command::Check(args) => crate::check::check(&ctx, *args).await,
         Command::Lint => catalog::lint(&ctx).await,
         Command::Provision(args) => instance::provision(&ctx, args).await,
         Command::Update(args) => instance::update(&ctx, args).await,
