@@ -105,6 +105,7 @@ pub(crate) fn render(spec: &Spec) -> Result<Vec<(&'static str, String)>> {
         ("mod.rs", format_file(&render_mod())?),
         ("models.rs", format_file(&render_models(spec)?)?),
         ("operations.rs", format_file(&render_operations(spec)?)?),
+        ("headers.rs", format_file(&render_headers(spec))?),
         ("strategies.rs", format_file(&render_strategies(spec)?)?),
     ])
 }
@@ -269,10 +270,65 @@ fn ctor_param(spec: &Spec, p: &Property) -> (String, String) {
 fn render_mod() -> String {
     format!(
         "#![doc = {PREAMBLE:?}]\n\
-         mod models;\nmod operations;\n\
+         pub(crate) mod headers;\nmod models;\nmod operations;\n\
          #[cfg(feature = \"testing\")]\npub(crate) mod strategies;\n\
          pub use models::*;\npub use operations::*;\n"
     )
+}
+
+/// The name of the constant holding the version an item appeared in.
+fn since_const(name: &str) -> String {
+    format!("{}_SINCE", name.to_ascii_uppercase())
+}
+
+/// A `pub const NAME_SINCE` for an item (field, query parameter, header) of the spec.
+fn since_const_item(name: &str, what: &str, since: Since) -> String {
+    format!(
+        "{}pub const {}: crate::ApiVersion = {};\n",
+        doc(&format!("The OSB version {what} first appeared in.")),
+        since_const(name),
+        since_expr(since)
+    )
+}
+
+/// `osb_types::header`: one `http::HeaderName` constant per header the spec names, and the
+/// version each appeared in.
+fn render_headers(spec: &Spec) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#![doc = {PREAMBLE:?}]");
+    for h in &spec.headers {
+        out.push_str(&doc(&format!("`{}`: {}", h.name, h.description)));
+        out.push_str(&since_doc(h.since));
+        let _ = writeln!(
+            out,
+            "pub const {}: http::HeaderName = http::HeaderName::from_static({:?});",
+            h.rust_name,
+            h.name.to_ascii_lowercase()
+        );
+        out.push_str(&since_const_item(
+            &h.rust_name,
+            &format!("the `{}` header", h.name),
+            h.since,
+        ));
+    }
+    let rows: Vec<String> = spec
+        .headers
+        .iter()
+        .map(|h| {
+            format!(
+                "({:?}, {})",
+                h.name.to_ascii_lowercase(),
+                since_const(&h.rust_name)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}pub static ALL: &[(&str, crate::ApiVersion)] = &[{}];",
+        doc("Every header the spec names (in lower case), with the version it appeared in."),
+        rows.join(", ")
+    );
+    out
 }
 
 fn render_models(spec: &Spec) -> Result<String> {
@@ -366,6 +422,13 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         doc("The JSON names of the fields the spec defines for this model."),
         field_list.join(", ")
     );
+    for p in props {
+        out.push_str(&since_const_item(
+            &p.name,
+            &format!("`{name}.{}`", p.name),
+            p.since,
+        ));
+    }
     // `new` takes the required fields and those marked `x-rust-constructor`.
     let taken: Vec<&Property> = props
         .iter()
@@ -511,9 +574,33 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
     } else {
         "version"
     };
+    // Fields shaping must not drop silently (`x-osb-refuse-older`).
+    let mut refused = String::new();
+    for p in props.iter().filter(|p| p.refuse_older) {
+        if p.required {
+            bail!(
+                "{name}.{}: x-osb-refuse-older is for optional fields",
+                p.name
+            );
+        }
+        let _ = write!(
+            refused,
+            "if version < Self::{c} && self.{ident}.is_some() {{ return Some(crate::FieldSince {{ schema: {name:?}, field: {field:?}, since: Self::{c} }}); }}",
+            c = since_const(&p.name),
+            ident = field_ident(&p.name),
+            field = p.name,
+        );
+    }
+    let refused = if refused.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "fn unshapeable_field(&self, version: crate::ApiVersion) -> Option<crate::FieldSince> {{ {refused} None }}"
+        )
+    };
     let _ = writeln!(
         out,
-        "impl crate::ShapeForVersion for {name} {{ fn shape_for_version(&mut self, {param}: crate::ApiVersion) {{ {body} }} }}"
+        "impl crate::ShapeForVersion for {name} {{ fn shape_for_version(&mut self, {param}: crate::ApiVersion) {{ {body} }} {refused} }}"
     );
     Ok(())
 }
@@ -626,6 +713,13 @@ fn render_query(spec: &Spec, op: &Operation, params: &[QueryParam], out: &mut St
         args.join(", "),
         inits.join(", ")
     );
+    for p in params {
+        out.push_str(&since_const_item(
+            &p.name,
+            &format!("the `{}` query parameter of {}", p.name, op.operation_id),
+            p.since,
+        ));
+    }
     for p in params {
         let ident = field_ident(&p.name);
         let ty = rust_type(spec, &p.ty);
@@ -920,6 +1014,7 @@ mod tests {
             constructor: false,
             strategy: None,
             exact: false,
+            refuse_older: false,
         }
     }
 
@@ -952,6 +1047,7 @@ mod tests {
             ]),
         };
         let spec = Spec {
+            headers: Vec::new(),
             schemas: vec![inner, outer],
             operations: Vec::new(),
         };

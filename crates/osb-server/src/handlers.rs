@@ -18,7 +18,7 @@ use osb_types::{
     BindingLastOperationQuery, Context, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
     FetchBindingQuery, FetchInstanceOutcome, FetchInstanceQuery, InstanceId,
     InstanceLastOperationQuery, LastOperationOutcome, Operation, OperationId, ProvisionOutcome,
-    ProvisionQuery, ServiceBindingRequest, ServiceInstanceAsyncOperation,
+    ProvisionQuery, Service, ServiceBindingRequest, ServiceInstanceAsyncOperation,
     ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, ShapeForVersion, UnbindQuery,
     UpdateOutcome, UpdateQuery, validate_operation,
 };
@@ -213,9 +213,13 @@ impl AsyncBody for ServiceInstanceAsyncOperation {
     }
 }
 
+/// The version that allowed `null` for `dashboard_url` and `operation` (a change of meaning the
+/// spec's `nullable` does not date).
+const NULLABLE_SINCE: ApiVersion = ApiVersion::V2_15;
+
 /// `null` for `dashboard_url` and `operation` is allowed since 2.15; older peers get them left out.
 fn drop_null<T>(field: &mut Option<Option<T>>, version: ApiVersion) {
-    if version < ApiVersion::V2_15 && matches!(field, Some(None)) {
+    if version < NULLABLE_SINCE && matches!(field, Some(None)) {
         *field = None;
     }
 }
@@ -408,7 +412,7 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         && body.plan_id.is_none()
         && body.parameters.is_none()
         && body.maintenance_info.is_none();
-    if guards.context_updates && context_only && version >= ApiVersion::V2_15 {
+    if guards.context_updates && context_only && version >= Service::ALLOW_CONTEXT_UPDATES_SINCE {
         shared.catalog.context_update(&body.service_id)?;
     }
     if guards.plan_updateable {
@@ -618,7 +622,7 @@ async fn run_fetch_instance(
 
 /// bind and unbind hand out an async permit only from 2.14, when async bindings appeared.
 fn binding_permit(accepts_incomplete: Option<bool>, negotiated: Negotiated) -> Option<AsyncPermit> {
-    if negotiated.declared < ApiVersion::V2_14 {
+    if negotiated.declared < BindQuery::ACCEPTS_INCOMPLETE_SINCE {
         return None;
     }
     AsyncPermit::from_accepts_incomplete(accepts_incomplete)

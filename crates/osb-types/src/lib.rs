@@ -105,4 +105,4 @@ pub use query::parse_query_bool;
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
 pub use shortcuts::AsyncBody;
 pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
-pub use version::{ApiVersion, FieldSince, ShapeForVersion, field_since, schema_since};
+pub use version::{ApiVersion, FieldSince, ShapeForVersion};
