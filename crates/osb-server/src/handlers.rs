@@ -13,6 +13,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use osb_types::rules::{self, ParametersFor};
 use osb_types::{
     Accepted, ApiVersion, AsyncOperation, AsyncPermit, BindOutcome, BindQuery, BindingId,
     BindingLastOperationQuery, Context, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
@@ -30,7 +31,7 @@ use crate::error::{Rejection, json_bytes_response, json_response};
 use crate::extract::{
     identity_matches_context, json_body, names, osb_headers, path_rejection, query_rejection,
 };
-use crate::guards::{SchemaKind, operation_length};
+use crate::guards::operation_length;
 use crate::router::Shared;
 use crate::version::Negotiated;
 
@@ -340,7 +341,7 @@ endpoint! {
 }
 
 async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, ProvisionQuery>) -> Reply {
-    let mut body: ServiceInstanceProvisionRequest =
+    let body: ServiceInstanceProvisionRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     if guards.known_ids {
@@ -356,8 +357,8 @@ async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, Provision
     if guards.parameters {
         shared.catalog.parameters(
             &body.plan_id,
-            SchemaKind::InstanceCreate,
-            &mut body.parameters,
+            ParametersFor::InstanceCreate,
+            body.parameters.as_ref(),
         )?;
     }
     let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
@@ -386,7 +387,7 @@ endpoint! {
 }
 
 async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>) -> Reply {
-    let mut body: ServiceInstanceUpdateRequest =
+    let body: ServiceInstanceUpdateRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     let version = call.negotiated.effective;
@@ -394,7 +395,7 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         .previous_values
         .as_ref()
         .and_then(|p| p.plan_id.clone());
-    let target_plan = body.plan_id.clone().or_else(|| previous_plan.clone());
+    let target_plan = rules::update_plan(&body, None).cloned();
     // A plan is chosen when `plan_id` differs from the previous one (or nothing says what that
     // was); an update that keeps a retired plan reaches the broker.
     let chooses_plan = body
@@ -431,9 +432,11 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
             }
         }
         if guards.parameters {
-            shared
-                .catalog
-                .parameters(plan_id, SchemaKind::InstanceUpdate, &mut body.parameters)?;
+            shared.catalog.parameters(
+                plan_id,
+                ParametersFor::InstanceUpdate,
+                body.parameters.as_ref(),
+            )?;
         }
     }
     let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
@@ -637,7 +640,7 @@ async fn run_bind(
     shared: &Shared,
     mut call: Call<'_, (InstanceId, BindingId), BindQuery>,
 ) -> Reply {
-    let mut body: ServiceBindingRequest =
+    let body: ServiceBindingRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     // A rotation may name no offering or plan; `validate()` has refused any other bind that
@@ -651,21 +654,20 @@ async fn run_bind(
             shared.catalog.bindable(service_id, plan_id)?;
         }
     }
-    if guards.binding_rotation && body.is_rotation() {
-        shared
-            .catalog
-            .rotation(body.service_id.as_deref(), body.plan_id.as_deref())?;
+    if guards.binding_rotation {
+        shared.catalog.rotation(&body)?;
     }
     // A rotation without `parameters` reuses the predecessor's: nothing to check.
-    let rotation_reuses_parameters = body.is_rotation() && body.parameters.is_none();
-    if let (true, false, Some(plan_id)) = (
+    if let (true, true, Some(plan_id)) = (
         guards.parameters,
-        rotation_reuses_parameters,
+        rules::bind_parameters_checked(&body),
         body.plan_id.as_deref(),
     ) {
-        shared
-            .catalog
-            .parameters(plan_id, SchemaKind::BindingCreate, &mut body.parameters)?;
+        shared.catalog.parameters(
+            plan_id,
+            ParametersFor::BindingCreate,
+            body.parameters.as_ref(),
+        )?;
     }
     let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
     call.ctx

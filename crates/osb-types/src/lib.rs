@@ -74,6 +74,7 @@ mod lint;
 pub(crate) mod nullable;
 mod outcome;
 mod query;
+pub mod rules;
 #[cfg(feature = "json-schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
 pub mod schema;
