@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::project_root;
-use crate::spec::{Operation, Property, QueryParam, Schema, SchemaKind, Since, Spec, Ty};
+use crate::spec::{
+    Constraints, Operation, Property, QueryParam, Schema, SchemaKind, Since, Spec, Ty,
+};
 
 /// Whether to write the generated files or only compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,6 +293,45 @@ fn since_const_item(name: &str, what: &str, since: Since) -> String {
     )
 }
 
+/// `NAME_MIN_LENGTH` / `NAME_MAX_LENGTH` constants for a constrained string.
+fn length_consts(name: &str, what: &str, c: &Constraints) -> String {
+    let mut out = String::new();
+    for (suffix, value, text) in [
+        ("MIN_LENGTH", c.min_length, "shortest"),
+        ("MAX_LENGTH", c.max_length, "longest"),
+    ] {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "{}pub const {}_{suffix}: usize = {value};",
+                doc(&format!(
+                    "The {text} {what} the spec allows, in characters (`{}`).",
+                    if suffix == "MIN_LENGTH" {
+                        "minLength"
+                    } else {
+                        "maxLength"
+                    }
+                )),
+                name.to_ascii_uppercase()
+            );
+        }
+    }
+    out
+}
+
+/// One row of `STRING_CONSTRAINTS`.
+fn constraint_row(schema: &str, field: &str, c: &Constraints) -> String {
+    let opt = |v: Option<u64>| v.map_or("None".to_string(), |v| format!("Some({v})"));
+    format!(
+        "crate::StringConstraint {{ schema: {schema:?}, field: {field:?}, min_length: {}, max_length: {}, pattern: {} }},\n",
+        opt(c.min_length),
+        opt(c.max_length),
+        c.pattern
+            .as_ref()
+            .map_or("None".to_string(), |p| format!("Some({p:?})"))
+    )
+}
+
 /// `osb_types::header`: one `http::HeaderName` constant per header the spec names, and the
 /// version each appeared in.
 fn render_headers(spec: &Spec) -> String {
@@ -360,6 +401,32 @@ fn render_models(spec: &Spec) -> Result<String> {
         "{}pub static FIELD_SINCE: &[crate::FieldSince] = &[{since_rows}];",
         doc("The OSB version each field of each model first appeared in, in spec order.")
     );
+    let mut constraint_rows = String::new();
+    for schema in &spec.schemas {
+        if let SchemaKind::Struct(props) = &schema.kind {
+            for p in props.iter().filter(|p| !p.constraints.is_empty()) {
+                constraint_rows.push_str(&constraint_row(&schema.name, &p.name, &p.constraints));
+            }
+        }
+    }
+    for op in &spec.operations {
+        for p in op.query.iter().filter(|p| !p.constraints.is_empty()) {
+            let schema = format!("{}Query", op.rust_name);
+            constraint_rows.push_str(&constraint_row(&schema, &p.name, &p.constraints));
+        }
+    }
+    for h in &spec.headers {
+        if !h.constraints.is_empty() {
+            constraint_rows.push_str(&constraint_row("header", &h.name, &h.constraints));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}pub static STRING_CONSTRAINTS: &[crate::StringConstraint] = &[{constraint_rows}];",
+        doc(
+            "The `minLength`, `maxLength` and `pattern` the spec states for strings: model fields, query parameters (schema `…Query`) and headers (schema `header`)."
+        )
+    );
     let mut schema_rows = String::new();
     for schema in &spec.schemas {
         let _ = writeln!(
@@ -427,6 +494,11 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
             &p.name,
             &format!("`{name}.{}`", p.name),
             p.since,
+        ));
+        out.push_str(&length_consts(
+            &p.name,
+            &format!("`{}`", p.name),
+            &p.constraints,
         ));
     }
     // `new` takes the required fields and those marked `x-rust-constructor`.
@@ -718,6 +790,11 @@ fn render_query(spec: &Spec, op: &Operation, params: &[QueryParam], out: &mut St
             &p.name,
             &format!("the `{}` query parameter of {}", p.name, op.operation_id),
             p.since,
+        ));
+        out.push_str(&length_consts(
+            &p.name,
+            &format!("`{}`", p.name),
+            &p.constraints,
         ));
     }
     for p in params {
@@ -1015,6 +1092,7 @@ mod tests {
             strategy: None,
             exact: false,
             refuse_older: false,
+            constraints: Default::default(),
         }
     }
 

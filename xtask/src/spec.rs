@@ -101,6 +101,33 @@ pub(crate) struct Property {
     /// `x-osb-refuse-older: true`: a request field whose loss changes what the request asks
     /// for, so a client refuses to send it to an older peer rather than leave it out.
     pub(crate) refuse_older: bool,
+    /// `minLength`, `maxLength` and `pattern` of a string.
+    pub(crate) constraints: Constraints,
+}
+
+/// The string constraints the spec states for a property or parameter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Constraints {
+    pub(crate) min_length: Option<u64>,
+    pub(crate) max_length: Option<u64>,
+    pub(crate) pattern: Option<String>,
+}
+
+impl Constraints {
+    fn of(schema: &Value) -> Constraints {
+        Constraints {
+            min_length: schema.get("minLength").and_then(Value::as_u64),
+            max_length: schema.get("maxLength").and_then(Value::as_u64),
+            pattern: schema
+                .get("pattern")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Constraints::default()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -127,6 +154,7 @@ pub(crate) struct QueryParam {
     pub(crate) since: Since,
     pub(crate) ty: Ty,
     pub(crate) required: bool,
+    pub(crate) constraints: Constraints,
 }
 
 #[derive(Clone, Debug)]
@@ -154,6 +182,7 @@ pub(crate) struct Header {
     pub(crate) rust_name: String,
     pub(crate) description: String,
     pub(crate) since: Since,
+    pub(crate) constraints: Constraints,
 }
 
 /// The parts of the spec the generator uses.
@@ -179,6 +208,7 @@ fn header_of(name: &str, def: &Value, what: &str) -> Result<Header> {
         rust_name,
         description: str_field(def, "description", what)?.to_string(),
         since: since_of(def, what)?,
+        constraints: def.get("schema").map(Constraints::of).unwrap_or_default(),
     })
 }
 
@@ -374,6 +404,7 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .get("x-osb-refuse-older")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
+                        constraints: Constraints::of(prop),
                     });
                 }
                 for r in &required {
@@ -440,6 +471,7 @@ fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result
                 .get("required")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            constraints: Constraints::of(schema),
             name,
             ty,
         });

@@ -640,8 +640,7 @@ async fn run_bind(
     shared: &Shared,
     mut call: Call<'_, (InstanceId, BindingId), BindQuery>,
 ) -> Reply {
-    let body: ServiceBindingRequest =
-        read_body(shared, &call.ctx, call.headers, call.body).await?;
+    let body: ServiceBindingRequest = read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     // A rotation may name no offering or plan; `validate()` has refused any other bind that
     // lacks them. Binds are made on existing instances, whose plan may have been retired.

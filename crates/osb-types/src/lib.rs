@@ -105,5 +105,5 @@ pub use query::parse_query_bool;
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
 pub use shortcuts::AsyncBody;
-pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
+pub use validate::{MAX_OPERATION_LEN, StringConstraint, validate_id, validate_operation};
 pub use version::{ApiVersion, FieldSince, ShapeForVersion};

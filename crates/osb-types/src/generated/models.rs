@@ -992,14 +992,22 @@ impl ServiceInstanceProvisionRequest {
     ];
     /// The OSB version `ServiceInstanceProvisionRequest.service_id` first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceProvisionRequest.plan_id` first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceProvisionRequest.context` first appeared in.
     pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceInstanceProvisionRequest.organization_guid` first appeared in.
     pub const ORGANIZATION_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `organization_guid` the spec allows, in characters (`minLength`).
+    pub const ORGANIZATION_GUID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceProvisionRequest.space_guid` first appeared in.
     pub const SPACE_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `space_guid` the spec allows, in characters (`minLength`).
+    pub const SPACE_GUID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceProvisionRequest.parameters` first appeared in.
     pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceInstanceProvisionRequest.maintenance_info` first appeared in.
@@ -1206,6 +1214,8 @@ impl ServiceInstanceAsyncOperation {
     pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceInstanceAsyncOperation.operation` first appeared in.
     pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// The OSB version `ServiceInstanceAsyncOperation.metadata` first appeared in.
     pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ServiceInstanceAsyncOperation`.
@@ -1391,8 +1401,12 @@ impl ServiceInstanceUpdateRequest {
     ];
     /// The OSB version `ServiceInstanceUpdateRequest.service_id` first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceUpdateRequest.plan_id` first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstanceUpdateRequest.context` first appeared in.
     pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceInstanceUpdateRequest.parameters` first appeared in.
@@ -1614,12 +1628,20 @@ impl ServiceInstancePreviousValues {
     ];
     /// The OSB version `ServiceInstancePreviousValues.service_id` first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstancePreviousValues.plan_id` first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstancePreviousValues.organization_id` first appeared in.
     pub const ORGANIZATION_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `organization_id` the spec allows, in characters (`minLength`).
+    pub const ORGANIZATION_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstancePreviousValues.space_id` first appeared in.
     pub const SPACE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `space_id` the spec allows, in characters (`minLength`).
+    pub const SPACE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceInstancePreviousValues.maintenance_info` first appeared in.
     pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates an empty `ServiceInstancePreviousValues`.
@@ -1861,6 +1883,8 @@ impl AsyncOperation {
     pub const FIELDS: &'static [&'static str] = &["operation"];
     /// The OSB version `AsyncOperation.operation` first appeared in.
     pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Creates an empty `AsyncOperation`.
     pub fn new() -> Self {
         Self {
@@ -2101,10 +2125,16 @@ impl ServiceBindingRequest {
     pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceBindingRequest.service_id` first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingRequest.plan_id` first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingRequest.app_guid` first appeared in.
     pub const APP_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `app_guid` the spec allows, in characters (`minLength`).
+    pub const APP_GUID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingRequest.bind_resource` first appeared in.
     pub const BIND_RESOURCE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// The OSB version `ServiceBindingRequest.parameters` first appeared in.
@@ -2114,6 +2144,8 @@ impl ServiceBindingRequest {
         2,
         17,
     );
+    /// The shortest `predecessor_binding_id` the spec allows, in characters (`minLength`).
+    pub const PREDECESSOR_BINDING_ID_MIN_LENGTH: usize = 1;
     /// Creates a `ServiceBindingRequest` from the fields it usually needs (`service_id`, `plan_id`).
     pub fn new(
         service_id: impl Into<crate::ServiceId>,
@@ -2266,10 +2298,16 @@ impl ServiceBindingResourceObject {
     ];
     /// The OSB version `ServiceBindingResourceObject.app_guid` first appeared in.
     pub const APP_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `app_guid` the spec allows, in characters (`minLength`).
+    pub const APP_GUID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingResourceObject.route` first appeared in.
     pub const ROUTE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `route` the spec allows, in characters (`minLength`).
+    pub const ROUTE_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingResourceObject.space_guid` first appeared in.
     pub const SPACE_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `space_guid` the spec allows, in characters (`minLength`).
+    pub const SPACE_GUID_MIN_LENGTH: usize = 1;
     /// The OSB version `ServiceBindingResourceObject.app_annotations` first appeared in.
     pub const APP_ANNOTATIONS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// The OSB version `ServiceBindingResourceObject.credential_client_id` first appeared in.
@@ -2277,6 +2315,8 @@ impl ServiceBindingResourceObject {
         2,
         16,
     );
+    /// The shortest `credential_client_id` the spec allows, in characters (`minLength`).
+    pub const CREDENTIAL_CLIENT_ID_MIN_LENGTH: usize = 1;
     /// Creates an empty `ServiceBindingResourceObject`.
     pub fn new() -> Self {
         Self {
@@ -3929,6 +3969,279 @@ pub static FIELD_SINCE: &[crate::FieldSince] = &[
         schema: "Cost",
         field: "unit",
         since: crate::ApiVersion::new(2, 13),
+    },
+];
+/// The `minLength`, `maxLength` and `pattern` the spec states for strings: model fields, query parameters (schema `…Query`) and headers (schema `header`).
+pub static STRING_CONSTRAINTS: &[crate::StringConstraint] = &[
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "organization_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "space_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceAsyncOperation",
+        field: "operation",
+        min_length: None,
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceUpdateRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceUpdateRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "organization_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "space_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "AsyncOperation",
+        field: "operation",
+        min_length: None,
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "app_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "predecessor_binding_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "app_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "route",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "space_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "credential_client_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingMetadata",
+        field: "expires_at",
+        min_length: None,
+        max_length: None,
+        pattern: Some(
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$",
+        ),
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingMetadata",
+        field: "renew_before",
+        min_length: None,
+        max_length: None,
+        pattern: Some(
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$",
+        ),
+    },
+    crate::StringConstraint {
+        schema: "FetchInstanceQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchInstanceQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "DeprovisionQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "DeprovisionQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "operation",
+        min_length: Some(1),
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchBindingQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchBindingQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "UnbindQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "UnbindQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "operation",
+        min_length: Some(1),
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "header",
+        field: "X-Broker-API-Version",
+        min_length: None,
+        max_length: None,
+        pattern: Some("^[0-9]+\\.[0-9]+$"),
+    },
+    crate::StringConstraint {
+        schema: "header",
+        field: "X-Broker-API-Originating-Identity",
+        min_length: None,
+        max_length: None,
+        pattern: Some("^[^ ]+ [A-Za-z0-9+/=\\r\\n]+$"),
     },
 ];
 /// The OSB version each schema of the spec first appeared in, by schema name.

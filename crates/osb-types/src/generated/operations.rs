@@ -190,8 +190,12 @@ impl FetchInstanceQuery {
     }
     /// The OSB version the `service_id` query parameter of serviceInstance.get first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceInstance.get first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -298,8 +302,12 @@ impl DeprovisionQuery {
     );
     /// The OSB version the `service_id` query parameter of serviceInstance.deprovision first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceInstance.deprovision first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -344,10 +352,18 @@ impl InstanceLastOperationQuery {
     }
     /// The OSB version the `service_id` query parameter of serviceInstance.lastOperation.get first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceInstance.lastOperation.get first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `operation` query parameter of serviceInstance.lastOperation.get first appeared in.
     pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `operation` the spec allows, in characters (`minLength`).
+    pub const OPERATION_MIN_LENGTH: usize = 1;
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -390,8 +406,12 @@ impl FetchBindingQuery {
     }
     /// The OSB version the `service_id` query parameter of serviceBinding.get first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceBinding.get first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -471,8 +491,12 @@ impl UnbindQuery {
     );
     /// The OSB version the `service_id` query parameter of serviceBinding.unbinding first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceBinding.unbinding first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -520,10 +544,18 @@ impl BindingLastOperationQuery {
     }
     /// The OSB version the `service_id` query parameter of serviceBinding.lastOperation.get first appeared in.
     pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `plan_id` query parameter of serviceBinding.lastOperation.get first appeared in.
     pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// The OSB version the `operation` query parameter of serviceBinding.lastOperation.get first appeared in.
     pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `operation` the spec allows, in characters (`minLength`).
+    pub const OPERATION_MIN_LENGTH: usize = 1;
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
