@@ -57,7 +57,7 @@ pub fn validate_parameters(
 /// A broken rule as the client reports it: parameters with their JSON pointers, anything else
 /// as the request field at fault.
 fn refused(violation: Violation) -> Error {
-    match violation.kind {
+    match *violation.kind {
         ViolationKind::InvalidParameters { violations, .. } => {
             Error::InvalidParameters { violations }
         }

@@ -41,13 +41,16 @@ fn encoded(value: &str) -> PercentEncode<'_> {
 }
 
 /// Percent-encodes a path segment or query value: every byte outside RFC 3986 "unreserved".
-///
-/// ```
-/// assert_eq!(osb_client::encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
-/// assert_eq!(osb_client::encode_component("Az09-._~"), "Az09-._~");
-/// ```
-pub fn encode_component(value: &str) -> String {
+#[cfg(test)]
+fn encode_component(value: &str) -> String {
     encoded(value).to_string()
+}
+
+#[cfg(test)]
+#[test]
+fn components_are_percent_encoded() {
+    assert_eq!(encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
+    assert_eq!(encode_component("Az09-._~"), "Az09-._~");
 }
 
 /// An asynchronous client for one service broker.

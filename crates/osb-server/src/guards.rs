@@ -191,7 +191,7 @@ impl CatalogGuards {
 
     /// The answer to a broken rule, with a description that says what to change.
     fn answer(&self, violation: Violation) -> Rejection {
-        match violation.kind {
+        match *violation.kind {
             ViolationKind::UnknownService { service_id } => {
                 let offerings: Vec<String> = self
                     .index
@@ -346,7 +346,7 @@ impl CatalogGuards {
             return Ok(());
         };
         rules::parameters_schema(schemas, which, parameters).map_err(|violation| {
-            let ViolationKind::InvalidParameters { violations, .. } = &violation.kind else {
+            let ViolationKind::InvalidParameters { violations, .. } = &*violation.kind else {
                 return self.answer(violation);
             };
             let plan = self

@@ -207,20 +207,24 @@ pub struct Violation {
     pub path: &'static str,
     /// The rule broken.
     pub rule: Rule,
-    /// What exactly is wrong.
-    pub kind: ViolationKind,
+    /// What exactly is wrong (boxed: a violation travels in `Err`).
+    pub kind: Box<ViolationKind>,
 }
 
 impl Violation {
     fn new(path: &'static str, rule: Rule, kind: ViolationKind) -> Self {
-        Violation { path, rule, kind }
+        Violation {
+            path,
+            rule,
+            kind: Box::new(kind),
+        }
     }
 }
 
 impl fmt::Display for Violation {
     /// A short account of the violation (without the field, which is [`path`](Self::path)).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
+        match &*self.kind {
             ViolationKind::UnknownService { service_id } => {
                 write!(f, "{service_id:?} is not an offering of the catalog")
             }
@@ -594,7 +598,7 @@ mod tests {
             );
             let other = known_plan(lookup, "s-db", "p-other").unwrap_err();
             assert!(matches!(
-                other.kind,
+                *other.kind,
                 ViolationKind::PlanOfAnotherOffering { ref owner_name, .. } if owner_name == "mq"
             ));
             let unknown = known_plan(lookup, "s-db", "p-none").unwrap_err();
@@ -617,7 +621,7 @@ mod tests {
             [Plan::new(PlanId::new("p"), "p", "d")],
         )]);
         assert_eq!(
-            binding_rotatable(&none, &rotation).unwrap_err().kind,
+            *binding_rotatable(&none, &rotation).unwrap_err().kind,
             ViolationKind::NoRotatablePlan
         );
         let named = ServiceBindingRequest::new("s-db", "p-small").with_predecessor_binding_id("b");
