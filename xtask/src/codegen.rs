@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result, bail};
 
 use crate::project_root;
-use crate::spec::{Operation, Property, QueryParam, Schema, SchemaKind, Since, Spec, Ty};
+use crate::spec::{
+    Constraints, Operation, Property, QueryParam, Schema, SchemaKind, Since, Spec, Ty,
+};
 
 /// Whether to write the generated files or only compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,6 +107,7 @@ pub(crate) fn render(spec: &Spec) -> Result<Vec<(&'static str, String)>> {
         ("mod.rs", format_file(&render_mod())?),
         ("models.rs", format_file(&render_models(spec)?)?),
         ("operations.rs", format_file(&render_operations(spec)?)?),
+        ("headers.rs", format_file(&render_headers(spec))?),
         ("strategies.rs", format_file(&render_strategies(spec)?)?),
     ])
 }
@@ -269,10 +272,104 @@ fn ctor_param(spec: &Spec, p: &Property) -> (String, String) {
 fn render_mod() -> String {
     format!(
         "#![doc = {PREAMBLE:?}]\n\
-         mod models;\nmod operations;\n\
+         pub(crate) mod headers;\nmod models;\nmod operations;\n\
          #[cfg(feature = \"testing\")]\npub(crate) mod strategies;\n\
          pub use models::*;\npub use operations::*;\n"
     )
+}
+
+/// The name of the constant holding the version an item appeared in.
+fn since_const(name: &str) -> String {
+    format!("{}_SINCE", name.to_ascii_uppercase())
+}
+
+/// A `pub const NAME_SINCE` for an item (field, query parameter, header) of the spec.
+fn since_const_item(name: &str, what: &str, since: Since) -> String {
+    format!(
+        "{}pub const {}: crate::ApiVersion = {};\n",
+        doc(&format!("The OSB version {what} first appeared in.")),
+        since_const(name),
+        since_expr(since)
+    )
+}
+
+/// `NAME_MIN_LENGTH` / `NAME_MAX_LENGTH` constants for a constrained string.
+fn length_consts(name: &str, what: &str, c: &Constraints) -> String {
+    let mut out = String::new();
+    for (suffix, value, text) in [
+        ("MIN_LENGTH", c.min_length, "shortest"),
+        ("MAX_LENGTH", c.max_length, "longest"),
+    ] {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "{}pub const {}_{suffix}: usize = {value};",
+                doc(&format!(
+                    "The {text} {what} the spec allows, in characters (`{}`).",
+                    if suffix == "MIN_LENGTH" {
+                        "minLength"
+                    } else {
+                        "maxLength"
+                    }
+                )),
+                name.to_ascii_uppercase()
+            );
+        }
+    }
+    out
+}
+
+/// One row of `STRING_CONSTRAINTS`.
+fn constraint_row(schema: &str, field: &str, c: &Constraints) -> String {
+    let opt = |v: Option<u64>| v.map_or("None".to_string(), |v| format!("Some({v})"));
+    format!(
+        "crate::StringConstraint {{ schema: {schema:?}, field: {field:?}, min_length: {}, max_length: {}, pattern: {} }},\n",
+        opt(c.min_length),
+        opt(c.max_length),
+        c.pattern
+            .as_ref()
+            .map_or("None".to_string(), |p| format!("Some({p:?})"))
+    )
+}
+
+/// `osb_types::header`: one `http::HeaderName` constant per header the spec names, and the
+/// version each appeared in.
+fn render_headers(spec: &Spec) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#![doc = {PREAMBLE:?}]");
+    for h in &spec.headers {
+        out.push_str(&doc(&format!("`{}`: {}", h.name, h.description)));
+        out.push_str(&since_doc(h.since));
+        let _ = writeln!(
+            out,
+            "pub const {}: http::HeaderName = http::HeaderName::from_static({:?});",
+            h.rust_name,
+            h.name.to_ascii_lowercase()
+        );
+        out.push_str(&since_const_item(
+            &h.rust_name,
+            &format!("the `{}` header", h.name),
+            h.since,
+        ));
+    }
+    let rows: Vec<String> = spec
+        .headers
+        .iter()
+        .map(|h| {
+            format!(
+                "({:?}, {})",
+                h.name.to_ascii_lowercase(),
+                since_const(&h.rust_name)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "{}pub static ALL: &[(&str, crate::ApiVersion)] = &[{}];",
+        doc("Every header the spec names (in lower case), with the version it appeared in."),
+        rows.join(", ")
+    );
+    out
 }
 
 fn render_models(spec: &Spec) -> Result<String> {
@@ -303,6 +400,32 @@ fn render_models(spec: &Spec) -> Result<String> {
         out,
         "{}pub static FIELD_SINCE: &[crate::FieldSince] = &[{since_rows}];",
         doc("The OSB version each field of each model first appeared in, in spec order.")
+    );
+    let mut constraint_rows = String::new();
+    for schema in &spec.schemas {
+        if let SchemaKind::Struct(props) = &schema.kind {
+            for p in props.iter().filter(|p| !p.constraints.is_empty()) {
+                constraint_rows.push_str(&constraint_row(&schema.name, &p.name, &p.constraints));
+            }
+        }
+    }
+    for op in &spec.operations {
+        for p in op.query.iter().filter(|p| !p.constraints.is_empty()) {
+            let schema = format!("{}Query", op.rust_name);
+            constraint_rows.push_str(&constraint_row(&schema, &p.name, &p.constraints));
+        }
+    }
+    for h in &spec.headers {
+        if !h.constraints.is_empty() {
+            constraint_rows.push_str(&constraint_row("header", &h.name, &h.constraints));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}pub static STRING_CONSTRAINTS: &[crate::StringConstraint] = &[{constraint_rows}];",
+        doc(
+            "The `minLength`, `maxLength` and `pattern` the spec states for strings: model fields, query parameters (schema `…Query`) and headers (schema `header`)."
+        )
     );
     let mut schema_rows = String::new();
     for schema in &spec.schemas {
@@ -366,6 +489,18 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
         doc("The JSON names of the fields the spec defines for this model."),
         field_list.join(", ")
     );
+    for p in props {
+        out.push_str(&since_const_item(
+            &p.name,
+            &format!("`{name}.{}`", p.name),
+            p.since,
+        ));
+        out.push_str(&length_consts(
+            &p.name,
+            &format!("`{}`", p.name),
+            &p.constraints,
+        ));
+    }
     // `new` takes the required fields and those marked `x-rust-constructor`.
     let taken: Vec<&Property> = props
         .iter()
@@ -511,9 +646,33 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
     } else {
         "version"
     };
+    // Fields shaping must not drop silently (`x-osb-refuse-older`).
+    let mut refused = String::new();
+    for p in props.iter().filter(|p| p.refuse_older) {
+        if p.required {
+            bail!(
+                "{name}.{}: x-osb-refuse-older is for optional fields",
+                p.name
+            );
+        }
+        let _ = write!(
+            refused,
+            "if version < Self::{c} && self.{ident}.is_some() {{ return Some(crate::FieldSince {{ schema: {name:?}, field: {field:?}, since: Self::{c} }}); }}",
+            c = since_const(&p.name),
+            ident = field_ident(&p.name),
+            field = p.name,
+        );
+    }
+    let refused = if refused.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "fn unshapeable_field(&self, version: crate::ApiVersion) -> Option<crate::FieldSince> {{ {refused} None }}"
+        )
+    };
     let _ = writeln!(
         out,
-        "impl crate::ShapeForVersion for {name} {{ fn shape_for_version(&mut self, {param}: crate::ApiVersion) {{ {body} }} }}"
+        "impl crate::ShapeForVersion for {name} {{ fn shape_for_version(&mut self, {param}: crate::ApiVersion) {{ {body} }} {refused} }}"
     );
     Ok(())
 }
@@ -626,6 +785,18 @@ fn render_query(spec: &Spec, op: &Operation, params: &[QueryParam], out: &mut St
         args.join(", "),
         inits.join(", ")
     );
+    for p in params {
+        out.push_str(&since_const_item(
+            &p.name,
+            &format!("the `{}` query parameter of {}", p.name, op.operation_id),
+            p.since,
+        ));
+        out.push_str(&length_consts(
+            &p.name,
+            &format!("`{}`", p.name),
+            &p.constraints,
+        ));
+    }
     for p in params {
         let ident = field_ident(&p.name);
         let ty = rust_type(spec, &p.ty);
@@ -920,6 +1091,8 @@ mod tests {
             constructor: false,
             strategy: None,
             exact: false,
+            refuse_older: false,
+            constraints: Default::default(),
         }
     }
 
@@ -952,6 +1125,7 @@ mod tests {
             ]),
         };
         let spec = Spec {
+            headers: Vec::new(),
             schemas: vec![inner, outer],
             operations: Vec::new(),
         };

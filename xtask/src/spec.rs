@@ -98,6 +98,36 @@ pub(crate) struct Property {
     pub(crate) strategy: Option<String>,
     /// `x-rust-exact: true`: the constructor takes the type itself, not `impl Into<…>`.
     pub(crate) exact: bool,
+    /// `x-osb-refuse-older: true`: a request field whose loss changes what the request asks
+    /// for, so a client refuses to send it to an older peer rather than leave it out.
+    pub(crate) refuse_older: bool,
+    /// `minLength`, `maxLength` and `pattern` of a string.
+    pub(crate) constraints: Constraints,
+}
+
+/// The string constraints the spec states for a property or parameter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Constraints {
+    pub(crate) min_length: Option<u64>,
+    pub(crate) max_length: Option<u64>,
+    pub(crate) pattern: Option<String>,
+}
+
+impl Constraints {
+    fn of(schema: &Value) -> Constraints {
+        Constraints {
+            min_length: schema.get("minLength").and_then(Value::as_u64),
+            max_length: schema.get("maxLength").and_then(Value::as_u64),
+            pattern: schema
+                .get("pattern")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        *self == Constraints::default()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +154,7 @@ pub(crate) struct QueryParam {
     pub(crate) since: Since,
     pub(crate) ty: Ty,
     pub(crate) required: bool,
+    pub(crate) constraints: Constraints,
 }
 
 #[derive(Clone, Debug)]
@@ -141,11 +172,89 @@ pub(crate) struct Operation {
     pub(crate) responses: Vec<(u16, Option<String>)>,
 }
 
+/// An HTTP header the spec names, in a request parameter or a response.
+#[derive(Clone, Debug)]
+pub(crate) struct Header {
+    /// The name as the spec writes it, e.g. `X-Broker-API-Version`.
+    pub(crate) name: String,
+    /// The Rust constant name: `x-rust-name`, else the name without `X-Broker-API-` in
+    /// upper snake case.
+    pub(crate) rust_name: String,
+    pub(crate) description: String,
+    pub(crate) since: Since,
+    pub(crate) constraints: Constraints,
+}
+
 /// The parts of the spec the generator uses.
 #[derive(Clone, Debug)]
 pub(crate) struct Spec {
     pub(crate) schemas: Vec<Schema>,
     pub(crate) operations: Vec<Operation>,
+    /// Every header, once, in the order the spec first names it.
+    pub(crate) headers: Vec<Header>,
+}
+
+fn header_of(name: &str, def: &Value, what: &str) -> Result<Header> {
+    let rust_name = match def.get("x-rust-name").and_then(Value::as_str) {
+        Some(rust) => rust.to_string(),
+        None => name
+            .strip_prefix("X-Broker-API-")
+            .unwrap_or(name)
+            .replace('-', "_")
+            .to_ascii_uppercase(),
+    };
+    Ok(Header {
+        name: name.to_string(),
+        rust_name,
+        description: str_field(def, "description", what)?.to_string(),
+        since: since_of(def, what)?,
+        constraints: def.get("schema").map(Constraints::of).unwrap_or_default(),
+    })
+}
+
+/// The headers an operation names: its header parameters and its responses' headers.
+fn operation_headers(root: &Value, op: &Value, headers: &mut Vec<Header>) -> Result<()> {
+    let mut add = |header: Header| match headers
+        .iter_mut()
+        .find(|h| h.name.eq_ignore_ascii_case(&header.name))
+    {
+        Some(known) => known.since = known.since.min(header.since),
+        None => headers.push(header),
+    };
+    for param in op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let param = resolve_parameter(root, param)?;
+        if param.get("in").and_then(Value::as_str) == Some("header") {
+            let name = str_field(param, "name", "header parameter")?;
+            add(header_of(name, param, &format!("header {name}"))?);
+        }
+    }
+    for response in op
+        .get("responses")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|r| r.values())
+    {
+        for (name, def) in response
+            .get("headers")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            let def = match def.get("$ref").and_then(Value::as_str) {
+                Some(r) => root
+                    .pointer(&format!("/components/headers/{}", ref_name(r)?))
+                    .ok_or_else(|| anyhow!("unresolved header {r}"))?,
+                None => def,
+            };
+            add(header_of(name, def, &format!("header {name}"))?);
+        }
+    }
+    Ok(())
 }
 
 fn str_field<'a>(obj: &'a Value, key: &str, what: &str) -> Result<&'a str> {
@@ -291,6 +400,11 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                             .get("x-rust-exact")
                             .and_then(Value::as_bool)
                             .unwrap_or(false),
+                        refuse_older: prop
+                            .get("x-osb-refuse-older")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        constraints: Constraints::of(prop),
                     });
                 }
                 for r in &required {
@@ -357,6 +471,7 @@ fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result
                 .get("required")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            constraints: Constraints::of(schema),
             name,
             ty,
         });
@@ -407,6 +522,7 @@ impl Spec {
             schemas.push(parse_schema(name, schema)?);
         }
         let mut operations = Vec::new();
+        let mut headers = Vec::new();
         for (path, item) in root
             .get("paths")
             .and_then(Value::as_object)
@@ -415,12 +531,14 @@ impl Spec {
             for method in ["get", "put", "patch", "delete", "post"] {
                 if let Some(op) = item.get(method) {
                     operations.push(parse_operation(&root, method, path, op)?);
+                    operation_headers(&root, op, &mut headers)?;
                 }
             }
         }
         let spec = Spec {
             schemas,
             operations,
+            headers,
         };
         spec.check_references()?;
         Ok(spec)

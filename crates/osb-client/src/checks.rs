@@ -5,28 +5,21 @@
 //! The broker has the last word; these checks let a platform or CLI report a mistake before a
 //! round trip, with JSON pointers into the parameters.
 
-use osb_types::schema::{PlanSchemas, SchemaViolation};
+use osb_types::rules::{self, Violation, ViolationKind};
+use osb_types::schema::PlanSchemas;
 use osb_types::{
-    Catalog, Plan, PlanId, Problem, Service, ServiceBindingRequest,
-    ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
+    Catalog, Plan, PlanId, Problem, ServiceBindingRequest, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest,
 };
 use serde_json::{Map, Value};
 
 use crate::client::Client;
 use crate::error::Error;
 
-/// Which request's `parameters` a schema applies to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ParametersFor {
-    /// Provision: `schemas.service_instance.create`.
-    InstanceCreate,
-    /// Update: `schemas.service_instance.update`.
-    InstanceUpdate,
-    /// Bind: `schemas.service_binding.create`.
-    BindingCreate,
-}
+pub use osb_types::rules::ParametersFor;
 
-/// Checks `parameters` against the plan's compiled schemas.
+/// Checks `parameters` against the plan's compiled schemas
+/// ([`rules::parameters_schema`](osb_types::rules::parameters_schema)).
 ///
 /// Absent parameters are checked as `{}` for provision and bind (so missing required properties
 /// are reported) and not at all for update (absent means “unchanged”). A plan without a schema
@@ -58,57 +51,38 @@ pub fn validate_parameters(
     which: ParametersFor,
     parameters: Option<&Map<String, Value>>,
 ) -> Result<(), Error> {
-    let schema = match which {
-        ParametersFor::InstanceCreate => &schemas.instance_create,
-        ParametersFor::InstanceUpdate => &schemas.instance_update,
-        ParametersFor::BindingCreate => &schemas.binding_create,
-    };
-    let Some(schema) = schema else { return Ok(()) };
-    let value = match parameters {
-        Some(map) => Value::Object(map.clone()),
-        None if which == ParametersFor::InstanceUpdate => return Ok(()),
-        None => Value::Object(Map::new()),
-    };
-    schema
-        .validate(&value)
-        .map_err(|violations: Vec<SchemaViolation>| Error::InvalidParameters { violations })
+    rules::parameters_schema(schemas, which, parameters).map_err(refused)
 }
 
-fn invalid(field: &str, reason: String) -> Error {
-    Error::Validation(osb_types::Error::invalid(field, reason))
-}
-
-fn lookup<'c>(
-    catalog: &'c Catalog,
-    service_id: &str,
-    plan_id: &str,
-) -> Result<(&'c Service, &'c Plan), Error> {
-    let service = catalog.service(service_id).ok_or_else(|| {
-        invalid(
-            "service_id",
-            format!("{service_id:?} is not an offering of the catalog"),
-        )
-    })?;
-    let plan = service.plan(plan_id).ok_or_else(|| {
-        invalid(
-            "plan_id",
-            format!("{plan_id:?} is not a plan of the offering {service_id:?}"),
-        )
-    })?;
-    Ok((service, plan))
+/// A broken rule as the client reports it: parameters with their JSON pointers, anything else
+/// as the request field at fault.
+fn refused(violation: Violation) -> Error {
+    match *violation.kind {
+        ViolationKind::InvalidParameters { violations, .. } => {
+            Error::InvalidParameters { violations }
+        }
+        _ => Error::Validation(osb_types::Error::invalid(
+            violation.path,
+            violation.to_string(),
+        )),
+    }
 }
 
 fn compile(plan: &Plan) -> Result<PlanSchemas, Error> {
     PlanSchemas::compile(plan).map_err(Error::Validation)
 }
 
-/// Checks a provision request against the catalog: the plan belongs to the offering, and
-/// `parameters` match the plan's create schema.
+/// Checks a provision request against the catalog: the plan belongs to the offering,
+/// `maintenance_info` matches the plan's, and `parameters` match the plan's create schema.
 pub fn check_provision(
     catalog: &Catalog,
     body: &ServiceInstanceProvisionRequest,
 ) -> Result<(), Error> {
-    let (_, plan) = lookup(catalog, &body.service_id, &body.plan_id)?;
+    let (_, plan) = rules::known_plan(catalog, &body.service_id, &body.plan_id).map_err(refused)?;
+    if let Some(info) = &body.maintenance_info {
+        rules::maintenance_info_version(catalog, &body.service_id, &body.plan_id, info)
+            .map_err(refused)?;
+    }
     validate_parameters(
         &compile(plan)?,
         ParametersFor::InstanceCreate,
@@ -118,28 +92,29 @@ pub fn check_provision(
 
 /// Checks an update request against the catalog, for an instance currently on `current_plan`:
 /// both plans belong to the offering, a plan change is allowed (effective `plan_updateable` of the
-/// current plan), and `parameters` match the update schema of the plan the instance ends up on.
+/// current plan), `maintenance_info` matches, and `parameters` match the update schema of the
+/// plan the instance ends up on.
 pub fn check_update(
     catalog: &Catalog,
     body: &ServiceInstanceUpdateRequest,
     current_plan: &PlanId,
 ) -> Result<(), Error> {
-    let (service, current) = lookup(catalog, &body.service_id, current_plan)?;
+    let (_, current) =
+        rules::known_plan(catalog, &body.service_id, current_plan).map_err(refused)?;
     let target = match &body.plan_id {
         Some(plan_id) if plan_id != current_plan => {
-            if !current.effective_plan_updateable(service) {
-                return Err(invalid(
-                    "plan_id",
-                    format!(
-                        "the plan {:?} does not allow plan changes (plan_updateable)",
-                        current.name
-                    ),
-                ));
-            }
-            lookup(catalog, &body.service_id, plan_id)?.1
+            rules::plan_updateable(catalog, &body.service_id, current_plan, plan_id)
+                .map_err(refused)?;
+            rules::known_plan(catalog, &body.service_id, plan_id)
+                .map_err(refused)?
+                .1
         }
         _ => current,
     };
+    if let Some(info) = &body.maintenance_info {
+        rules::maintenance_info_version(catalog, &body.service_id, &target.id, info)
+            .map_err(refused)?;
+    }
     validate_parameters(
         &compile(target)?,
         ParametersFor::InstanceUpdate,
@@ -156,36 +131,12 @@ pub fn check_bind(catalog: &Catalog, body: &ServiceBindingRequest) -> Result<(),
         if !body.is_rotation() {
             body.validate().map_err(Error::Validation)?;
         }
-        let rotates = catalog
-            .services
-            .iter()
-            .flat_map(|s| &s.plans)
-            .any(osb_types::Plan::effective_binding_rotatable);
-        if rotates {
-            return Ok(());
-        }
-        return Err(invalid(
-            "predecessor_binding_id",
-            "no plan of the catalog allows binding rotation (binding_rotatable)".to_string(),
-        ));
+        return rules::binding_rotatable(catalog, body).map_err(refused);
     };
-    let (service, plan) = lookup(catalog, service_id, plan_id)?;
-    if !plan.effective_bindable(service) {
-        return Err(invalid(
-            "plan_id",
-            format!("the plan {:?} is not bindable", plan.name),
-        ));
-    }
-    if body.predecessor_binding_id.is_some() && !plan.effective_binding_rotatable() {
-        return Err(invalid(
-            "predecessor_binding_id",
-            format!(
-                "the plan {:?} does not allow binding rotation (binding_rotatable)",
-                plan.name
-            ),
-        ));
-    }
-    if body.is_rotation() && body.parameters.is_none() {
+    let (_, plan) = rules::known_plan(catalog, service_id, plan_id).map_err(refused)?;
+    rules::bindable(catalog, service_id, plan_id).map_err(refused)?;
+    rules::binding_rotatable(catalog, body).map_err(refused)?;
+    if !rules::bind_parameters_checked(body) {
         return Ok(());
     }
     validate_parameters(

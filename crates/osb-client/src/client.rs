@@ -9,6 +9,7 @@ use http::header::{
     RETRY_AFTER,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use osb_types::header::{API_VERSION, ORIGINATING_IDENTITY, REQUEST_IDENTITY};
 use osb_types::{
     ApiVersion, AsyncPermit, BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, Catalog,
     DecodeWarning, DeleteOutcome, DeprovisionQuery, ErrorResponse, FetchBindingOutcome,
@@ -34,23 +35,22 @@ const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 
 /// `application/json`, for `Accept` and `Content-Type`.
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
-const API_VERSION: HeaderName = HeaderName::from_static(osb_types::header::API_VERSION);
-const ORIGINATING_IDENTITY: HeaderName =
-    HeaderName::from_static(osb_types::header::ORIGINATING_IDENTITY);
-const REQUEST_IDENTITY: HeaderName = HeaderName::from_static(osb_types::header::REQUEST_IDENTITY);
 
 fn encoded(value: &str) -> PercentEncode<'_> {
     utf8_percent_encode(value, NOT_UNRESERVED)
 }
 
 /// Percent-encodes a path segment or query value: every byte outside RFC 3986 "unreserved".
-///
-/// ```
-/// assert_eq!(osb_client::encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
-/// assert_eq!(osb_client::encode_component("Az09-._~"), "Az09-._~");
-/// ```
-pub fn encode_component(value: &str) -> String {
+#[cfg(test)]
+fn encode_component(value: &str) -> String {
     encoded(value).to_string()
+}
+
+#[cfg(test)]
+#[test]
+fn components_are_percent_encoded() {
+    assert_eq!(encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
+    assert_eq!(encode_component("Az09-._~"), "Az09-._~");
 }
 
 /// An asynchronous client for one service broker.
@@ -573,32 +573,24 @@ impl Client {
         }
     }
 
-    /// Refuses a request field whose meaning the configured version lacks (a maintenance
-    /// upgrade before 2.15, a binding rotation before 2.17): left out by shaping, the request
-    /// would silently become another one. With shaping off the field is sent as it is.
-    fn require_field(
-        &self,
-        operation: Operation,
-        present: bool,
-        schema: &str,
-        field: &'static str,
-    ) -> Result<(), Error> {
-        if !present || !self.inner.shape_requests {
-            return Ok(());
-        }
-        match osb_types::field_since(schema, field) {
-            Some(since) => self.require(operation, Some(field), since),
-            None => Ok(()),
-        }
-    }
-
     /// Checks a request body (when enabled) and serialises it, shaped for the configured version
     /// (when enabled).
+    ///
+    /// With shaping on, a field the configured version lacks and whose loss would change what
+    /// the request asks for (a maintenance upgrade before 2.15, a binding rotation before 2.17:
+    /// [`ShapeForVersion::unshapeable_field`]) is refused rather than left out. With shaping off
+    /// the body is sent as it is.
     fn encode_body<T: Serialize + ShapeForVersion + Clone>(
         &self,
+        operation: Operation,
         body: &T,
         validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
     ) -> Result<Vec<u8>, Error> {
+        if self.inner.shape_requests {
+            if let Some(newer) = body.unshapeable_field(self.inner.version) {
+                self.require(operation, Some(newer.field), newer.since)?;
+            }
+        }
         if self.inner.validate_requests {
             validate(body).map_err(Error::Validation)?;
         }
@@ -808,16 +800,14 @@ impl Client {
         query: &ProvisionQuery,
         opts: &CallOptions,
     ) -> Result<ProvisionOutcome, Error> {
-        self.require_field(
-            Operation::Provision,
-            body.maintenance_info.is_some(),
-            "ServiceInstanceProvisionRequest",
-            "maintenance_info",
-        )?;
         let call = Call::new(Operation::Provision, opts)
             .instance(instance_id)
             .accepts_incomplete(query.accepts_incomplete)
-            .body(self.encode_body(body, ServiceInstanceProvisionRequest::validate)?);
+            .body(self.encode_body(
+                Operation::Provision,
+                body,
+                ServiceInstanceProvisionRequest::validate,
+            )?);
         self.exchange(call).await
     }
 
@@ -831,16 +821,14 @@ impl Client {
         query: &UpdateQuery,
         opts: &CallOptions,
     ) -> Result<UpdateOutcome, Error> {
-        self.require_field(
-            Operation::Update,
-            body.maintenance_info.is_some(),
-            "ServiceInstanceUpdateRequest",
-            "maintenance_info",
-        )?;
         let call = Call::new(Operation::Update, opts)
             .instance(instance_id)
             .accepts_incomplete(query.accepts_incomplete)
-            .body(self.encode_body(body, ServiceInstanceUpdateRequest::validate)?);
+            .body(self.encode_body(
+                Operation::Update,
+                body,
+                ServiceInstanceUpdateRequest::validate,
+            )?);
         self.exchange(call).await
     }
 
@@ -917,16 +905,10 @@ impl Client {
         opts: &CallOptions,
     ) -> Result<BindOutcome, Error> {
         let accepts_incomplete = self.binding_async(Operation::Bind, query.accepts_incomplete)?;
-        self.require_field(
-            Operation::Bind,
-            body.predecessor_binding_id.is_some(),
-            "ServiceBindingRequest",
-            "predecessor_binding_id",
-        )?;
         let call = Call::new(Operation::Bind, opts)
             .binding(instance_id, binding_id)
             .accepts_incomplete(accepts_incomplete)
-            .body(self.encode_body(body, ServiceBindingRequest::validate)?);
+            .body(self.encode_body(Operation::Bind, body, ServiceBindingRequest::validate)?);
         self.exchange(call).await
     }
 
@@ -997,7 +979,12 @@ impl Client {
         service_id: Option<&'a str>,
         plan_id: Option<&'a str>,
     ) -> Result<Call<'a>, Error> {
-        if self.inner.version.supports(ApiVersion::V2_16) {
+        // The same for both fetch operations.
+        if self
+            .inner
+            .version
+            .supports(FetchInstanceQuery::SERVICE_ID_SINCE)
+        {
             call.hints(service_id, plan_id)
         } else {
             Ok(call)
@@ -1011,12 +998,14 @@ impl Client {
         operation: Operation,
         accepts_incomplete: Option<bool>,
     ) -> Result<Option<bool>, Error> {
-        if self.inner.version.supports(ApiVersion::V2_14) {
+        // The same for bind and unbind.
+        let since = BindQuery::ACCEPTS_INCOMPLETE_SINCE;
+        if self.inner.version.supports(since) {
             return Ok(accepts_incomplete);
         }
         match accepts_incomplete {
             Some(true) => {
-                self.require(operation, Some("accepts_incomplete"), ApiVersion::V2_14)?;
+                self.require(operation, Some("accepts_incomplete"), since)?;
                 Ok(accepts_incomplete)
             }
             _ => Ok(None),

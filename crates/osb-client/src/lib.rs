@@ -202,7 +202,7 @@ mod wait;
 
 pub use builder::{ClientBuilder, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_TIMEOUT};
 pub use checks::{ParametersFor, check_bind, check_provision, check_update, validate_parameters};
-pub use client::{CallOptions, Client, encode_component};
+pub use client::{CallOptions, Client};
 pub use error::{Error, RawBody, Result};
 pub use orphan::{
     Cleanup, CleanupOutcome, CleanupPolicy, Observed, OmOperation, OrphanTarget, Outcome,

@@ -434,7 +434,7 @@ impl Client {
                 plan_id,
             } => {
                 let mut query = UnbindQuery::new(service_id, plan_id);
-                if self.api_version() >= osb_types::ApiVersion::V2_14 {
+                if self.api_version() >= UnbindQuery::ACCEPTS_INCOMPLETE_SINCE {
                     query = query.with_accepts_incomplete(true);
                 }
                 match self.unbind(instance_id, binding_id, &query, opts).await? {

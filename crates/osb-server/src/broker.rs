@@ -302,7 +302,7 @@ impl RequestContext {
     /// ```
     pub fn require_async_permit(&self) -> Result<AsyncPermit, BrokerError> {
         self.async_permit.ok_or_else(|| {
-            if self.declared_api_version < ApiVersion::V2_14 {
+            if self.declared_api_version < osb_types::BindQuery::ACCEPTS_INCOMPLETE_SINCE {
                 BrokerError::async_required_before_2_14()
             } else {
                 BrokerError::async_required()

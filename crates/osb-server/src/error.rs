@@ -5,7 +5,7 @@ use std::fmt;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, StatusCode, header};
-use osb_types::{ApiVersion, ErrorCode, ErrorResponse, Operation, Problem};
+use osb_types::{ApiVersion, ErrorCode, ErrorResponse, Operation, Problem, ShapeForVersion};
 
 /// A boxed error a broker hands to [`BrokerError::internal`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -485,13 +485,14 @@ fn redact_quoted(text: &str) -> String {
     out
 }
 
-/// Drops the usability flags where they are not allowed.
+/// Shapes the body for the version and drops the usability flags where they are not allowed.
 ///
-/// `instance_usable` and `update_repeatable` appeared in 2.16 and belong to update and
-/// deprovision failures only. The `error` code is kept for every version: 2.13 already used
-/// `AsyncRequired` and `RequiresApp`.
+/// `instance_usable` and `update_repeatable` appeared in 2.16 (shaping drops them before) and
+/// belong to update and deprovision failures only. The `error` code is kept for every version:
+/// 2.13 already used `AsyncRequired` and `RequiresApp`.
 fn keep_allowed_usability(body: &mut ErrorResponse, keep: Usability, version: ApiVersion) {
-    if version < ApiVersion::V2_16 || keep == Usability::None {
+    body.shape_for_version(version);
+    if keep == Usability::None {
         body.instance_usable = None;
         body.update_repeatable = None;
     } else if keep == Usability::InstanceUsable {

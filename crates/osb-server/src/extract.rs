@@ -9,19 +9,12 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Rejection;
 
-/// Header names parsed once (a lookup by `&str` parses the name on every request).
+/// The header names the handlers use: OSB's from `osb_types::header`, plus one platform header.
 pub(crate) mod names {
     use http::HeaderName;
-    use osb_types::header;
 
-    /// `X-Broker-API-Version`.
-    pub(crate) const API_VERSION: HeaderName = HeaderName::from_static(header::API_VERSION);
-    /// `X-Broker-API-Originating-Identity`.
-    pub(crate) const ORIGINATING_IDENTITY: HeaderName =
-        HeaderName::from_static(header::ORIGINATING_IDENTITY);
-    /// `X-Broker-API-Request-Identity`.
-    pub(crate) const REQUEST_IDENTITY: HeaderName =
-        HeaderName::from_static(header::REQUEST_IDENTITY);
+    pub(crate) use osb_types::header::{API_VERSION, ORIGINATING_IDENTITY, REQUEST_IDENTITY};
+
     /// `X-Api-Info-Location` (Cloud Controller).
     pub(crate) const API_INFO_LOCATION: HeaderName = HeaderName::from_static("x-api-info-location");
 }

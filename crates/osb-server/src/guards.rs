@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use http::StatusCode;
-use osb_types::schema::{ParameterSchema, PlanSchemas, SchemaViolation};
+use osb_types::rules::{self, ParametersFor, Violation, ViolationKind};
+use osb_types::schema::{PlanSchemas, SchemaViolation};
 use osb_types::{
-    CatalogIndex, ErrorCode, ErrorResponse, MaintenanceInfo, OperationId, Plan, PlanId, Service,
-    validate_operation,
+    CatalogIndex, ErrorCode, ErrorResponse, MaintenanceInfo, OperationId, PlanId, Service,
+    ServiceBindingRequest, validate_operation,
 };
 use serde_json::{Map, Value};
 
@@ -140,32 +141,15 @@ impl Guards {
     }
 }
 
-/// Which schema of a plan applies.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum SchemaKind {
-    InstanceCreate,
-    InstanceUpdate,
-    BindingCreate,
-}
-
-impl SchemaKind {
-    fn path(self) -> &'static str {
-        match self {
-            SchemaKind::InstanceCreate => "schemas.service_instance.create.parameters",
-            SchemaKind::InstanceUpdate => "schemas.service_instance.update.parameters",
-            SchemaKind::BindingCreate => "schemas.service_binding.create.parameters",
-        }
-    }
-}
-
 /// The catalog, indexed once, with the compiled schemas of every plan.
+///
+/// The rules themselves are [`osb_types::rules`]; these methods decide the answers.
 #[derive(Debug)]
 pub(crate) struct CatalogGuards {
     pub(crate) index: std::sync::Arc<CatalogIndex>,
     schemas: HashMap<PlanId, PlanSchemas>,
     any_instances_retrievable: bool,
     any_bindings_retrievable: bool,
-    any_binding_rotatable: bool,
 }
 
 fn bad(description: String) -> Rejection {
@@ -197,104 +181,130 @@ impl CatalogGuards {
             .services
             .iter()
             .any(Service::bindings_retrievable_or_default);
-        let any_binding_rotatable = catalog
-            .services
-            .iter()
-            .flat_map(|s| &s.plans)
-            .any(Plan::effective_binding_rotatable);
         Ok(CatalogGuards {
             index,
             schemas,
             any_instances_retrievable,
             any_bindings_retrievable,
-            any_binding_rotatable,
         })
+    }
+
+    /// The answer to a broken rule, with a description that says what to change.
+    fn answer(&self, violation: Violation) -> Rejection {
+        match *violation.kind {
+            ViolationKind::UnknownService { service_id } => {
+                let offerings: Vec<String> = self
+                    .index
+                    .catalog()
+                    .services
+                    .iter()
+                    .map(|s| format!("{:?} ({})", s.name, s.id))
+                    .collect();
+                bad(format!(
+                    "service_id {service_id:?} is not an offering in this broker's catalog; the offerings are {} (GET /v2/catalog).",
+                    if offerings.is_empty() {
+                        "none".to_string()
+                    } else {
+                        offerings.join(", ")
+                    }
+                ))
+            }
+            ViolationKind::PlanOfAnotherOffering {
+                plan_id,
+                plan_name,
+                service_id,
+                service_name,
+                owner_id,
+                owner_name,
+            } => bad(format!(
+                "plan_id {plan_id:?} (plan {plan_name:?}) belongs to offering {owner_name:?} ({owner_id}), not to service_id {:?} (offering {service_name:?}).",
+                service_id.as_str()
+            )),
+            ViolationKind::UnknownPlan {
+                plan_id,
+                service_id,
+                service_name,
+            } => bad(format!(
+                "plan_id {plan_id:?} is not a plan of offering {service_name:?} ({service_id}); its plans are {}.",
+                self.index
+                    .service(&service_id)
+                    .map_or_else(|| "none".to_string(), plan_list)
+            )),
+            ViolationKind::NotBindable {
+                plan_name,
+                service_name,
+            } => bad(format!(
+                "Plan {plan_name:?} of offering {service_name:?} is not bindable; the catalog does not allow bindings for it."
+            )),
+            ViolationKind::NoRotatablePlan => bad(
+                "predecessor_binding_id is only allowed for plans with binding_rotatable: true, and no plan of this broker's catalog rotates bindings.".to_string(),
+            ),
+            ViolationKind::NotRotatable {
+                plan_name,
+                service_name,
+            } => bad(format!(
+                "predecessor_binding_id is only allowed for plans with binding_rotatable: true; plan {plan_name:?} of offering {service_name:?} does not rotate bindings."
+            )),
+            ViolationKind::NotPlanUpdateable {
+                plan_name,
+                service_name,
+            } => Rejection::described(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "Plan {plan_name:?} of offering {service_name:?} cannot be changed to another plan (plan_updateable is false); parameters can still be updated."
+                ),
+            ),
+            ViolationKind::NoContextUpdates { service_name } => Rejection::described(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "This update changes only the context, but offering {service_name:?} does not set allow_context_updates: true, so it accepts no context-only updates; include a plan_id, parameters or maintenance_info change, or leave the update out."
+                ),
+            ),
+            ViolationKind::MaintenanceInfoMismatch {
+                requested,
+                current,
+                plan_name,
+            } => {
+                let description = match current {
+                    Some(current) => format!(
+                        "maintenance_info.version {requested:?} does not match the version {current:?} of plan {plan_name:?} in the catalog; fetch the catalog again and retry."
+                    ),
+                    None => format!(
+                        "maintenance_info.version {requested:?} was sent, but plan {plan_name:?} has no maintenance_info in the catalog; fetch the catalog again and retry without it."
+                    ),
+                };
+                Rejection::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ErrorResponse::coded(ErrorCode::MaintenanceInfoConflict, description),
+                )
+            }
+            // A kind added later: the rule's own account, as a bad request.
+            _ => bad(format!("{}: {violation}.", violation.path)),
+        }
     }
 
     /// Checks that `service_id` is an offering and `plan_id` one of its plans.
     pub(crate) fn known_plan(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
-        let Some(service) = self.index.service(service_id) else {
-            return Err(self.unknown_service(service_id));
-        };
-        if service.plan(plan_id).is_some() {
-            return Ok(());
-        }
-        if let Some((other, plan)) = self.index.find_plan(plan_id) {
-            return Err(bad(format!(
-                "plan_id {plan_id:?} (plan {:?}) belongs to offering {:?} ({}), not to service_id {service_id:?} (offering {:?}).",
-                plan.name, other.name, other.id, service.name
-            )));
-        }
-        Err(bad(format!(
-            "plan_id {plan_id:?} is not a plan of offering {:?} ({service_id}); its plans are {}.",
-            service.name,
-            plan_list(service)
-        )))
+        rules::known_plan(&*self.index, service_id, plan_id)
+            .map(drop)
+            .map_err(|v| self.answer(v))
     }
 
     /// Checks that `service_id` is an offering.
     pub(crate) fn known_service(&self, service_id: &str) -> Result<(), Rejection> {
-        match self.index.service(service_id) {
-            Some(_) => Ok(()),
-            None => Err(self.unknown_service(service_id)),
-        }
-    }
-
-    fn unknown_service(&self, service_id: &str) -> Rejection {
-        let offerings: Vec<String> = self
-            .index
-            .catalog()
-            .services
-            .iter()
-            .map(|s| format!("{:?} ({})", s.name, s.id))
-            .collect();
-        bad(format!(
-            "service_id {service_id:?} is not an offering in this broker's catalog; the offerings are {} (GET /v2/catalog).",
-            if offerings.is_empty() {
-                "none".to_string()
-            } else {
-                offerings.join(", ")
-            }
-        ))
-    }
-
-    pub(crate) fn lookup(&self, service_id: &str, plan_id: &str) -> Option<(&Service, &Plan)> {
-        self.index.lookup(service_id, plan_id)
+        rules::known_service(&*self.index, service_id)
+            .map(drop)
+            .map_err(|v| self.answer(v))
     }
 
     /// Bind only on bindable plans.
     pub(crate) fn bindable(&self, service_id: &str, plan_id: &str) -> Result<(), Rejection> {
-        match self.lookup(service_id, plan_id) {
-            Some((service, plan)) if !plan.effective_bindable(service) => Err(bad(format!(
-                "Plan {:?} of offering {:?} is not bindable; the catalog does not allow bindings for it.",
-                plan.name, service.name
-            ))),
-            _ => Ok(()),
-        }
+        rules::bindable(&*self.index, service_id, plan_id).map_err(|v| self.answer(v))
     }
 
-    /// Rotation only on rotatable plans; a rotation that names no plan needs some plan of the
-    /// catalog to rotate bindings.
-    pub(crate) fn rotation(
-        &self,
-        service_id: Option<&str>,
-        plan_id: Option<&str>,
-    ) -> Result<(), Rejection> {
-        let (Some(service_id), Some(plan_id)) = (service_id, plan_id) else {
-            if self.any_binding_rotatable {
-                return Ok(());
-            }
-            return Err(bad(
-                "predecessor_binding_id is only allowed for plans with binding_rotatable: true, and no plan of this broker's catalog rotates bindings.".to_string(),
-            ));
-        };
-        match self.lookup(service_id, plan_id) {
-            Some((service, plan)) if !plan.effective_binding_rotatable() => Err(bad(format!(
-                "predecessor_binding_id is only allowed for plans with binding_rotatable: true; plan {:?} of offering {:?} does not rotate bindings.",
-                plan.name, service.name
-            ))),
-            _ => Ok(()),
-        }
+    /// Rotation only on rotatable plans.
+    pub(crate) fn rotation(&self, body: &ServiceBindingRequest) -> Result<(), Rejection> {
+        rules::binding_rotatable(&*self.index, body).map_err(|v| self.answer(v))
     }
 
     /// A plan change needs the current plan to be plan_updateable.
@@ -304,45 +314,13 @@ impl CatalogGuards {
         current_plan: &str,
         new_plan: &str,
     ) -> Result<(), Rejection> {
-        if current_plan == new_plan {
-            return Ok(());
-        }
-        let Some(service) = self.index.service(service_id) else {
-            return Ok(());
-        };
-        let updateable = match service.plan(current_plan) {
-            Some(plan) => plan.effective_plan_updateable(service),
-            None => service.plan_updateable.unwrap_or(false),
-        };
-        if updateable {
-            return Ok(());
-        }
-        let name = service
-            .plan(current_plan)
-            .map_or(current_plan, |p| p.name.as_str());
-        Err(Rejection::described(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "Plan {name:?} of offering {:?} cannot be changed to another plan (plan_updateable is false); parameters can still be updated.",
-                service.name
-            ),
-        ))
+        rules::plan_updateable(&*self.index, service_id, current_plan, new_plan)
+            .map_err(|v| self.answer(v))
     }
 
     /// An update that changes only the context needs the offering's `allow_context_updates`.
     pub(crate) fn context_update(&self, service_id: &str) -> Result<(), Rejection> {
-        match self.index.service(service_id) {
-            Some(service) if !service.allow_context_updates_or_default() => {
-                Err(Rejection::described(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    format!(
-                        "This update changes only the context, but offering {:?} does not set allow_context_updates: true, so it accepts no context-only updates; include a plan_id, parameters or maintenance_info change, or leave the update out.",
-                        service.name
-                    ),
-                ))
-            }
-            _ => Ok(()),
-        }
+        rules::allow_context_updates(&*self.index, service_id).map_err(|v| self.answer(v))
     }
 
     /// `maintenance_info.version` equals the plan's.
@@ -352,24 +330,8 @@ impl CatalogGuards {
         plan_id: &str,
         requested: &MaintenanceInfo,
     ) -> Result<(), Rejection> {
-        let Some((_, plan)) = self.lookup(service_id, plan_id) else {
-            return Ok(());
-        };
-        let description = match &plan.maintenance_info {
-            Some(current) if current.version == requested.version => return Ok(()),
-            Some(current) => format!(
-                "maintenance_info.version {:?} does not match the version {:?} of plan {:?} in the catalog; fetch the catalog again and retry.",
-                requested.version, current.version, plan.name
-            ),
-            None => format!(
-                "maintenance_info.version {:?} was sent, but plan {:?} has no maintenance_info in the catalog; fetch the catalog again and retry without it.",
-                requested.version, plan.name
-            ),
-        };
-        Err(Rejection::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorResponse::coded(ErrorCode::MaintenanceInfoConflict, description),
-        ))
+        rules::maintenance_info_version(&*self.index, service_id, plan_id, requested)
+            .map_err(|v| self.answer(v))
     }
 
     /// `parameters` valid against the plan's schema of this kind (absent parameters count as
@@ -377,38 +339,21 @@ impl CatalogGuards {
     pub(crate) fn parameters(
         &self,
         plan_id: &str,
-        kind: SchemaKind,
-        parameters: &mut Option<Map<String, Value>>,
+        which: ParametersFor,
+        parameters: Option<&Map<String, Value>>,
     ) -> Result<(), Rejection> {
         let Some(schemas) = self.schemas.get(plan_id) else {
             return Ok(());
         };
-        let schema: Option<&ParameterSchema> = match kind {
-            SchemaKind::InstanceCreate => schemas.instance_create.as_ref(),
-            SchemaKind::InstanceUpdate => schemas.instance_update.as_ref(),
-            SchemaKind::BindingCreate => schemas.binding_create.as_ref(),
-        };
-        let Some(schema) = schema else {
-            return Ok(());
-        };
-        let result = match parameters.take() {
-            Some(map) => {
-                let value = Value::Object(map);
-                let result = schema.validate(&value);
-                if let Value::Object(map) = value {
-                    *parameters = Some(map);
-                }
-                result
-            }
-            None if matches!(kind, SchemaKind::InstanceUpdate) => Ok(()),
-            None => schema.validate(&Value::Object(Map::new())),
-        };
-        result.map_err(|violations| {
+        rules::parameters_schema(schemas, which, parameters).map_err(|violation| {
+            let ViolationKind::InvalidParameters { violations, .. } = &*violation.kind else {
+                return self.answer(violation);
+            };
             let plan = self
                 .index
                 .find_plan(plan_id)
                 .map_or(plan_id, |(_, p)| p.name.as_str());
-            bad(describe_violations(&violations, plan, kind))
+            bad(describe_violations(violations, plan, which))
         })
     }
 
@@ -475,7 +420,7 @@ fn plan_list(service: &Service) -> String {
     }
 }
 
-fn describe_violations(violations: &[SchemaViolation], plan: &str, kind: SchemaKind) -> String {
+fn describe_violations(violations: &[SchemaViolation], plan: &str, which: ParametersFor) -> String {
     const SHOWN: usize = 20;
     let mut parts: Vec<String> = violations
         .iter()
@@ -494,7 +439,7 @@ fn describe_violations(violations: &[SchemaViolation], plan: &str, kind: SchemaK
     }
     format!(
         "parameters do not match the schema of plan {plan:?} ({}): {}.",
-        kind.path(),
+        which.path(),
         parts.join("; ")
     )
 }

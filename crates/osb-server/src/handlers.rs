@@ -13,12 +13,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use osb_types::rules::{self, ParametersFor};
 use osb_types::{
     Accepted, ApiVersion, AsyncOperation, AsyncPermit, BindOutcome, BindQuery, BindingId,
     BindingLastOperationQuery, Context, DeleteOutcome, DeprovisionQuery, FetchBindingOutcome,
     FetchBindingQuery, FetchInstanceOutcome, FetchInstanceQuery, InstanceId,
     InstanceLastOperationQuery, LastOperationOutcome, Operation, OperationId, ProvisionOutcome,
-    ProvisionQuery, ServiceBindingRequest, ServiceInstanceAsyncOperation,
+    ProvisionQuery, Service, ServiceBindingRequest, ServiceInstanceAsyncOperation,
     ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, ShapeForVersion, UnbindQuery,
     UpdateOutcome, UpdateQuery, validate_operation,
 };
@@ -30,7 +31,7 @@ use crate::error::{Rejection, json_bytes_response, json_response};
 use crate::extract::{
     identity_matches_context, json_body, names, osb_headers, path_rejection, query_rejection,
 };
-use crate::guards::{SchemaKind, operation_length};
+use crate::guards::operation_length;
 use crate::router::Shared;
 use crate::version::Negotiated;
 
@@ -213,9 +214,13 @@ impl AsyncBody for ServiceInstanceAsyncOperation {
     }
 }
 
+/// The version that allowed `null` for `dashboard_url` and `operation` (a change of meaning the
+/// spec's `nullable` does not date).
+const NULLABLE_SINCE: ApiVersion = ApiVersion::V2_15;
+
 /// `null` for `dashboard_url` and `operation` is allowed since 2.15; older peers get them left out.
 fn drop_null<T>(field: &mut Option<Option<T>>, version: ApiVersion) {
-    if version < ApiVersion::V2_15 && matches!(field, Some(None)) {
+    if version < NULLABLE_SINCE && matches!(field, Some(None)) {
         *field = None;
     }
 }
@@ -336,7 +341,7 @@ endpoint! {
 }
 
 async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, ProvisionQuery>) -> Reply {
-    let mut body: ServiceInstanceProvisionRequest =
+    let body: ServiceInstanceProvisionRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     if guards.known_ids {
@@ -352,8 +357,8 @@ async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, Provision
     if guards.parameters {
         shared.catalog.parameters(
             &body.plan_id,
-            SchemaKind::InstanceCreate,
-            &mut body.parameters,
+            ParametersFor::InstanceCreate,
+            body.parameters.as_ref(),
         )?;
     }
     let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
@@ -382,7 +387,7 @@ endpoint! {
 }
 
 async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>) -> Reply {
-    let mut body: ServiceInstanceUpdateRequest =
+    let body: ServiceInstanceUpdateRequest =
         read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     let version = call.negotiated.effective;
@@ -390,7 +395,7 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         .previous_values
         .as_ref()
         .and_then(|p| p.plan_id.clone());
-    let target_plan = body.plan_id.clone().or_else(|| previous_plan.clone());
+    let target_plan = rules::update_plan(&body, None).cloned();
     // A plan is chosen when `plan_id` differs from the previous one (or nothing says what that
     // was); an update that keeps a retired plan reaches the broker.
     let chooses_plan = body
@@ -408,7 +413,7 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
         && body.plan_id.is_none()
         && body.parameters.is_none()
         && body.maintenance_info.is_none();
-    if guards.context_updates && context_only && version >= ApiVersion::V2_15 {
+    if guards.context_updates && context_only && version >= Service::ALLOW_CONTEXT_UPDATES_SINCE {
         shared.catalog.context_update(&body.service_id)?;
     }
     if guards.plan_updateable {
@@ -427,9 +432,11 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
             }
         }
         if guards.parameters {
-            shared
-                .catalog
-                .parameters(plan_id, SchemaKind::InstanceUpdate, &mut body.parameters)?;
+            shared.catalog.parameters(
+                plan_id,
+                ParametersFor::InstanceUpdate,
+                body.parameters.as_ref(),
+            )?;
         }
     }
     let permit = AsyncPermit::from_accepts_incomplete(call.query.accepts_incomplete);
@@ -618,7 +625,7 @@ async fn run_fetch_instance(
 
 /// bind and unbind hand out an async permit only from 2.14, when async bindings appeared.
 fn binding_permit(accepts_incomplete: Option<bool>, negotiated: Negotiated) -> Option<AsyncPermit> {
-    if negotiated.declared < ApiVersion::V2_14 {
+    if negotiated.declared < BindQuery::ACCEPTS_INCOMPLETE_SINCE {
         return None;
     }
     AsyncPermit::from_accepts_incomplete(accepts_incomplete)
@@ -633,8 +640,7 @@ async fn run_bind(
     shared: &Shared,
     mut call: Call<'_, (InstanceId, BindingId), BindQuery>,
 ) -> Reply {
-    let mut body: ServiceBindingRequest =
-        read_body(shared, &call.ctx, call.headers, call.body).await?;
+    let body: ServiceBindingRequest = read_body(shared, &call.ctx, call.headers, call.body).await?;
     let guards = shared.guards;
     // A rotation may name no offering or plan; `validate()` has refused any other bind that
     // lacks them. Binds are made on existing instances, whose plan may have been retired.
@@ -647,21 +653,20 @@ async fn run_bind(
             shared.catalog.bindable(service_id, plan_id)?;
         }
     }
-    if guards.binding_rotation && body.is_rotation() {
-        shared
-            .catalog
-            .rotation(body.service_id.as_deref(), body.plan_id.as_deref())?;
+    if guards.binding_rotation {
+        shared.catalog.rotation(&body)?;
     }
     // A rotation without `parameters` reuses the predecessor's: nothing to check.
-    let rotation_reuses_parameters = body.is_rotation() && body.parameters.is_none();
-    if let (true, false, Some(plan_id)) = (
+    if let (true, true, Some(plan_id)) = (
         guards.parameters,
-        rotation_reuses_parameters,
+        rules::bind_parameters_checked(&body),
         body.plan_id.as_deref(),
     ) {
-        shared
-            .catalog
-            .parameters(plan_id, SchemaKind::BindingCreate, &mut body.parameters)?;
+        shared.catalog.parameters(
+            plan_id,
+            ParametersFor::BindingCreate,
+            body.parameters.as_ref(),
+        )?;
     }
     let permit = binding_permit(call.query.accepts_incomplete, call.negotiated);
     call.ctx

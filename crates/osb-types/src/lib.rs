@@ -74,6 +74,7 @@ mod lint;
 pub(crate) mod nullable;
 mod outcome;
 mod query;
+pub mod rules;
 #[cfg(feature = "json-schema")]
 #[cfg_attr(docsrs, doc(cfg(feature = "json-schema")))]
 pub mod schema;
@@ -104,5 +105,5 @@ pub use query::parse_query_bool;
 #[cfg(feature = "json-schema")]
 pub use schema::{ParameterSchema, PlanSchemas, SchemaViolation};
 pub use shortcuts::AsyncBody;
-pub use validate::{MAX_OPERATION_LEN, validate_id, validate_operation};
-pub use version::{ApiVersion, FieldSince, ShapeForVersion, field_since, schema_since};
+pub use validate::{MAX_OPERATION_LEN, StringConstraint, validate_id, validate_operation};
+pub use version::{ApiVersion, FieldSince, ShapeForVersion};

@@ -29,8 +29,25 @@ use crate::{
     UnbindQuery,
 };
 
-/// The longest `operation` value the spec allows, in characters.
-pub const MAX_OPERATION_LEN: usize = 10_000;
+/// The longest `operation` value the spec allows, in characters (its `maxLength`).
+pub const MAX_OPERATION_LEN: usize = InstanceLastOperationQuery::OPERATION_MAX_LENGTH;
+
+/// One `minLength` / `maxLength` / `pattern` constraint the spec states for a string; the
+/// generated [`STRING_CONSTRAINTS`](crate::STRING_CONSTRAINTS) lists them all, and `validate()`
+/// enforces them (a test holds the two together).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StringConstraint {
+    /// The model (`Plan`), query (`DeprovisionQuery`) or `header`.
+    pub schema: &'static str,
+    /// The field, query parameter or header name.
+    pub field: &'static str,
+    /// `minLength`, in characters.
+    pub min_length: Option<u64>,
+    /// `maxLength`, in characters.
+    pub max_length: Option<u64>,
+    /// `pattern`, an ECMA-262 regular expression.
+    pub pattern: Option<&'static str>,
+}
 
 /// Checks that an identifier is non-empty; `field` names it in the error.
 ///

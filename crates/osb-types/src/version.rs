@@ -119,6 +119,9 @@ impl<'de> Deserialize<'de> for ApiVersion {
 }
 
 /// One row of [`FIELD_SINCE`](crate::FIELD_SINCE): when a field of a model appeared.
+///
+/// Code that needs one field's version uses its generated constant instead, e.g.
+/// [`Plan::BINDING_ROTATABLE_SINCE`](crate::Plan::BINDING_ROTATABLE_SINCE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FieldSince {
     /// The model (schema) name, e.g. `"Plan"`.
@@ -127,28 +130,6 @@ pub struct FieldSince {
     pub field: &'static str,
     /// The OSB version the field first appeared in.
     pub since: ApiVersion,
-}
-
-/// The OSB version a field of a model first appeared in, from the generated table.
-///
-/// ```
-/// use osb_types::{field_since, ApiVersion};
-/// assert_eq!(field_since("Plan", "binding_rotatable"), Some(ApiVersion::V2_17));
-/// assert_eq!(field_since("Plan", "no_such_field"), None);
-/// ```
-pub fn field_since(schema: &str, field: &str) -> Option<ApiVersion> {
-    crate::FIELD_SINCE
-        .iter()
-        .find(|row| row.schema == schema && row.field == field)
-        .map(|row| row.since)
-}
-
-/// The OSB version a model first appeared in, from the generated table.
-pub fn schema_since(schema: &str) -> Option<ApiVersion> {
-    crate::SCHEMA_SINCE
-        .iter()
-        .find(|(name, _)| *name == schema)
-        .map(|(_, since)| *since)
 }
 
 /// Removes what a peer on an older OSB version does not know.
@@ -179,6 +160,25 @@ pub fn schema_since(schema: &str) -> Option<ApiVersion> {
 pub trait ShapeForVersion {
     /// Clears everything that appeared after `version`.
     fn shape_for_version(&mut self, version: ApiVersion);
+
+    /// A field set here that a peer on `version` does not know and that shaping must not drop
+    /// silently, because without it the request asks for something else (a maintenance upgrade,
+    /// a binding rotation: `x-osb-refuse-older` in the spec). A client refuses such a request
+    /// rather than shaping it.
+    ///
+    /// ```
+    /// use osb_types::{ApiVersion, BindingId, ServiceBindingRequest, ShapeForVersion};
+    /// let rotate = ServiceBindingRequest::new("svc", "plan")
+    ///     .with_predecessor_binding_id(BindingId::new("old"));
+    /// let refused = rotate.unshapeable_field(ApiVersion::V2_16).unwrap();
+    /// assert_eq!(refused.field, "predecessor_binding_id");
+    /// assert_eq!(refused.since, ServiceBindingRequest::PREDECESSOR_BINDING_ID_SINCE);
+    /// assert_eq!(rotate.unshapeable_field(ApiVersion::V2_17), None);
+    /// ```
+    fn unshapeable_field(&self, version: ApiVersion) -> Option<FieldSince> {
+        let _ = version;
+        None
+    }
 }
 
 impl<T: ShapeForVersion> ShapeForVersion for Option<T> {
@@ -187,6 +187,10 @@ impl<T: ShapeForVersion> ShapeForVersion for Option<T> {
             inner.shape_for_version(version);
         }
     }
+
+    fn unshapeable_field(&self, version: ApiVersion) -> Option<FieldSince> {
+        self.as_ref()?.unshapeable_field(version)
+    }
 }
 
 impl<T: ShapeForVersion> ShapeForVersion for Vec<T> {
@@ -194,6 +198,10 @@ impl<T: ShapeForVersion> ShapeForVersion for Vec<T> {
         for item in self {
             item.shape_for_version(version);
         }
+    }
+
+    fn unshapeable_field(&self, version: ApiVersion) -> Option<FieldSince> {
+        self.iter().find_map(|item| item.unshapeable_field(version))
     }
 }
 

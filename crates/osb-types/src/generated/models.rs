@@ -15,6 +15,8 @@ pub struct Catalog {
 impl Catalog {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["services"];
+    /// The OSB version `Catalog.services` first appeared in.
+    pub const SERVICES_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `Catalog` from its required fields (`services`).
     pub fn new(services: impl IntoIterator<Item = Service>) -> Self {
         Self {
@@ -107,6 +109,41 @@ impl Service {
         "plan_updateable",
         "plans",
     ];
+    /// The OSB version `Service.name` first appeared in.
+    pub const NAME_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.id` first appeared in.
+    pub const ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.description` first appeared in.
+    pub const DESCRIPTION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.tags` first appeared in.
+    pub const TAGS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.requires` first appeared in.
+    pub const REQUIRES_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.bindable` first appeared in.
+    pub const BINDABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.instances_retrievable` first appeared in.
+    pub const INSTANCES_RETRIEVABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        14,
+    );
+    /// The OSB version `Service.bindings_retrievable` first appeared in.
+    pub const BINDINGS_RETRIEVABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        14,
+    );
+    /// The OSB version `Service.allow_context_updates` first appeared in.
+    pub const ALLOW_CONTEXT_UPDATES_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        15,
+    );
+    /// The OSB version `Service.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.dashboard_client` first appeared in.
+    pub const DASHBOARD_CLIENT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.plan_updateable` first appeared in.
+    pub const PLAN_UPDATEABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Service.plans` first appeared in.
+    pub const PLANS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `Service` from its required fields (`name`, `id`, `description`, `bindable`, `plans`).
     pub fn new(
         name: impl Into<String>,
@@ -334,6 +371,12 @@ pub struct DashboardClient {
 impl DashboardClient {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["id", "secret", "redirect_uri"];
+    /// The OSB version `DashboardClient.id` first appeared in.
+    pub const ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `DashboardClient.secret` first appeared in.
+    pub const SECRET_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `DashboardClient.redirect_uri` first appeared in.
+    pub const REDIRECT_URI_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `DashboardClient` from its required fields (`id`, `secret`).
     pub fn new(id: impl Into<String>, secret: impl Into<String>) -> Self {
         Self {
@@ -432,6 +475,31 @@ impl Plan {
         "maintenance_info",
         "binding_rotatable",
     ];
+    /// The OSB version `Plan.id` first appeared in.
+    pub const ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.name` first appeared in.
+    pub const NAME_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.description` first appeared in.
+    pub const DESCRIPTION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.free` first appeared in.
+    pub const FREE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.bindable` first appeared in.
+    pub const BINDABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.plan_updateable` first appeared in.
+    pub const PLAN_UPDATEABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `Plan.schemas` first appeared in.
+    pub const SCHEMAS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Plan.maximum_polling_duration` first appeared in.
+    pub const MAXIMUM_POLLING_DURATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        15,
+    );
+    /// The OSB version `Plan.maintenance_info` first appeared in.
+    pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `Plan.binding_rotatable` first appeared in.
+    pub const BINDING_ROTATABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 17);
     /// Creates a `Plan` from its required fields (`id`, `name`, `description`).
     pub fn new(
         id: crate::PlanId,
@@ -575,6 +643,10 @@ pub struct Schemas {
 impl Schemas {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["service_instance", "service_binding"];
+    /// The OSB version `Schemas.service_instance` first appeared in.
+    pub const SERVICE_INSTANCE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Schemas.service_binding` first appeared in.
+    pub const SERVICE_BINDING_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates an empty `Schemas`.
     pub fn new() -> Self {
         Self {
@@ -653,6 +725,10 @@ pub struct ServiceInstanceSchema {
 impl ServiceInstanceSchema {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["create", "update"];
+    /// The OSB version `ServiceInstanceSchema.create` first appeared in.
+    pub const CREATE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceSchema.update` first appeared in.
+    pub const UPDATE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates an empty `ServiceInstanceSchema`.
     pub fn new() -> Self {
         Self {
@@ -721,6 +797,8 @@ pub struct ServiceBindingSchema {
 impl ServiceBindingSchema {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["create"];
+    /// The OSB version `ServiceBindingSchema.create` first appeared in.
+    pub const CREATE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates an empty `ServiceBindingSchema`.
     pub fn new() -> Self {
         Self {
@@ -775,6 +853,8 @@ pub struct InputParametersSchema {
 impl InputParametersSchema {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["parameters"];
+    /// The OSB version `InputParametersSchema.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates an empty `InputParametersSchema`.
     pub fn new() -> Self {
         Self {
@@ -829,6 +909,10 @@ pub struct MaintenanceInfo {
 impl MaintenanceInfo {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["version", "description"];
+    /// The OSB version `MaintenanceInfo.version` first appeared in.
+    pub const VERSION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `MaintenanceInfo.description` first appeared in.
+    pub const DESCRIPTION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates a `MaintenanceInfo` from its required fields (`version`).
     pub fn new(version: impl Into<String>) -> Self {
         Self {
@@ -906,6 +990,28 @@ impl ServiceInstanceProvisionRequest {
         "parameters",
         "maintenance_info",
     ];
+    /// The OSB version `ServiceInstanceProvisionRequest.service_id` first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceProvisionRequest.plan_id` first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceProvisionRequest.context` first appeared in.
+    pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceProvisionRequest.organization_guid` first appeared in.
+    pub const ORGANIZATION_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `organization_guid` the spec allows, in characters (`minLength`).
+    pub const ORGANIZATION_GUID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceProvisionRequest.space_guid` first appeared in.
+    pub const SPACE_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `space_guid` the spec allows, in characters (`minLength`).
+    pub const SPACE_GUID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceProvisionRequest.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceProvisionRequest.maintenance_info` first appeared in.
+    pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates a `ServiceInstanceProvisionRequest` from its required fields (`service_id`, `plan_id`, `organization_guid`, `space_guid`).
     pub fn new(
         service_id: impl Into<crate::ServiceId>,
@@ -988,6 +1094,19 @@ impl crate::ShapeForVersion for ServiceInstanceProvisionRequest {
             self.maintenance_info.shape_for_version(version);
         }
     }
+    fn unshapeable_field(
+        &self,
+        version: crate::ApiVersion,
+    ) -> Option<crate::FieldSince> {
+        if version < Self::MAINTENANCE_INFO_SINCE && self.maintenance_info.is_some() {
+            return Some(crate::FieldSince {
+                schema: "ServiceInstanceProvisionRequest",
+                field: "maintenance_info",
+                since: Self::MAINTENANCE_INFO_SINCE,
+            });
+        }
+        None
+    }
 }
 /// Body of a synchronous successful provision response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1007,6 +1126,10 @@ pub struct ServiceInstanceProvisionResponse {
 impl ServiceInstanceProvisionResponse {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["dashboard_url", "metadata"];
+    /// The OSB version `ServiceInstanceProvisionResponse.dashboard_url` first appeared in.
+    pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceProvisionResponse.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ServiceInstanceProvisionResponse`.
     pub fn new() -> Self {
         Self {
@@ -1087,6 +1210,14 @@ impl ServiceInstanceAsyncOperation {
         "operation",
         "metadata",
     ];
+    /// The OSB version `ServiceInstanceAsyncOperation.dashboard_url` first appeared in.
+    pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceAsyncOperation.operation` first appeared in.
+    pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
+    /// The OSB version `ServiceInstanceAsyncOperation.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ServiceInstanceAsyncOperation`.
     pub fn new() -> Self {
         Self {
@@ -1176,6 +1307,10 @@ pub struct ServiceInstanceMetadata {
 impl ServiceInstanceMetadata {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["labels", "attributes"];
+    /// The OSB version `ServiceInstanceMetadata.labels` first appeared in.
+    pub const LABELS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ServiceInstanceMetadata.attributes` first appeared in.
+    pub const ATTRIBUTES_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 17);
     /// Creates an empty `ServiceInstanceMetadata`.
     pub fn new() -> Self {
         Self {
@@ -1264,6 +1399,22 @@ impl ServiceInstanceUpdateRequest {
         "previous_values",
         "maintenance_info",
     ];
+    /// The OSB version `ServiceInstanceUpdateRequest.service_id` first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceUpdateRequest.plan_id` first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstanceUpdateRequest.context` first appeared in.
+    pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceUpdateRequest.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceUpdateRequest.previous_values` first appeared in.
+    pub const PREVIOUS_VALUES_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceInstanceUpdateRequest.maintenance_info` first appeared in.
+    pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates a `ServiceInstanceUpdateRequest` from its required fields (`service_id`).
     pub fn new(service_id: impl Into<crate::ServiceId>) -> Self {
         Self {
@@ -1344,6 +1495,19 @@ impl crate::ShapeForVersion for ServiceInstanceUpdateRequest {
             self.maintenance_info.shape_for_version(version);
         }
     }
+    fn unshapeable_field(
+        &self,
+        version: crate::ApiVersion,
+    ) -> Option<crate::FieldSince> {
+        if version < Self::MAINTENANCE_INFO_SINCE && self.maintenance_info.is_some() {
+            return Some(crate::FieldSince {
+                schema: "ServiceInstanceUpdateRequest",
+                field: "maintenance_info",
+                since: Self::MAINTENANCE_INFO_SINCE,
+            });
+        }
+        None
+    }
 }
 /// Body of a synchronous successful update response; often an empty object.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -1364,6 +1528,10 @@ pub struct ServiceInstanceUpdateResponse {
 impl ServiceInstanceUpdateResponse {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["dashboard_url", "metadata"];
+    /// The OSB version `ServiceInstanceUpdateResponse.dashboard_url` first appeared in.
+    pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceInstanceUpdateResponse.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ServiceInstanceUpdateResponse`.
     pub fn new() -> Self {
         Self {
@@ -1458,6 +1626,24 @@ impl ServiceInstancePreviousValues {
         "space_id",
         "maintenance_info",
     ];
+    /// The OSB version `ServiceInstancePreviousValues.service_id` first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstancePreviousValues.plan_id` first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstancePreviousValues.organization_id` first appeared in.
+    pub const ORGANIZATION_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `organization_id` the spec allows, in characters (`minLength`).
+    pub const ORGANIZATION_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstancePreviousValues.space_id` first appeared in.
+    pub const SPACE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `space_id` the spec allows, in characters (`minLength`).
+    pub const SPACE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceInstancePreviousValues.maintenance_info` first appeared in.
+    pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates an empty `ServiceInstancePreviousValues`.
     pub fn new() -> Self {
         Self {
@@ -1569,6 +1755,18 @@ impl ServiceInstanceResource {
         "maintenance_info",
         "metadata",
     ];
+    /// The OSB version `ServiceInstanceResource.service_id` first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceInstanceResource.plan_id` first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceInstanceResource.dashboard_url` first appeared in.
+    pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceInstanceResource.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceInstanceResource.maintenance_info` first appeared in.
+    pub const MAINTENANCE_INFO_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 17);
+    /// The OSB version `ServiceInstanceResource.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 17);
     /// Creates an empty `ServiceInstanceResource`.
     pub fn new() -> Self {
         Self {
@@ -1683,6 +1881,10 @@ pub struct AsyncOperation {
 impl AsyncOperation {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["operation"];
+    /// The OSB version `AsyncOperation.operation` first appeared in.
+    pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Creates an empty `AsyncOperation`.
     pub fn new() -> Self {
         Self {
@@ -1744,6 +1946,14 @@ impl LastOperationResource {
         "instance_usable",
         "update_repeatable",
     ];
+    /// The OSB version `LastOperationResource.state` first appeared in.
+    pub const STATE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `LastOperationResource.description` first appeared in.
+    pub const DESCRIPTION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `LastOperationResource.instance_usable` first appeared in.
+    pub const INSTANCE_USABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `LastOperationResource.update_repeatable` first appeared in.
+    pub const UPDATE_REPEATABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates a `LastOperationResource` from its required fields (`state`).
     pub fn new(state: impl Into<LastOperationState>) -> Self {
         Self {
@@ -1911,6 +2121,31 @@ impl ServiceBindingRequest {
         "parameters",
         "predecessor_binding_id",
     ];
+    /// The OSB version `ServiceBindingRequest.context` first appeared in.
+    pub const CONTEXT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingRequest.service_id` first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingRequest.plan_id` first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingRequest.app_guid` first appeared in.
+    pub const APP_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `app_guid` the spec allows, in characters (`minLength`).
+    pub const APP_GUID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingRequest.bind_resource` first appeared in.
+    pub const BIND_RESOURCE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingRequest.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingRequest.predecessor_binding_id` first appeared in.
+    pub const PREDECESSOR_BINDING_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        17,
+    );
+    /// The shortest `predecessor_binding_id` the spec allows, in characters (`minLength`).
+    pub const PREDECESSOR_BINDING_ID_MIN_LENGTH: usize = 1;
     /// Creates a `ServiceBindingRequest` from the fields it usually needs (`service_id`, `plan_id`).
     pub fn new(
         service_id: impl Into<crate::ServiceId>,
@@ -2010,6 +2245,21 @@ impl crate::ShapeForVersion for ServiceBindingRequest {
             self.predecessor_binding_id = None;
         }
     }
+    fn unshapeable_field(
+        &self,
+        version: crate::ApiVersion,
+    ) -> Option<crate::FieldSince> {
+        if version < Self::PREDECESSOR_BINDING_ID_SINCE
+            && self.predecessor_binding_id.is_some()
+        {
+            return Some(crate::FieldSince {
+                schema: "ServiceBindingRequest",
+                field: "predecessor_binding_id",
+                since: Self::PREDECESSOR_BINDING_ID_SINCE,
+            });
+        }
+        None
+    }
 }
 /// The platform resource a binding is made for. Every field is optional because the platform may not know it when binding.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
@@ -2046,6 +2296,27 @@ impl ServiceBindingResourceObject {
         "app_annotations",
         "credential_client_id",
     ];
+    /// The OSB version `ServiceBindingResourceObject.app_guid` first appeared in.
+    pub const APP_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `app_guid` the spec allows, in characters (`minLength`).
+    pub const APP_GUID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingResourceObject.route` first appeared in.
+    pub const ROUTE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `route` the spec allows, in characters (`minLength`).
+    pub const ROUTE_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingResourceObject.space_guid` first appeared in.
+    pub const SPACE_GUID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `space_guid` the spec allows, in characters (`minLength`).
+    pub const SPACE_GUID_MIN_LENGTH: usize = 1;
+    /// The OSB version `ServiceBindingResourceObject.app_annotations` first appeared in.
+    pub const APP_ANNOTATIONS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ServiceBindingResourceObject.credential_client_id` first appeared in.
+    pub const CREDENTIAL_CLIENT_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        16,
+    );
+    /// The shortest `credential_client_id` the spec allows, in characters (`minLength`).
+    pub const CREDENTIAL_CLIENT_ID_MIN_LENGTH: usize = 1;
     /// Creates an empty `ServiceBindingResourceObject`.
     pub fn new() -> Self {
         Self {
@@ -2159,6 +2430,18 @@ impl ServiceBindingResponse {
         "volume_mounts",
         "endpoints",
     ];
+    /// The OSB version `ServiceBindingResponse.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ServiceBindingResponse.credentials` first appeared in.
+    pub const CREDENTIALS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingResponse.syslog_drain_url` first appeared in.
+    pub const SYSLOG_DRAIN_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingResponse.route_service_url` first appeared in.
+    pub const ROUTE_SERVICE_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingResponse.volume_mounts` first appeared in.
+    pub const VOLUME_MOUNTS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingResponse.endpoints` first appeared in.
+    pub const ENDPOINTS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates an empty `ServiceBindingResponse`.
     pub fn new() -> Self {
         Self {
@@ -2302,6 +2585,20 @@ impl ServiceBindingResource {
         "endpoints",
         "parameters",
     ];
+    /// The OSB version `ServiceBindingResource.metadata` first appeared in.
+    pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ServiceBindingResource.credentials` first appeared in.
+    pub const CREDENTIALS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceBindingResource.syslog_drain_url` first appeared in.
+    pub const SYSLOG_DRAIN_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceBindingResource.route_service_url` first appeared in.
+    pub const ROUTE_SERVICE_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceBindingResource.volume_mounts` first appeared in.
+    pub const VOLUME_MOUNTS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The OSB version `ServiceBindingResource.endpoints` first appeared in.
+    pub const ENDPOINTS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `ServiceBindingResource.parameters` first appeared in.
+    pub const PARAMETERS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
     /// Creates an empty `ServiceBindingResource`.
     pub fn new() -> Self {
         Self {
@@ -2443,6 +2740,10 @@ pub struct ServiceBindingMetadata {
 impl ServiceBindingMetadata {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["expires_at", "renew_before"];
+    /// The OSB version `ServiceBindingMetadata.expires_at` first appeared in.
+    pub const EXPIRES_AT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ServiceBindingMetadata.renew_before` first appeared in.
+    pub const RENEW_BEFORE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 17);
     /// Creates an empty `ServiceBindingMetadata`.
     pub fn new() -> Self {
         Self {
@@ -2512,6 +2813,12 @@ pub struct ServiceBindingEndpoint {
 impl ServiceBindingEndpoint {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["host", "ports", "protocol"];
+    /// The OSB version `ServiceBindingEndpoint.host` first appeared in.
+    pub const HOST_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `ServiceBindingEndpoint.ports` first appeared in.
+    pub const PORTS_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
+    /// The OSB version `ServiceBindingEndpoint.protocol` first appeared in.
+    pub const PROTOCOL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// Creates a `ServiceBindingEndpoint` from its required fields (`host`, `ports`).
     pub fn new(
         host: impl Into<String>,
@@ -2658,6 +2965,16 @@ impl ServiceBindingVolumeMount {
         "device_type",
         "device",
     ];
+    /// The OSB version `ServiceBindingVolumeMount.driver` first appeared in.
+    pub const DRIVER_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingVolumeMount.container_dir` first appeared in.
+    pub const CONTAINER_DIR_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingVolumeMount.mode` first appeared in.
+    pub const MODE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingVolumeMount.device_type` first appeared in.
+    pub const DEVICE_TYPE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingVolumeMount.device` first appeared in.
+    pub const DEVICE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `ServiceBindingVolumeMount` from its required fields (`driver`, `container_dir`, `mode`, `device_type`, `device`).
     pub fn new(
         driver: impl Into<String>,
@@ -2865,6 +3182,10 @@ pub struct ServiceBindingVolumeMountDevice {
 impl ServiceBindingVolumeMountDevice {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["volume_id", "mount_config"];
+    /// The OSB version `ServiceBindingVolumeMountDevice.volume_id` first appeared in.
+    pub const VOLUME_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ServiceBindingVolumeMountDevice.mount_config` first appeared in.
+    pub const MOUNT_CONFIG_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `ServiceBindingVolumeMountDevice` from its required fields (`volume_id`).
     pub fn new(volume_id: impl Into<String>) -> Self {
         Self {
@@ -2932,6 +3253,14 @@ impl ErrorResponse {
         "instance_usable",
         "update_repeatable",
     ];
+    /// The OSB version `ErrorResponse.error` first appeared in.
+    pub const ERROR_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ErrorResponse.description` first appeared in.
+    pub const DESCRIPTION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `ErrorResponse.instance_usable` first appeared in.
+    pub const INSTANCE_USABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The OSB version `ErrorResponse.update_repeatable` first appeared in.
+    pub const UPDATE_REPEATABLE_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ErrorResponse`.
     pub fn new() -> Self {
         Self {
@@ -3010,6 +3339,10 @@ pub struct Cost {
 impl Cost {
     /// The JSON names of the fields the spec defines for this model.
     pub const FIELDS: &'static [&'static str] = &["amount", "unit"];
+    /// The OSB version `Cost.amount` first appeared in.
+    pub const AMOUNT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version `Cost.unit` first appeared in.
+    pub const UNIT_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
     /// Creates a `Cost` from its required fields (`amount`, `unit`).
     pub fn new(
         amount: impl Into<serde_json::Map<String, serde_json::Value>>,
@@ -3636,6 +3969,279 @@ pub static FIELD_SINCE: &[crate::FieldSince] = &[
         schema: "Cost",
         field: "unit",
         since: crate::ApiVersion::new(2, 13),
+    },
+];
+/// The `minLength`, `maxLength` and `pattern` the spec states for strings: model fields, query parameters (schema `…Query`) and headers (schema `header`).
+pub static STRING_CONSTRAINTS: &[crate::StringConstraint] = &[
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "organization_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceProvisionRequest",
+        field: "space_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceAsyncOperation",
+        field: "operation",
+        min_length: None,
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceUpdateRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstanceUpdateRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "organization_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceInstancePreviousValues",
+        field: "space_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "AsyncOperation",
+        field: "operation",
+        min_length: None,
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "app_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingRequest",
+        field: "predecessor_binding_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "app_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "route",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "space_guid",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingResourceObject",
+        field: "credential_client_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingMetadata",
+        field: "expires_at",
+        min_length: None,
+        max_length: None,
+        pattern: Some(
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$",
+        ),
+    },
+    crate::StringConstraint {
+        schema: "ServiceBindingMetadata",
+        field: "renew_before",
+        min_length: None,
+        max_length: None,
+        pattern: Some(
+            "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z$",
+        ),
+    },
+    crate::StringConstraint {
+        schema: "FetchInstanceQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchInstanceQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "DeprovisionQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "DeprovisionQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "InstanceLastOperationQuery",
+        field: "operation",
+        min_length: Some(1),
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchBindingQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "FetchBindingQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "UnbindQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "UnbindQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "service_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "plan_id",
+        min_length: Some(1),
+        max_length: None,
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "BindingLastOperationQuery",
+        field: "operation",
+        min_length: Some(1),
+        max_length: Some(10000),
+        pattern: None,
+    },
+    crate::StringConstraint {
+        schema: "header",
+        field: "X-Broker-API-Version",
+        min_length: None,
+        max_length: None,
+        pattern: Some("^[0-9]+\\.[0-9]+$"),
+    },
+    crate::StringConstraint {
+        schema: "header",
+        field: "X-Broker-API-Originating-Identity",
+        min_length: None,
+        max_length: None,
+        pattern: Some("^[^ ]+ [A-Za-z0-9+/=\\r\\n]+$"),
     },
 ];
 /// The OSB version each schema of the spec first appeared in, by schema name.

@@ -188,6 +188,14 @@ impl FetchInstanceQuery {
             plan_id: None,
         }
     }
+    /// The OSB version the `service_id` query parameter of serviceInstance.get first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceInstance.get first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -218,6 +226,11 @@ impl ProvisionQuery {
     pub fn new() -> Self {
         Self { accepts_incomplete: None }
     }
+    /// The OSB version the `accepts_incomplete` query parameter of serviceInstance.provision first appeared in.
+    pub const ACCEPTS_INCOMPLETE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        13,
+    );
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -242,6 +255,11 @@ impl UpdateQuery {
     pub fn new() -> Self {
         Self { accepts_incomplete: None }
     }
+    /// The OSB version the `accepts_incomplete` query parameter of serviceInstance.update first appeared in.
+    pub const ACCEPTS_INCOMPLETE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        13,
+    );
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -277,6 +295,19 @@ impl DeprovisionQuery {
             plan_id: plan_id.into(),
         }
     }
+    /// The OSB version the `accepts_incomplete` query parameter of serviceInstance.deprovision first appeared in.
+    pub const ACCEPTS_INCOMPLETE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        13,
+    );
+    /// The OSB version the `service_id` query parameter of serviceInstance.deprovision first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceInstance.deprovision first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -319,6 +350,20 @@ impl InstanceLastOperationQuery {
             operation: None,
         }
     }
+    /// The OSB version the `service_id` query parameter of serviceInstance.lastOperation.get first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceInstance.lastOperation.get first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `operation` query parameter of serviceInstance.lastOperation.get first appeared in.
+    pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `operation` the spec allows, in characters (`minLength`).
+    pub const OPERATION_MIN_LENGTH: usize = 1;
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -359,6 +404,14 @@ impl FetchBindingQuery {
             plan_id: None,
         }
     }
+    /// The OSB version the `service_id` query parameter of serviceBinding.get first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceBinding.get first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
@@ -390,6 +443,11 @@ impl BindQuery {
     pub fn new() -> Self {
         Self { accepts_incomplete: None }
     }
+    /// The OSB version the `accepts_incomplete` query parameter of serviceBinding.binding first appeared in.
+    pub const ACCEPTS_INCOMPLETE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        14,
+    );
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -426,6 +484,19 @@ impl UnbindQuery {
             plan_id: plan_id.into(),
         }
     }
+    /// The OSB version the `accepts_incomplete` query parameter of serviceBinding.unbinding first appeared in.
+    pub const ACCEPTS_INCOMPLETE_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        14,
+    );
+    /// The OSB version the `service_id` query parameter of serviceBinding.unbinding first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceBinding.unbinding first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
     /// Sets `accepts_incomplete`.
     #[must_use]
     pub fn with_accepts_incomplete(mut self, value: impl Into<bool>) -> Self {
@@ -471,6 +542,20 @@ impl BindingLastOperationQuery {
             operation: None,
         }
     }
+    /// The OSB version the `service_id` query parameter of serviceBinding.lastOperation.get first appeared in.
+    pub const SERVICE_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `service_id` the spec allows, in characters (`minLength`).
+    pub const SERVICE_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `plan_id` query parameter of serviceBinding.lastOperation.get first appeared in.
+    pub const PLAN_ID_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `plan_id` the spec allows, in characters (`minLength`).
+    pub const PLAN_ID_MIN_LENGTH: usize = 1;
+    /// The OSB version the `operation` query parameter of serviceBinding.lastOperation.get first appeared in.
+    pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 14);
+    /// The shortest `operation` the spec allows, in characters (`minLength`).
+    pub const OPERATION_MIN_LENGTH: usize = 1;
+    /// The longest `operation` the spec allows, in characters (`maxLength`).
+    pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// Sets `service_id`.
     #[must_use]
     pub fn with_service_id(mut self, value: impl Into<crate::ServiceId>) -> Self {
