@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use osb_client::encode_component;
+use super::http::encode_component;
 use osb_types::{ApiVersion, Catalog, RetryAfter};
 
 use super::defs::{self, CheckResult, Def, Status};

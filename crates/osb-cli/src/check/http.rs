@@ -6,8 +6,6 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use osb_client::encode_component;
-
 /// Which credentials a request carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum AuthMode {
@@ -420,5 +418,26 @@ mod tests {
             redacted,
             json!({"credentials": {"uri": "<redacted>", "password": "<redacted>"}, "other": 1})
         );
+    }
+}
+
+/// Every byte outside RFC 3986 "unreserved" is percent-encoded in a path segment or query value.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// Percent-encodes a path segment or query value.
+pub(crate) fn encode_component(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, NOT_UNRESERVED).to_string()
+}
+
+#[cfg(test)]
+mod encoding_tests {
+    #[test]
+    fn components_are_percent_encoded() {
+        assert_eq!(super::encode_component("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(super::encode_component("Az09-._~"), "Az09-._~");
     }
 }
