@@ -4,16 +4,13 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use osb_server::types::{BindingId, InstanceId, OperationId};
-use serde_json::Value;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::{Postgres, Row, Transaction};
+use osb_server::types::OperationId;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
 
 use crate::StoreError;
-use crate::record::{
-    Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
-    Snapshot, Write,
-};
+use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Write};
+use crate::rows::{OPERATION_COLUMNS, RESOURCE_COLUMNS, operation_of, resource_of};
 use crate::store::{Decide, Store};
 
 /// How a [`PgStore`] connects.
@@ -81,63 +78,6 @@ impl PgStore {
         &self.pool
     }
 }
-
-fn key_of(row: &PgRow) -> Result<Key, StoreError> {
-    let instance: String = row.try_get("instance_id")?;
-    let binding: String = row.try_get("binding_id")?;
-    Ok(Key {
-        instance_id: InstanceId::from(instance),
-        binding_id: (!binding.is_empty()).then(|| BindingId::from(binding)),
-    })
-}
-
-fn json(text: &str) -> Result<Value, StoreError> {
-    Ok(serde_json::from_str(text)?)
-}
-
-fn resource_of(row: &PgRow) -> Result<ResourceRecord, StoreError> {
-    let state: String = row.try_get("state")?;
-    let reply: Option<String> = row.try_get("reply")?;
-    let request: String = row.try_get("request")?;
-    Ok(ResourceRecord {
-        key: key_of(row)?,
-        service_id: row.try_get("service_id")?,
-        plan_id: row.try_get("plan_id")?,
-        state: ResourceState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("resource state {state:?}")))?,
-        fingerprint: row.try_get("fingerprint")?,
-        request: json(&request)?,
-        reply: reply.as_deref().map(json).transpose()?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-    })
-}
-
-fn operation_of(row: &PgRow) -> Result<OperationRecord, StoreError> {
-    let kind: String = row.try_get("kind")?;
-    let state: String = row.try_get("state")?;
-    let request: String = row.try_get("request")?;
-    let id: String = row.try_get("id")?;
-    Ok(OperationRecord {
-        id: OperationId::from(id),
-        key: key_of(row)?,
-        kind: OperationKind::parse(&kind)
-            .ok_or_else(|| StoreError::Corrupt(format!("operation kind {kind:?}")))?,
-        state: OperationState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("operation state {state:?}")))?,
-        fingerprint: row.try_get("fingerprint")?,
-        request: json(&request)?,
-        description: row.try_get("description")?,
-        owner: row.try_get("owner")?,
-        lease_until: row.try_get("lease_until")?,
-        deadline: row.try_get("deadline")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
-    })
-}
-
-const RESOURCE_COLUMNS: &str = "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at";
-const OPERATION_COLUMNS: &str = "id, instance_id, binding_id, kind, state, fingerprint, request, description, owner, lease_until, deadline, created_at, finished_at";
 
 async fn apply(tx: &mut Transaction<'static, Postgres>, write: Write) -> Result<(), StoreError> {
     match write {
