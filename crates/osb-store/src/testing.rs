@@ -899,6 +899,33 @@ pub mod postgres {
     }
 
     impl Server {
+        /// The cluster's directory, when this process started the cluster.
+        fn cluster_dir(&self) -> std::path::PathBuf {
+            self.cluster.clone().unwrap_or_else(|| {
+                panic!("only a cluster of this test's own can be stopped: use private_server()")
+            })
+        }
+
+        fn control(&self, command: &str) {
+            let status = std::process::Command::new("bash")
+                .arg(script())
+                .arg(command)
+                .arg(self.cluster_dir())
+                .status()
+                .unwrap_or_else(|e| panic!("bash runs: {e}"));
+            assert!(status.success(), "postgres {command} failed");
+        }
+
+        /// Stops the server as a crash would.
+        pub fn pause(&self) {
+            self.control("pause");
+        }
+
+        /// Starts the server again on the same data.
+        pub fn resume(&self) {
+            self.control("resume");
+        }
+
         /// The URL of the server's `postgres` database (a user who may create databases).
         pub fn admin_url(&self) -> &str {
             &self.admin
@@ -921,10 +948,17 @@ pub mod postgres {
         }
     }
 
+    fn skipped() -> bool {
+        let skip = std::env::var("OSB_SKIP_POSTGRES").as_deref() == Ok("1");
+        if skip {
+            eprintln!("skipped: OSB_SKIP_POSTGRES=1");
+        }
+        skip
+    }
+
     /// The server to test against; `None` only when `OSB_SKIP_POSTGRES=1`.
     pub fn server() -> Option<Server> {
-        if std::env::var("OSB_SKIP_POSTGRES").as_deref() == Ok("1") {
-            eprintln!("skipped: OSB_SKIP_POSTGRES=1");
+        if skipped() {
             return None;
         }
         if let Ok(admin) = std::env::var("OSB_TEST_POSTGRES_URL") {
@@ -932,6 +966,16 @@ pub mod postgres {
                 admin,
                 cluster: None,
             });
+        }
+        private_server()
+    }
+
+    /// A throwaway cluster of this test's own, even when `OSB_TEST_POSTGRES_URL` names a shared
+    /// server: for tests that stop and start the server ([`Server::pause`]). `None` only when
+    /// `OSB_SKIP_POSTGRES=1`.
+    pub fn private_server() -> Option<Server> {
+        if skipped() {
+            return None;
         }
         let dir = std::env::temp_dir().join(format!("osb-pg-{}", uuid::Uuid::new_v4().simple()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -204,10 +204,26 @@ impl KvBackend {
             "CREATE TABLE IF NOT EXISTS kv_tokens (instance_id TEXT NOT NULL, binding_id TEXT NOT NULL, token TEXT NOT NULL UNIQUE, PRIMARY KEY (instance_id, binding_id))".to_string(),
             format!("CREATE TABLE IF NOT EXISTS kv_entries (instance_id TEXT NOT NULL, key TEXT NOT NULL, value {blob} NOT NULL, PRIMARY KEY (instance_id, key))"),
         ];
-        for statement in &statements {
-            on_db!(&db, pool => sqlx::query(statement).execute(pool).await.map(|_| ()))
-                .map_err(StoreError::from)?;
-        }
+        // Replicas starting together would race on PostgreSQL's catalog with concurrent
+        // `CREATE TABLE IF NOT EXISTS`: one transaction under an advisory lock creates them.
+        let lock = match &db {
+            Db::Sqlite(_) => None,
+            Db::Postgres(_) => Some("SELECT pg_advisory_xact_lock(7203142021)"),
+        };
+        on_db!(&db, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                if let Some(lock) = lock {
+                    sqlx::query(lock).execute(&mut *tx).await?;
+                }
+                for statement in &statements {
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(StoreError::from)?;
         Ok(KvBackend {
             db,
             public_url,

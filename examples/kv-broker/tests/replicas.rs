@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use example_kv_broker::{ASYNC_PLAN_ID, Config, SERVICE_ID, SMALL_PLAN_ID, start};
 use osb_client::prelude::*;
-use osb_store::testing::postgres::server;
+use osb_store::testing::postgres::{private_server, server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_create_an_instance_once_and_every_binding() {
@@ -156,4 +156,96 @@ async fn another_replica_finishes_the_operation_of_one_killed_with_sigkill() {
     assert!(matches!(found, FetchInstanceOutcome::Found(_)));
     b.kill().unwrap();
     b.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_load_loses_no_acknowledged_write() {
+    let Some(server) = private_server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        replicas.push(start(Config::new(USER, PASS, url.clone())).await.unwrap());
+    }
+    let clients: Vec<Client> = replicas.iter().map(|r| client(r.addr)).collect();
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for worker in 0..4 {
+        let client = clients[worker % 2].clone();
+        let acknowledged = acknowledged.clone();
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                n += 1;
+                let id = InstanceId::from(format!("w{worker}-{n}"));
+                let outcome = client
+                    .provision(
+                        &id,
+                        &provision_request(SMALL_PLAN_ID),
+                        &ProvisionQuery::new(),
+                        &CallOptions::new(),
+                    )
+                    .await;
+                match outcome {
+                    Ok(ProvisionOutcome::Created(_)) => acknowledged.lock().unwrap().push(id),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.pause();
+    // While the database is away, the replicas stay up and say so.
+    let health = reqwest::get(format!("http://{}/healthz", replicas[0].addr))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+    let refused = clients[1]
+        .provision(
+            &InstanceId::from("during"),
+            &provision_request(SMALL_PLAN_ID),
+            &ProvisionQuery::new(),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, osb_client::Error::Broker { status, .. } if status.as_u16() >= 500),
+        "{refused}"
+    );
+    server.resume();
+    let until = Instant::now() + Duration::from_secs(20);
+    for replica in &replicas {
+        loop {
+            let ok = reqwest::get(format!("http://{}/healthz", replica.addr))
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ok {
+                break;
+            }
+            assert!(Instant::now() < until, "a replica did not recover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let before = acknowledged.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for task in load {
+        task.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > before,
+        "service resumed after the restart"
+    );
+    for id in &acknowledged {
+        let found = clients[0]
+            .fetch_instance(id, &FetchInstanceQuery::new(), &CallOptions::new())
+            .await
+            .unwrap();
+        assert!(matches!(found, FetchInstanceOutcome::Found(_)), "{id} lost");
+    }
 }
