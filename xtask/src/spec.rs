@@ -263,6 +263,11 @@ fn str_field<'a>(obj: &'a Value, key: &str, what: &str) -> Result<&'a str> {
         .ok_or_else(|| anyhow!("{what}: missing string `{key}`"))
 }
 
+/// A boolean member of a mapping; absent counts as `false`.
+fn flag(obj: &Value, key: &str) -> bool {
+    obj.get(key).and_then(Value::as_bool).unwrap_or(false)
+}
+
 fn since_of(obj: &Value, what: &str) -> Result<Since> {
     Since::parse(str_field(obj, "x-osb-since", what)?).with_context(|| what.to_string())
 }
@@ -380,30 +385,15 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                         since: since_of(prop, &what)?,
                         ty: type_of(prop, &what)?,
                         required: required.contains(&prop_name.as_str()),
-                        nullable: prop
-                            .get("nullable")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                        deprecated: prop
-                            .get("deprecated")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                        constructor: prop
-                            .get("x-rust-constructor")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
+                        nullable: flag(prop, "nullable"),
+                        deprecated: flag(prop, "deprecated"),
+                        constructor: flag(prop, "x-rust-constructor"),
                         strategy: prop
                             .get("x-rust-strategy")
                             .and_then(Value::as_str)
                             .map(str::to_string),
-                        exact: prop
-                            .get("x-rust-exact")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
-                        refuse_older: prop
-                            .get("x-osb-refuse-older")
-                            .and_then(Value::as_bool)
-                            .unwrap_or(false),
+                        exact: flag(prop, "x-rust-exact"),
+                        refuse_older: flag(prop, "x-osb-refuse-older"),
                         constraints: Constraints::of(prop),
                     });
                 }
@@ -467,10 +457,7 @@ fn parse_operation(root: &Value, method: &str, path: &str, op: &Value) -> Result
         query.push(QueryParam {
             description: str_field(param, "description", &what)?.to_string(),
             since: since_of(param, &what)?,
-            required: param
-                .get("required")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            required: flag(param, "required"),
             constraints: Constraints::of(schema),
             name,
             ty,

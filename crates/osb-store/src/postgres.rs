@@ -10,7 +10,9 @@ use sqlx::{Postgres, Transaction};
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Write};
-use crate::rows::{OPERATION_COLUMNS, RESOURCE_COLUMNS, operation_of, resource_of};
+use crate::rows::{
+    bind_key, bind_operation, bind_resource, operation_columns, operation_of, resource_of, sql,
+};
 use crate::store::{Decide, Store};
 
 /// How a [`PgStore`] connects.
@@ -79,66 +81,66 @@ impl PgStore {
     }
 }
 
+async fn read_snapshot(
+    tx: &mut Transaction<'static, Postgres>,
+    key: &Key,
+) -> Result<Snapshot, StoreError> {
+    let resource = bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(resource_of)
+        .transpose()?;
+    let active = bind_key!(sqlx::query(sql::SELECT_ACTIVE), key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(operation_of)
+        .transpose()?;
+    Ok(Snapshot { resource, active })
+}
+
+/// Takes the oldest operation no worker holds, skipping those another replica is claiming.
+const CLAIM: &str = concat!(
+    "UPDATE operations SET owner = $1, lease_until = $2 WHERE id = (",
+    "SELECT id FROM operations WHERE state = 'in progress' ",
+    "AND (lease_until IS NULL OR lease_until < $3) ",
+    "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ",
+    operation_columns!()
+);
+
+/// `INSERT … ON CONFLICT (id) DO UPDATE` of an operation (`seq` is an identity column).
+const INSERT_OPERATION: &str = concat!(
+    "INSERT INTO operations (",
+    operation_columns!(),
+    ") VALUES (",
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ",
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, description = excluded.description, ",
+    "owner = excluded.owner, lease_until = excluded.lease_until, deadline = excluded.deadline, ",
+    "finished_at = excluded.finished_at"
+);
+
 async fn apply(tx: &mut Transaction<'static, Postgres>, write: Write) -> Result<(), StoreError> {
     match write {
         Write::PutResource(r) => {
-            sqlx::query(&format!(
-                "INSERT INTO resources ({RESOURCE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (instance_id, binding_id) DO UPDATE SET service_id = EXCLUDED.service_id, \
-                 plan_id = EXCLUDED.plan_id, state = EXCLUDED.state, fingerprint = EXCLUDED.fingerprint, \
-                 request = EXCLUDED.request, reply = EXCLUDED.reply, created_at = EXCLUDED.created_at, \
-                 updated_at = EXCLUDED.updated_at"
-            ))
-            .bind(r.key.instance_id.as_str())
-            .bind(r.key.binding_column())
-            .bind(r.service_id)
-            .bind(r.plan_id)
-            .bind(r.state.as_str())
-            .bind(r.fingerprint)
-            .bind(r.request.to_string())
-            .bind(r.reply.map(|v| v.to_string()))
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .execute(&mut **tx)
-            .await?;
+            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r)
+                .execute(&mut **tx)
+                .await?;
         }
         Write::DeleteResource(key) => {
             let query = if key.binding_id.is_some() {
-                "DELETE FROM resources WHERE instance_id = $1 AND binding_id = $2"
+                sql::DELETE_BINDING
             } else {
-                // An instance takes its bindings with it.
-                "DELETE FROM resources WHERE instance_id = $1 AND $2 = ''"
+                sql::DELETE_INSTANCE
             };
-            sqlx::query(query)
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
+            bind_key!(sqlx::query(query), key)
                 .execute(&mut **tx)
                 .await?;
         }
         Write::PutOperation(op) => {
-            sqlx::query(&format!(
-                "INSERT INTO operations ({OPERATION_COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, \
-                   description = EXCLUDED.description, owner = EXCLUDED.owner, \
-                   lease_until = EXCLUDED.lease_until, deadline = EXCLUDED.deadline, \
-                   finished_at = EXCLUDED.finished_at"
-            ))
-            .bind(op.id.as_str())
-            .bind(op.key.instance_id.as_str())
-            .bind(op.key.binding_column())
-            .bind(op.kind.as_str())
-            .bind(op.state.as_str())
-            .bind(op.fingerprint)
-            .bind(op.request.to_string())
-            .bind(op.description)
-            .bind(op.owner)
-            .bind(op.lease_until)
-            .bind(op.deadline)
-            .bind(op.created_at)
-            .bind(op.finished_at)
-            .execute(&mut **tx)
-            .await?;
+            bind_operation!(sqlx::query(INSERT_OPERATION), op)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())
@@ -153,28 +155,7 @@ impl Store for PgStore {
             .bind(key.binding_column())
             .execute(&mut *tx)
             .await?;
-        let resource = sqlx::query(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = $1 AND binding_id = $2"
-        ))
-        .bind(key.instance_id.as_str())
-        .bind(key.binding_column())
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(resource_of)
-        .transpose()?;
-        let active = sqlx::query(&format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations \
-             WHERE instance_id = $1 AND binding_id = $2 AND state = 'in progress'"
-        ))
-        .bind(key.instance_id.as_str())
-        .bind(key.binding_column())
-        .fetch_optional(&mut *tx)
-        .await?
-        .as_ref()
-        .map(operation_of)
-        .transpose()?;
-        let snapshot = Snapshot { resource, active };
+        let snapshot = read_snapshot(&mut tx, key).await?;
         for write in decide(&snapshot) {
             apply(&mut tx, write).await?;
         }
@@ -183,16 +164,12 @@ impl Store for PgStore {
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = $1 AND binding_id = $2"
-        ))
-        .bind(key.instance_id.as_str())
-        .bind(key.binding_column())
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(resource_of)
-        .transpose()
+        bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resource_of)
+            .transpose()
     }
 
     async fn operation(
@@ -202,25 +179,15 @@ impl Store for PgStore {
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = match id {
             Some(id) => {
-                sqlx::query(&format!(
-                    "SELECT {OPERATION_COLUMNS} FROM operations \
-                     WHERE id = $1 AND instance_id = $2 AND binding_id = $3"
-                ))
-                .bind(id.as_str())
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
-                .fetch_optional(&self.pool)
-                .await?
+                bind_key!(sqlx::query(sql::SELECT_OPERATION), key)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
             }
             None => {
-                sqlx::query(&format!(
-                    "SELECT {OPERATION_COLUMNS} FROM operations \
-                     WHERE instance_id = $1 AND binding_id = $2 ORDER BY seq DESC LIMIT 1"
-                ))
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
-                .fetch_optional(&self.pool)
-                .await?
+                bind_key!(sqlx::query(sql::SELECT_LATEST), key)
+                    .fetch_optional(&self.pool)
+                    .await?
             }
         };
         row.as_ref().map(operation_of).transpose()
@@ -232,21 +199,15 @@ impl Store for PgStore {
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        sqlx::query(&format!(
-            "UPDATE operations SET owner = $1, lease_until = $2 WHERE id = ( \
-               SELECT id FROM operations WHERE state = 'in progress' \
-               AND (lease_until IS NULL OR lease_until < $3) \
-               ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             RETURNING {OPERATION_COLUMNS}"
-        ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(operation_of)
-        .transpose()
+        sqlx::query(CLAIM)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(operation_of)
+            .transpose()
     }
 
     async fn renew(
@@ -255,41 +216,30 @@ impl Store for PgStore {
         owner: &str,
         lease_until: Millis,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE operations SET lease_until = $1 \
-             WHERE id = $2 AND owner = $3 AND state = 'in progress'",
-        )
-        .bind(lease_until)
-        .bind(id.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RENEW)
+            .bind(lease_until)
+            .bind(id.as_str())
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn release_all(&self) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE operations SET owner = NULL, lease_until = NULL WHERE state = 'in progress'",
-        )
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RELEASE_ALL).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
     async fn purge(&self, before: Millis) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < $1",
-        )
-        .bind(before)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::PURGE)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar(sql::COUNT).fetch_one(&self.pool).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 

@@ -10,9 +10,116 @@ use crate::record::{
 };
 
 /// The columns of `resources`, in the order the stores write them.
-pub(crate) const RESOURCE_COLUMNS: &str = "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at";
+macro_rules! resource_columns {
+    () => {
+        "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at"
+    };
+}
+
 /// The columns of `operations`, in the order the stores write them.
-pub(crate) const OPERATION_COLUMNS: &str = "id, instance_id, binding_id, kind, state, fingerprint, request, description, owner, lease_until, deadline, created_at, finished_at";
+macro_rules! operation_columns {
+    () => {
+        "id, instance_id, binding_id, kind, state, fingerprint, request, description, owner, lease_until, deadline, created_at, finished_at"
+    };
+}
+pub(crate) use operation_columns;
+
+/// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`).
+pub(crate) mod sql {
+    pub(crate) const SELECT_RESOURCE: &str = concat!(
+        "SELECT ",
+        resource_columns!(),
+        " FROM resources WHERE instance_id = $1 AND binding_id = $2"
+    );
+    pub(crate) const SELECT_ACTIVE: &str = concat!(
+        "SELECT ",
+        operation_columns!(),
+        " FROM operations WHERE instance_id = $1 AND binding_id = $2 AND state = 'in progress'"
+    );
+    pub(crate) const SELECT_OPERATION: &str = concat!(
+        "SELECT ",
+        operation_columns!(),
+        " FROM operations WHERE id = $3 AND instance_id = $1 AND binding_id = $2"
+    );
+    pub(crate) const SELECT_LATEST: &str = concat!(
+        "SELECT ",
+        operation_columns!(),
+        " FROM operations WHERE instance_id = $1 AND binding_id = $2 ORDER BY seq DESC LIMIT 1"
+    );
+    pub(crate) const UPSERT_RESOURCE: &str = concat!(
+        "INSERT INTO resources (",
+        resource_columns!(),
+        ") ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ",
+        "ON CONFLICT (instance_id, binding_id) DO UPDATE SET service_id = excluded.service_id, ",
+        "plan_id = excluded.plan_id, state = excluded.state, fingerprint = excluded.fingerprint, ",
+        "request = excluded.request, reply = excluded.reply, created_at = excluded.created_at, ",
+        "updated_at = excluded.updated_at"
+    );
+    pub(crate) const DELETE_BINDING: &str =
+        "DELETE FROM resources WHERE instance_id = $1 AND binding_id = $2";
+    /// An instance takes its bindings with it (`$2` is `''` for an instance).
+    pub(crate) const DELETE_INSTANCE: &str =
+        "DELETE FROM resources WHERE instance_id = $1 AND $2 = ''";
+    pub(crate) const RENEW: &str = "UPDATE operations SET lease_until = $1 \
+        WHERE id = $2 AND owner = $3 AND state = 'in progress'";
+    pub(crate) const RELEASE_ALL: &str =
+        "UPDATE operations SET owner = NULL, lease_until = NULL WHERE state = 'in progress'";
+    pub(crate) const PURGE: &str =
+        "DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < $1";
+    pub(crate) const COUNT: &str = "SELECT COUNT(*) FROM resources";
+}
+
+/// Binds a resource's key (`$1`, `$2`) to a query.
+macro_rules! bind_key {
+    ($query:expr, $key:expr) => {
+        $query
+            .bind($key.instance_id.as_str())
+            .bind($key.binding_column())
+    };
+}
+pub(crate) use bind_key;
+
+/// Binds a resource's columns (`$1`–`$10`) to [`sql::UPSERT_RESOURCE`].
+macro_rules! bind_resource {
+    ($query:expr, $r:expr) => {{
+        let r = $r;
+        $query
+            .bind(r.key.instance_id.as_str().to_owned())
+            .bind(r.key.binding_column().to_owned())
+            .bind(r.service_id)
+            .bind(r.plan_id)
+            .bind(r.state.as_str())
+            .bind(r.fingerprint)
+            .bind(r.request.to_string())
+            .bind(r.reply.map(|v| v.to_string()))
+            .bind(r.created_at)
+            .bind(r.updated_at)
+    }};
+}
+pub(crate) use bind_resource;
+
+/// Binds an operation's columns (`$1`–`$13`, in [`operation_columns`] order) to an insert.
+macro_rules! bind_operation {
+    ($query:expr, $op:expr) => {{
+        let op = $op;
+        $query
+            .bind(op.id.as_str().to_owned())
+            .bind(op.key.instance_id.as_str().to_owned())
+            .bind(op.key.binding_column().to_owned())
+            .bind(op.kind.as_str())
+            .bind(op.state.as_str())
+            .bind(op.fingerprint)
+            .bind(op.request.to_string())
+            .bind(op.description)
+            .bind(op.owner)
+            .bind(op.lease_until)
+            .bind(op.deadline)
+            .bind(op.created_at)
+            .bind(op.finished_at)
+    }};
+}
+pub(crate) use bind_operation;
 
 fn text<R: Row>(row: &R, column: &str) -> Result<String, StoreError>
 where

@@ -12,7 +12,9 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Write};
-use crate::rows::{OPERATION_COLUMNS, RESOURCE_COLUMNS, operation_of, resource_of};
+use crate::rows::{
+    bind_key, bind_operation, bind_resource, operation_columns, operation_of, resource_of, sql,
+};
 use crate::store::{Decide, Store};
 
 /// How a [`SqliteStore`] is opened.
@@ -161,87 +163,62 @@ async fn read_snapshot(
     tx: &mut Transaction<'static, Sqlite>,
     key: &Key,
 ) -> Result<Snapshot, StoreError> {
-    let resource = sqlx::query(&format!(
-        "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = ? AND binding_id = ?"
-    ))
-    .bind(key.instance_id.as_str())
-    .bind(key.binding_column())
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(resource_of)
-    .transpose()?;
-    let active = sqlx::query(&format!(
-        "SELECT {OPERATION_COLUMNS} FROM operations \
-         WHERE instance_id = ? AND binding_id = ? AND state = 'in progress'"
-    ))
-    .bind(key.instance_id.as_str())
-    .bind(key.binding_column())
-    .fetch_optional(&mut **tx)
-    .await?
-    .as_ref()
-    .map(operation_of)
-    .transpose()?;
+    let resource = bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(resource_of)
+        .transpose()?;
+    let active = bind_key!(sqlx::query(sql::SELECT_ACTIVE), key)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(operation_of)
+        .transpose()?;
     Ok(Snapshot { resource, active })
 }
+
+/// The oldest operation no worker holds.
+const CLAIMABLE: &str = concat!(
+    "SELECT ",
+    operation_columns!(),
+    " FROM operations WHERE state = 'in progress' ",
+    "AND (lease_until IS NULL OR lease_until < $1) ORDER BY seq LIMIT 1"
+);
+
+/// `INSERT … ON CONFLICT (id) DO UPDATE` of an operation, numbered after the last one.
+const INSERT_OPERATION: &str = concat!(
+    "INSERT INTO operations (",
+    operation_columns!(),
+    ", seq) VALUES (",
+    "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, ",
+    "(SELECT COALESCE(MAX(seq), 0) + 1 FROM operations)) ",
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, description = excluded.description, ",
+    "owner = excluded.owner, lease_until = excluded.lease_until, deadline = excluded.deadline, ",
+    "finished_at = excluded.finished_at"
+);
 
 async fn apply(tx: &mut Transaction<'static, Sqlite>, write: Write) -> Result<(), StoreError> {
     match write {
         Write::PutResource(r) => {
-            sqlx::query(&format!(
-                "INSERT OR REPLACE INTO resources ({RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .bind(r.key.instance_id.as_str())
-            .bind(r.key.binding_column())
-            .bind(r.service_id)
-            .bind(r.plan_id)
-            .bind(r.state.as_str())
-            .bind(r.fingerprint)
-            .bind(r.request.to_string())
-            .bind(r.reply.map(|v| v.to_string()))
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .execute(&mut **tx)
-            .await?;
+            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r)
+                .execute(&mut **tx)
+                .await?;
         }
         Write::DeleteResource(key) => {
             let query = if key.binding_id.is_some() {
-                "DELETE FROM resources WHERE instance_id = ? AND binding_id = ?"
+                sql::DELETE_BINDING
             } else {
-                // An instance takes its bindings with it.
-                "DELETE FROM resources WHERE instance_id = ? AND ? = ''"
+                sql::DELETE_INSTANCE
             };
-            sqlx::query(query)
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
+            bind_key!(sqlx::query(query), key)
                 .execute(&mut **tx)
                 .await?;
         }
         Write::PutOperation(op) => {
-            sqlx::query(&format!(
-                "INSERT INTO operations ({OPERATION_COLUMNS}, seq) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-                         (SELECT COALESCE(MAX(seq), 0) + 1 FROM operations)) \
-                 ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
-                   description = excluded.description, owner = excluded.owner, \
-                   lease_until = excluded.lease_until, deadline = excluded.deadline, \
-                   finished_at = excluded.finished_at"
-            ))
-            .bind(op.id.as_str())
-            .bind(op.key.instance_id.as_str())
-            .bind(op.key.binding_column())
-            .bind(op.kind.as_str())
-            .bind(op.state.as_str())
-            .bind(op.fingerprint)
-            .bind(op.request.to_string())
-            .bind(op.description)
-            .bind(op.owner)
-            .bind(op.lease_until)
-            .bind(op.deadline)
-            .bind(op.created_at)
-            .bind(op.finished_at)
-            .execute(&mut **tx)
-            .await?;
+            bind_operation!(sqlx::query(INSERT_OPERATION), op)
+                .execute(&mut **tx)
+                .await?;
         }
     }
     Ok(())
@@ -261,16 +238,12 @@ impl Store for SqliteStore {
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        sqlx::query(&format!(
-            "SELECT {RESOURCE_COLUMNS} FROM resources WHERE instance_id = ? AND binding_id = ?"
-        ))
-        .bind(key.instance_id.as_str())
-        .bind(key.binding_column())
-        .fetch_optional(&self.pool)
-        .await?
-        .as_ref()
-        .map(resource_of)
-        .transpose()
+        bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(resource_of)
+            .transpose()
     }
 
     async fn operation(
@@ -280,25 +253,15 @@ impl Store for SqliteStore {
     ) -> Result<Option<OperationRecord>, StoreError> {
         let row = match id {
             Some(id) => {
-                sqlx::query(&format!(
-                    "SELECT {OPERATION_COLUMNS} FROM operations \
-                     WHERE id = ? AND instance_id = ? AND binding_id = ?"
-                ))
-                .bind(id.as_str())
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
-                .fetch_optional(&self.pool)
-                .await?
+                bind_key!(sqlx::query(sql::SELECT_OPERATION), key)
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
             }
             None => {
-                sqlx::query(&format!(
-                    "SELECT {OPERATION_COLUMNS} FROM operations \
-                     WHERE instance_id = ? AND binding_id = ? ORDER BY seq DESC LIMIT 1"
-                ))
-                .bind(key.instance_id.as_str())
-                .bind(key.binding_column())
-                .fetch_optional(&self.pool)
-                .await?
+                bind_key!(sqlx::query(sql::SELECT_LATEST), key)
+                    .fetch_optional(&self.pool)
+                    .await?
             }
         };
         row.as_ref().map(operation_of).transpose()
@@ -312,19 +275,16 @@ impl Store for SqliteStore {
     ) -> Result<Option<OperationRecord>, StoreError> {
         let _queue = self.write.lock().await;
         let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "SELECT {OPERATION_COLUMNS} FROM operations WHERE state = 'in progress' \
-             AND (lease_until IS NULL OR lease_until < ?) ORDER BY seq LIMIT 1"
-        ))
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let row = sqlx::query(CLAIMABLE)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             tx.commit().await?;
             return Ok(None);
         };
         let mut op = operation_of(&row)?;
-        sqlx::query("UPDATE operations SET owner = ?, lease_until = ? WHERE id = ?")
+        sqlx::query("UPDATE operations SET owner = $1, lease_until = $2 WHERE id = $3")
             .bind(owner)
             .bind(lease_until)
             .bind(op.id.as_str())
@@ -343,42 +303,32 @@ impl Store for SqliteStore {
         lease_until: Millis,
     ) -> Result<bool, StoreError> {
         let _queue = self.write.lock().await;
-        let done = sqlx::query(
-            "UPDATE operations SET lease_until = ? \
-             WHERE id = ? AND owner = ? AND state = 'in progress'",
-        )
-        .bind(lease_until)
-        .bind(id.as_str())
-        .bind(owner)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RENEW)
+            .bind(lease_until)
+            .bind(id.as_str())
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn release_all(&self) -> Result<u64, StoreError> {
         let _queue = self.write.lock().await;
-        let done = sqlx::query(
-            "UPDATE operations SET owner = NULL, lease_until = NULL WHERE state = 'in progress'",
-        )
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(sql::RELEASE_ALL).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
     async fn purge(&self, before: Millis) -> Result<u64, StoreError> {
         let _queue = self.write.lock().await;
-        let done =
-            sqlx::query("DELETE FROM operations WHERE finished_at IS NOT NULL AND finished_at < ?")
-                .bind(before)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(sql::PURGE)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
-            .fetch_one(&self.pool)
-            .await?;
+        let count: i64 = sqlx::query_scalar(sql::COUNT).fetch_one(&self.pool).await?;
         Ok(u64::try_from(count).unwrap_or(0))
     }
 

@@ -147,7 +147,7 @@ enum Phase {
 #[derive(Debug)]
 enum Begin {
     /// New work, to run.
-    Started(OperationRecord),
+    Started(OperationRecord, Box<Work>),
     /// Identical work is running.
     Running(OperationRecord),
     /// The resource exists as asked (its stored reply).
@@ -653,16 +653,13 @@ impl<B: Backend, S: Store> Inner<B, S> {
             deadline,
         )
         .map_err(BrokerError::internal)?;
-        let request = match &work {
-            Work::CreateInstance { request } => serde_json::to_value(request),
-            Work::CreateBinding { request } => serde_json::to_value(request),
-            _ => Ok(Value::Null),
-        }
-        .map_err(BrokerError::internal)?;
+        // The create request, as the operation stores it (`Work`'s `request` member).
+        let request = op.request.get("request").cloned().unwrap_or(Value::Null);
         let mut verdict = None;
         self.store
             .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) = decide_create(snapshot, &fingerprint, &op, &request, &ids);
+                let (decision, writes) =
+                    decide_create(snapshot, &fingerprint, &op, &work, &request, &ids);
                 verdict = Some(decision);
                 writes
             })
@@ -692,7 +689,8 @@ impl<B: Backend, S: Store> Inner<B, S> {
         let mut verdict = None;
         self.store
             .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) = decide_change(snapshot, kind, &fingerprint, &mut op);
+                let (decision, writes) =
+                    decide_change(snapshot, kind, &fingerprint, &mut op, &work);
                 verdict = Some(decision);
                 writes
             })
@@ -706,11 +704,10 @@ impl<B: Backend, S: Store> Inner<B, S> {
     async fn run(
         self: &Arc<Self>,
         op: OperationRecord,
+        work: Work,
         permit: Option<AsyncPermit>,
         always_async: bool,
     ) -> Result<Option<Done>, BrokerError> {
-        let work: Work =
-            serde_json::from_value(op.request.clone()).map_err(BrokerError::internal)?;
         let immediate = always_async && permit.is_some();
         let phase = Arc::new(Mutex::new(if immediate {
             Phase::Async
@@ -838,6 +835,7 @@ fn decide_create(
     snapshot: &Snapshot,
     fingerprint: &str,
     op: &OperationRecord,
+    work: &Work,
     request: &Value,
     ids: &(Option<String>, Option<String>),
 ) -> (Begin, Vec<Write>) {
@@ -875,7 +873,7 @@ fn decide_create(
         updated_at: now,
     };
     (
-        Begin::Started(op.clone()),
+        Begin::Started(op.clone(), Box::new(work.clone())),
         vec![
             Write::PutResource(resource),
             Write::PutOperation(op.clone()),
@@ -888,6 +886,7 @@ fn decide_change(
     kind: OperationKind,
     fingerprint: &str,
     op: &mut OperationRecord,
+    work: &Work,
 ) -> (Begin, Vec<Write>) {
     let Some(resource) = &snapshot.resource else {
         return (
@@ -918,15 +917,10 @@ fn decide_change(
             Vec::new(),
         );
     }
-    if kind == OperationKind::Delete {
-        let work = match &resource.key.binding_id {
-            Some(_) => Work::DeleteBinding {
-                previous: resource.state.as_str().to_string(),
-            },
-            None => Work::DeleteInstance {
-                previous: resource.state.as_str().to_string(),
-            },
-        };
+    // A delete records the state to return to should it fail.
+    let mut work = work.clone();
+    if let Work::DeleteInstance { previous } | Work::DeleteBinding { previous } = &mut work {
+        *previous = resource.state.as_str().to_string();
         if let Ok(request) = serde_json::to_value(&work) {
             op.request = request;
         }
@@ -939,7 +933,7 @@ fn decide_change(
     };
     changed.updated_at = op.created_at;
     (
-        Begin::Started(op.clone()),
+        Begin::Started(op.clone(), Box::new(work)),
         vec![Write::PutResource(changed), Write::PutOperation(op.clone())],
     )
 }
@@ -1023,9 +1017,12 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
             .await?;
         let reply = |v: Option<Value>| from_reply::<ServiceInstanceProvisionResponse>(v);
         match begin {
-            Begin::Started(op) => {
+            Begin::Started(op, work) => {
                 let id = op.id.clone();
-                match (self.inner.run(op, permit, always_async).await?, permit) {
+                match (
+                    self.inner.run(op, *work, permit, always_async).await?,
+                    permit,
+                ) {
                     (Some(Done::Created(v)), _) => Ok(ProvisionOutcome::Created(reply(Some(v)))),
                     (Some(_), _) => Err(BrokerError::internal("a create finished as another kind")),
                     (None, Some(permit)) => Ok(ProvisionOutcome::accepted(permit, id)),
@@ -1076,9 +1073,12 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
             .begin_change(&key, fingerprint, work, deadline)
             .await?
         {
-            Begin::Started(op) => {
+            Begin::Started(op, work) => {
                 let id = op.id.clone();
-                match (self.inner.run(op, permit, always_async).await?, permit) {
+                match (
+                    self.inner.run(op, *work, permit, always_async).await?,
+                    permit,
+                ) {
                     (Some(Done::Updated(v)), _) => {
                         Ok(UpdateOutcome::Updated(from_reply::<
                             ServiceInstanceUpdateResponse,
@@ -1241,9 +1241,12 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
             .await?;
         let reply = |v: Option<Value>| from_reply::<ServiceBindingResponse>(v);
         match begin {
-            Begin::Started(op) => {
+            Begin::Started(op, work) => {
                 let id = op.id.clone();
-                match (self.inner.run(op, permit, always_async).await?, permit) {
+                match (
+                    self.inner.run(op, *work, permit, always_async).await?,
+                    permit,
+                ) {
                     (Some(Done::Created(v)), _) => Ok(BindOutcome::Created(reply(Some(v)))),
                     (Some(_), _) => Err(BrokerError::internal("a bind finished as another kind")),
                     (None, Some(permit)) => Ok(BindOutcome::accepted(permit, id)),
@@ -1348,9 +1351,12 @@ impl<B: Backend, S: Store> Stateful<B, S> {
             .begin_change(&key, fingerprint, work, deadline)
             .await?
         {
-            Begin::Started(op) => {
+            Begin::Started(op, work) => {
                 let id = op.id.clone();
-                match (self.inner.run(op, permit, always_async).await?, permit) {
+                match (
+                    self.inner.run(op, *work, permit, always_async).await?,
+                    permit,
+                ) {
                     (Some(_), _) => Ok(DeleteOutcome::Deleted),
                     (None, Some(permit)) => Ok(DeleteOutcome::accepted(permit, id)),
                     (None, None) => Err(BrokerError::internal("no permit for an accepted delete")),
