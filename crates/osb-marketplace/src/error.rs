@@ -94,7 +94,7 @@ pub struct CfError {
     /// The HTTP status, when it differs from the kind's (an oversized body is `413`).
     pub status: Option<u16>,
     /// For errors relayed from a broker: `{"uri", "method", "status"}`.
-    pub http: Option<Value>,
+    pub http: Option<Box<Value>>,
 }
 
 impl CfError {
@@ -143,7 +143,7 @@ impl CfError {
             "error_code": format!("CF-{}", self.kind.name),
         });
         if let Some(http) = &self.http {
-            body["http"] = http.clone();
+            body["http"] = (**http).clone();
         }
         body
     }

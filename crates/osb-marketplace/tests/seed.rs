@@ -41,7 +41,9 @@ async fn the_seeds_request_creates_the_service_and_answers_the_seeds_body() {
         "exp": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 600,
     }))
     .unwrap();
-    let token = osb_marketplace::auth::TokenKeys::hs256(common::KEY).mint(&claims).unwrap();
+    let token = osb_marketplace::auth::TokenKeys::hs256(common::KEY)
+        .mint(&claims)
+        .unwrap();
     let (status, head, body) = replay(&m.url, &token).await;
     assert_eq!(status, 201, "{head}\n{body}");
 
@@ -65,7 +67,11 @@ async fn the_seeds_request_creates_the_service_and_answers_the_seeds_body() {
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&body), keys(&expected));
     assert_eq!(keys(&body["metadata"]), keys(&expected["metadata"]));
-    assert_eq!(keys(&body["entity"]), keys(&expected["entity"]), "same fields, in the seed's order");
+    assert_eq!(
+        keys(&body["entity"]),
+        keys(&expected["entity"]),
+        "same fields, in the seed's order"
+    );
     for (field, value) in expected["entity"].as_object().unwrap() {
         if field != "service_plans_url" {
             assert_eq!(&body["entity"][field], value, "entity.{field}");
@@ -77,10 +83,20 @@ async fn the_seeds_request_creates_the_service_and_answers_the_seeds_body() {
     let guid = body["metadata"]["guid"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(guid).is_ok());
     assert_eq!(body["metadata"]["url"], format!("/v2/services/{guid}"));
-    assert_eq!(body["entity"]["service_plans_url"], format!("/v2/services/{guid}/service_plans"));
+    assert_eq!(
+        body["entity"]["service_plans_url"],
+        format!("/v2/services/{guid}/service_plans")
+    );
     let created = body["metadata"]["created_at"].as_str().unwrap();
-    assert!(created.ends_with("+00:00") && humantime::parse_rfc3339(&created.replace("+00:00", "Z")).is_ok(), "{created}");
-    assert!(head.to_ascii_lowercase().contains(&format!("location: /v2/services/{guid}")));
+    assert!(
+        created.ends_with("+00:00")
+            && humantime::parse_rfc3339(&created.replace("+00:00", "Z")).is_ok(),
+        "{created}"
+    );
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("location: /v2/services/{guid}"))
+    );
 
     // It is stored: the service reads back, and the same label is now taken.
     let (status, shown) = m.get(&format!("/v2/services/{guid}")).await;
@@ -88,7 +104,10 @@ async fn the_seeds_request_creates_the_service_and_answers_the_seeds_body() {
     assert_eq!(shown["entity"]["label"], "SomeMysqlService");
     assert_eq!(shown["entity"]["service_broker_name"], Value::Null);
     let (status, _, again) = replay(&m.url, &token).await;
-    assert_eq!((status, again["error_code"].as_str()), (400, Some("CF-ServiceLabelTaken")));
+    assert_eq!(
+        (status, again["error_code"].as_str()),
+        (400, Some("CF-ServiceLabelTaken"))
+    );
 }
 
 #[tokio::test]
@@ -96,7 +115,10 @@ async fn the_seeds_own_token_is_refused_as_expired_and_nothing_is_created() {
     let m = common::start().await;
     let (status, _, body) = replay(&m.url, SEED_TOKEN).await;
     assert_eq!(status, 401);
-    assert_eq!(body, json!({"code": 1000, "description": "Invalid Auth Token", "error_code": "CF-InvalidAuthToken"}));
+    assert_eq!(
+        body,
+        json!({"code": 1000, "description": "Invalid Auth Token", "error_code": "CF-InvalidAuthToken"})
+    );
     assert!(m.snapshot().await.is_empty());
 }
 
@@ -118,17 +140,43 @@ async fn defaults_and_every_field_of_the_seed_are_kept() {
     assert_eq!(status, 201, "{body}");
     let e = &body["entity"];
     assert_eq!(
-        (e["active"].clone(), e["bindable"].clone(), e["tags"].clone(), e["requires"].clone()),
-        (json!(true), json!(false), json!(["a", "b"]), json!(["syslog_drain"]))
+        (
+            e["active"].clone(),
+            e["bindable"].clone(),
+            e["tags"].clone(),
+            e["requires"].clone()
+        ),
+        (
+            json!(true),
+            json!(false),
+            json!(["a", "b"]),
+            json!(["syslog_drain"])
+        )
     );
     assert_eq!(e["extra"], "{\"providerDisplayName\":\"P\"}");
-    assert_eq!((e["info_url"].clone(), e["documentation_url"].clone()), (json!("http://info"), json!("http://docs")));
-    assert_eq!((e["unique_id"].clone(), e["long_description"].clone()), (json!("u-1"), json!("ld")));
+    assert_eq!(
+        (e["info_url"].clone(), e["documentation_url"].clone()),
+        (json!("http://info"), json!("http://docs"))
+    );
+    assert_eq!(
+        (e["unique_id"].clone(), e["long_description"].clone()),
+        (json!("u-1"), json!("ld"))
+    );
 
     // An object for `extra` is kept as its JSON text, as Cloud Controller stores it.
-    let (status, body) = m.post("/v2/services", json!({"label": "obj", "extra": {"k": 1}})).await;
-    assert_eq!((status, body["entity"]["extra"].clone()), (201, json!("{\"k\":1}")));
+    let (status, body) = m
+        .post("/v2/services", json!({"label": "obj", "extra": {"k": 1}}))
+        .await;
+    assert_eq!(
+        (status, body["entity"]["extra"].clone()),
+        (201, json!("{\"k\":1}"))
+    );
     // Same label, other provider: allowed (a label is taken per provider).
-    let (status, _) = m.post("/v2/services", json!({"label": "full", "provider": "other"})).await;
+    let (status, _) = m
+        .post(
+            "/v2/services",
+            json!({"label": "full", "provider": "other"}),
+        )
+        .await;
     assert_eq!(status, 201);
 }

@@ -28,7 +28,10 @@ pub async fn start() -> Running {
 pub async fn start_with(configure: impl FnOnce(Config) -> Config) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("marketplace.db");
-    let mut config = Config::new(format!("sqlite:{}", db_path.display()), TokenKeys::hs256(KEY));
+    let mut config = Config::new(
+        format!("sqlite:{}", db_path.display()),
+        TokenKeys::hs256(KEY),
+    );
     config.broker_timeout = Duration::from_secs(5);
     let marketplace = Marketplace::open(configure(config)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -62,7 +65,13 @@ pub fn reader() -> String {
 }
 
 impl Running {
-    pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url))
@@ -73,7 +82,11 @@ impl Running {
         let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let text = response.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, body)
     }
 
@@ -85,7 +98,13 @@ impl Running {
         self.call("POST", path, &admin(), Some(body)).await
     }
 
-    pub async fn register(&self, name: &str, url: &str, user: &str, password: &str) -> (u16, Value) {
+    pub async fn register(
+        &self,
+        name: &str,
+        url: &str,
+        user: &str,
+        password: &str,
+    ) -> (u16, Value) {
         self.post(
             "/v2/service_brokers",
             json!({"name": name, "broker_url": url, "auth_username": user, "auth_password": password}),
@@ -96,9 +115,18 @@ impl Running {
     /// Every row of every table, to show that a refused request changed nothing.
     pub async fn snapshot(&self) -> Vec<String> {
         let mut rows = Vec::new();
-        for table in ["service_brokers", "services", "service_plans", "service_instances"] {
+        for table in [
+            "service_brokers",
+            "services",
+            "service_plans",
+            "service_instances",
+        ] {
             let sql = format!("SELECT * FROM {table} ORDER BY id");
-            for row in sqlx::query(&sql).fetch_all(self.marketplace.pool()).await.unwrap() {
+            for row in sqlx::query(&sql)
+                .fetch_all(self.marketplace.pool())
+                .await
+                .unwrap()
+            {
                 use sqlx::{Column, Row, ValueRef};
                 let mut text = format!("{table}:");
                 for (i, col) in row.columns().iter().enumerate() {
@@ -155,9 +183,17 @@ pub async fn fake_broker(catalog: Value) -> FakeBroker {
             let state = state.clone();
             async move {
                 use base64::Engine;
-                let expected = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("user:pass"));
-                if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-                    return (axum::http::StatusCode::UNAUTHORIZED, axum::Json(json!({"description": "no"})));
+                let expected = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode("user:pass")
+                );
+                if headers.get("authorization").and_then(|v| v.to_str().ok())
+                    != Some(expected.as_str())
+                {
+                    return (
+                        axum::http::StatusCode::UNAUTHORIZED,
+                        axum::Json(json!({"description": "no"})),
+                    );
                 }
                 let body = state.lock().unwrap().clone();
                 (axum::http::StatusCode::OK, axum::Json(body))
@@ -167,7 +203,10 @@ pub async fn fake_broker(catalog: Value) -> FakeBroker {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    FakeBroker { addr, catalog: shared }
+    FakeBroker {
+        addr,
+        catalog: shared,
+    }
 }
 
 /// A valid catalog: one offering with the given plans `(id, name)`.
