@@ -70,14 +70,86 @@ CREATE TABLE service_plans (
 );
 CREATE INDEX service_plans_service ON service_plans (service_id);
 
+-- Instances and bindings carry their last operation. An operation in flight has a phase:
+-- 'request' while the request to the broker is being sent (a restart sends it again, as the
+-- same request: brokers answer repeats idempotently), 'poll' while the broker works
+-- asynchronously (polled at poll_at until poll_deadline, unix milliseconds).
 CREATE TABLE service_instances (
     id INTEGER PRIMARY KEY,
     guid TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     space_guid TEXT NOT NULL,
+    organization_guid TEXT NOT NULL,
     service_plan_id INTEGER NOT NULL REFERENCES service_plans (id),
+    tags TEXT NOT NULL DEFAULT '[]',
+    dashboard_url TEXT,
+    maintenance_info TEXT,
+    context TEXT NOT NULL DEFAULT '{}',
+    -- The request in flight, sealed like a secret (parameters may hold secrets).
+    request TEXT,
+    pending_plan_id INTEGER REFERENCES service_plans (id),
+    user_id TEXT,
+    op_type TEXT NOT NULL DEFAULT 'create',
+    op_state TEXT NOT NULL DEFAULT 'succeeded',
+    op_description TEXT,
+    op_token TEXT,
+    op_phase TEXT,
+    op_created_at TEXT,
+    op_updated_at TEXT,
+    poll_at INTEGER,
+    poll_deadline INTEGER,
     created_at TEXT NOT NULL,
     updated_at TEXT,
     UNIQUE (space_guid, name)
 );
 CREATE INDEX service_instances_plan ON service_instances (service_plan_id);
+CREATE INDEX service_instances_phase ON service_instances (op_phase) WHERE op_phase IS NOT NULL;
+
+CREATE TABLE service_bindings (
+    id INTEGER PRIMARY KEY,
+    guid TEXT NOT NULL UNIQUE,
+    name TEXT,
+    service_instance_id INTEGER NOT NULL REFERENCES service_instances (id),
+    app_guid TEXT,
+    -- Sealed JSON of the credentials.
+    credentials TEXT,
+    syslog_drain_url TEXT,
+    volume_mounts TEXT,
+    request TEXT,
+    user_id TEXT,
+    op_type TEXT NOT NULL DEFAULT 'create',
+    op_state TEXT NOT NULL DEFAULT 'succeeded',
+    op_description TEXT,
+    op_token TEXT,
+    op_phase TEXT,
+    op_created_at TEXT,
+    op_updated_at TEXT,
+    poll_at INTEGER,
+    poll_deadline INTEGER,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+CREATE UNIQUE INDEX service_bindings_app ON service_bindings (service_instance_id, app_guid)
+    WHERE app_guid IS NOT NULL;
+CREATE UNIQUE INDEX service_bindings_name ON service_bindings (service_instance_id, name)
+    WHERE name IS NOT NULL;
+CREATE INDEX service_bindings_phase ON service_bindings (op_phase) WHERE op_phase IS NOT NULL;
+
+-- Orphan mitigation: deletes of what a broker may have created, retried with backoff.
+CREATE TABLE orphan_jobs (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('instance', 'binding')),
+    broker_id INTEGER NOT NULL REFERENCES service_brokers (id) ON DELETE CASCADE,
+    instance_guid TEXT NOT NULL,
+    binding_guid TEXT,
+    service_unique_id TEXT NOT NULL,
+    plan_unique_id TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'succeeded', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT
+);
+CREATE INDEX orphan_jobs_due ON orphan_jobs (next_at) WHERE state = 'pending';

@@ -79,6 +79,30 @@ codes! {
     SERVICE_BROKER_API_AUTHENTICATION_FAILED = 10001, "ServiceBrokerApiAuthenticationFailed", 502;
     /// 502: the broker did not answer in time.
     SERVICE_BROKER_API_TIMEOUT = 10001, "ServiceBrokerApiTimeout", 502;
+    /// 400: the instance name is taken in the space.
+    SERVICE_INSTANCE_NAME_TAKEN = 60002, "ServiceInstanceNameTaken", 400;
+    /// 400: the instance name is longer than 255 characters.
+    SERVICE_INSTANCE_NAME_TOO_LONG = 60009, "ServiceInstanceNameTooLong", 400;
+    /// 400: the tags are longer than 2048 characters together.
+    SERVICE_INSTANCE_TAGS_TOO_LONG = 60015, "ServiceInstanceTagsTooLong", 400;
+    /// 409: another operation runs on the instance.
+    ASYNC_SERVICE_INSTANCE_OPERATION_IN_PROGRESS = 60016, "AsyncServiceInstanceOperationInProgress", 409;
+    /// 400: the app is already bound to the instance, or the binding name is taken.
+    SERVICE_BINDING_APP_SERVICE_TAKEN = 90003, "ServiceBindingAppServiceTaken", 400;
+    /// 404: no binding has the guid.
+    SERVICE_BINDING_NOT_FOUND = 90004, "ServiceBindingNotFound", 404;
+    /// 400: the service is not bindable.
+    UNBINDABLE_SERVICE = 90005, "UnbindableService", 400;
+    /// 400: the plan cannot be used (inactive, another service's, not updateable).
+    SERVICE_PLAN_INVALID = 110001, "ServicePlanInvalid", 400;
+    /// 400: the offering does not allow fetching instances or bindings.
+    SERVICE_FETCH_NOT_SUPPORTED = 120004, "ServiceFetchParametersNotSupported", 400;
+    /// 400: the broker requires `accepts_incomplete=true`.
+    SERVICE_BROKER_ASYNC_REQUIRED = 270014, "ServiceBrokerAsyncRequired", 400;
+    /// 502: the broker answered 202 to a request that did not allow it.
+    SERVICE_BROKER_RESPONDED_ASYNC_WHEN_NOT_ALLOWED = 270017, "ServiceBrokerRespondedAsyncWhenNotAllowed", 502;
+    /// 422: the broker refuses to run two operations at once.
+    SERVICE_BROKER_CONCURRENCY_ERROR = 270018, "ServiceBrokerConcurrencyError", 422;
     /// 500: something failed on the marketplace's side (details are logged, not returned).
     UNKNOWN_ERROR = 10001, "UnknownError", 500;
 }

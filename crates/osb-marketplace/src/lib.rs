@@ -42,10 +42,13 @@ use sqlx::sqlite::{
 };
 
 pub mod auth;
+mod bindings;
 pub mod body;
 mod brokers;
 mod error;
+mod instances;
 pub mod list;
+mod ops;
 mod plans;
 pub mod secret;
 mod services;
@@ -69,6 +72,40 @@ pub struct Config {
     pub broker_timeout: Duration,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Polling, deadlines and orphan mitigation.
+    pub timing: Timing,
+}
+
+/// How often and how long the marketplace polls brokers, and how it retries orphan mitigation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// The poll interval when the broker sends no `Retry-After` (Cloud Controller: 60 s). A
+    /// larger `Retry-After` wins.
+    pub poll_interval: Duration,
+    /// The longest wait between polls, whatever `Retry-After` says (24 h).
+    pub max_poll_interval: Duration,
+    /// The deadline of an operation whose plan has no `maximum_polling_duration` (7 days).
+    pub default_deadline: Duration,
+    /// The first delay of orphan mitigation; attempt `n` waits `backoff × 2^n` (Cloud
+    /// Controller: 1 minute).
+    pub orphan_backoff: Duration,
+    /// Orphan-mitigation attempts before giving up (Cloud Controller: 11).
+    pub orphan_attempts: u32,
+    /// How often the background worker looks for due polls and jobs.
+    pub tick: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        Timing {
+            poll_interval: Duration::from_secs(60),
+            max_poll_interval: Duration::from_secs(24 * 3600),
+            default_deadline: Duration::from_secs(7 * 24 * 3600),
+            orphan_backoff: Duration::from_secs(60),
+            orphan_attempts: 11,
+            tick: Duration::from_secs(1),
+        }
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -79,6 +116,7 @@ impl std::fmt::Debug for Config {
             .field("secrets", &self.secrets)
             .field("broker_timeout", &self.broker_timeout)
             .field("body_limit", &self.body_limit)
+            .field("timing", &self.timing)
             .finish()
     }
 }
@@ -93,6 +131,7 @@ impl Config {
             secrets: Secrets::plain(),
             broker_timeout: Duration::from_secs(60),
             body_limit: 1 << 20,
+            timing: Timing::default(),
         }
     }
 }
@@ -170,6 +209,7 @@ impl Config {
                 secrets,
                 broker_timeout,
                 body_limit: 1 << 20,
+                timing: Timing::default(),
             },
             generated,
         ))
@@ -221,7 +261,7 @@ impl Marketplace {
         let foreign: Option<String> = sqlx::query_scalar(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
              AND name NOT IN ('_sqlx_migrations', 'service_brokers', 'services', 'service_plans', \
-             'service_instances') LIMIT 1",
+             'service_instances', 'service_bindings', 'orphan_jobs') LIMIT 1",
         )
         .fetch_optional(&pool)
         .await
@@ -274,6 +314,36 @@ impl Marketplace {
                     .put(brokers::update)
                     .delete(brokers::delete),
             )
+            .route(
+                "/v2/service_instances",
+                get(instances::list).post(instances::create),
+            )
+            .route(
+                "/v2/service_instances/{guid}",
+                get(instances::show)
+                    .put(instances::update)
+                    .delete(instances::delete),
+            )
+            .route(
+                "/v2/service_instances/{guid}/parameters",
+                get(instances::parameters),
+            )
+            .route(
+                "/v2/service_instances/{guid}/service_bindings",
+                get(bindings::of_instance),
+            )
+            .route(
+                "/v2/service_bindings",
+                get(bindings::list).post(bindings::create),
+            )
+            .route(
+                "/v2/service_bindings/{guid}",
+                get(bindings::show).delete(bindings::delete),
+            )
+            .route(
+                "/v2/service_bindings/{guid}/parameters",
+                get(bindings::parameters),
+            )
             .route("/v2/service_plans", get(plans::list))
             .route(
                 "/v2/service_plans/{guid}",
@@ -282,6 +352,13 @@ impl Marketplace {
             .fallback(|| async { CfError::unknown_route() })
             .method_not_allowed_fallback(|| async { CfError::unknown_route() })
             .with_state(self.clone())
+    }
+
+    /// Starts the background worker on the current tokio runtime: it sends requests an earlier
+    /// process left in flight, polls asynchronous operations when they are due, and runs
+    /// orphan mitigation. Run one per database. Abort the handle to stop it.
+    pub fn spawn_worker(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(ops::work(self.clone()))
     }
 
     pub(crate) fn keys(&self) -> &TokenKeys {

@@ -106,6 +106,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let marketplace = Marketplace::open(config)
         .await
         .map_err(|e| format!("cannot open the database {database:?}: {e}"))?;
+    let worker = marketplace.spawn_worker();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -131,6 +132,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     axum::serve(listener, marketplace.router())
         .with_graceful_shutdown(shutdown())
         .await?;
+    worker.abort();
     println!("osb-marketplace stopped");
     Ok(())
 }

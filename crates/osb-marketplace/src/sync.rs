@@ -63,7 +63,9 @@ fn broker_error(e: &osb_client::Error, url: &str) -> CfError {
     let relayed = |kind, description: String, status: Option<u16>| {
         let mut e = CfError::new(kind, description);
         if let Some(status) = status {
-            e.http = Some(Box::new(json!({"uri": url, "method": "GET", "status": status})));
+            e.http = Some(Box::new(
+                json!({"uri": url, "method": "GET", "status": status}),
+            ));
         }
         e
     };

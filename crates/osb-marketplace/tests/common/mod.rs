@@ -150,8 +150,8 @@ impl Running {
     /// created through the broker in the instances API; here only their existence matters).
     pub async fn add_instance(&self, plan_guid: &str) {
         sqlx::query(
-            "INSERT INTO service_instances (guid, name, space_guid, service_plan_id, created_at) \
-             SELECT ?, ?, 'space-1', id, '2026-01-01T00:00:00+00:00' FROM service_plans WHERE guid = ?",
+            "INSERT INTO service_instances (guid, name, space_guid, organization_guid, service_plan_id, created_at) \
+             SELECT ?, ?, 'space-1', 'org-1', id, '2026-01-01T00:00:00+00:00' FROM service_plans WHERE guid = ?",
         )
         .bind(uuid::Uuid::new_v4().to_string())
         .bind(uuid::Uuid::new_v4().to_string())

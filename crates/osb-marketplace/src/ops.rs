@@ -1,0 +1,869 @@
+//! Operations on brokers for instances and bindings: sending the request, polling, and orphan
+//! mitigation. Every operation is a row first; what the broker answers is written after.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use osb_client::{CallOptions, Cleanup, Client, Observed, OmOperation, orphan_mitigation};
+use osb_types::{
+    BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity,
+    DeleteOutcome, DeprovisionQuery, ErrorCode, FetchBindingQuery, InstanceId,
+    InstanceLastOperationQuery, LastOperationOutcome, LastOperationState, OriginatingIdentity,
+    ProvisionOutcome, ProvisionQuery, ServiceBindingRequest, ServiceInstanceProvisionRequest,
+    ServiceInstanceUpdateRequest, UnbindQuery, UpdateOutcome, UpdateQuery,
+};
+use serde_json::{Value, json};
+
+use crate::error::{CfCode, CfError, Error, Result};
+use crate::{Marketplace, now};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Instances or bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Table {
+    Instance,
+    Binding,
+}
+
+impl Table {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Table::Instance => "service_instances",
+            Table::Binding => "service_bindings",
+        }
+    }
+}
+
+/// How a request to a broker ended, for the handler's status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Done: created, updated or deleted.
+    Done,
+    /// The broker works asynchronously; the worker polls.
+    Accepted,
+}
+
+/// What a broker call needs to know about a row.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct Target {
+    pub(crate) id: i64,
+    pub(crate) guid: String,
+    pub(crate) instance_guid: String,
+    pub(crate) broker_id: Option<i64>,
+    pub(crate) service_unique_id: Option<String>,
+    pub(crate) plan_unique_id: String,
+    pub(crate) max_polling: Option<i64>,
+    pub(crate) op_type: String,
+    pub(crate) op_token: Option<String>,
+    pub(crate) op_phase: Option<String>,
+    pub(crate) op_created_at: Option<String>,
+    pub(crate) request: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) poll_deadline: Option<i64>,
+}
+
+const INSTANCE_TARGET: &str = "SELECT i.id, i.guid, i.guid AS instance_guid, \
+    s.service_broker_id AS broker_id, s.unique_id AS service_unique_id, \
+    coalesce(pp.unique_id, p.unique_id) AS plan_unique_id, \
+    coalesce(pp.maximum_polling_duration, p.maximum_polling_duration) AS max_polling, \
+    i.op_type, i.op_token, i.op_phase, i.op_created_at, i.request, i.user_id, i.poll_deadline \
+    FROM service_instances i JOIN service_plans p ON p.id = i.service_plan_id \
+    LEFT JOIN service_plans pp ON pp.id = i.pending_plan_id \
+    JOIN services s ON s.id = p.service_id";
+
+const BINDING_TARGET: &str = "SELECT b.id, b.guid, i.guid AS instance_guid, \
+    s.service_broker_id AS broker_id, s.unique_id AS service_unique_id, \
+    p.unique_id AS plan_unique_id, p.maximum_polling_duration AS max_polling, \
+    b.op_type, b.op_token, b.op_phase, b.op_created_at, b.request, b.user_id, b.poll_deadline \
+    FROM service_bindings b JOIN service_instances i ON i.id = b.service_instance_id \
+    JOIN service_plans p ON p.id = i.service_plan_id JOIN services s ON s.id = p.service_id";
+
+pub(crate) async fn target(m: &Marketplace, table: Table, id: i64) -> Result<Option<Target>> {
+    let sql = match table {
+        Table::Instance => format!("{INSTANCE_TARGET} WHERE i.id = ?"),
+        Table::Binding => format!("{BINDING_TARGET} WHERE b.id = ?"),
+    };
+    Ok(sqlx::query_as(&sql)
+        .bind(id)
+        .fetch_optional(m.pool())
+        .await?)
+}
+
+/// An osb-client for the broker, with its credentials opened.
+pub(crate) async fn client_for(m: &Marketplace, broker_id: Option<i64>) -> Result<Client> {
+    let Some(broker_id) = broker_id else {
+        return Err(CfError::new(
+            CfCode::SERVICE_PLAN_INVALID,
+            "The service plan is invalid: its service has no service broker",
+        )
+        .into());
+    };
+    let (guid, url, username, sealed): (String, String, String, String) = sqlx::query_as(
+        "SELECT guid, broker_url, auth_username, auth_password FROM service_brokers WHERE id = ?",
+    )
+    .bind(broker_id)
+    .fetch_one(m.pool())
+    .await?;
+    let password = m.secrets().open(&sealed, &guid)?;
+    Client::builder(url)
+        .basic_auth(username, password)
+        .timeout(m.config().broker_timeout)
+        .catalog_cache(false)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build a client for the broker: {e}")))
+}
+
+fn call_options(user_id: Option<&str>) -> CallOptions {
+    match user_id {
+        Some(user) => CallOptions::new().originating_identity(OriginatingIdentity::CloudFoundry(
+            CloudFoundryIdentity::new(user),
+        )),
+        None => CallOptions::new(),
+    }
+}
+
+/// A broker's failure as Cloud Controller reports it to the user.
+pub(crate) fn relay(e: &osb_client::Error) -> CfError {
+    use osb_client::Error as E;
+    let status = e.status().map(|s| s.as_u16());
+    let described = e
+        .error_response()
+        .and_then(|b| b.description.clone())
+        .map(|d| format!(" Description: {d}"))
+        .unwrap_or_default();
+    match (e, e.error_code()) {
+        (_, Some(ErrorCode::AsyncRequired)) => CfError::new(
+            CfCode::SERVICE_BROKER_ASYNC_REQUIRED,
+            "This service plan requires client support for asynchronous service operations.",
+        ),
+        (_, Some(ErrorCode::ConcurrencyError)) => CfError::new(
+            CfCode::SERVICE_BROKER_CONCURRENCY_ERROR,
+            "The service broker could not perform this operation in parallel with other running operations",
+        ),
+        (E::AsyncNotPermitted { .. }, _) => CfError::new(
+            CfCode::SERVICE_BROKER_RESPONDED_ASYNC_WHEN_NOT_ALLOWED,
+            "The service broker responded asynchronously to a request, but the accepts_incomplete query parameter was false or not given.",
+        ),
+        (E::Timeout { .. }, _) => CfError::new(
+            CfCode::SERVICE_BROKER_API_TIMEOUT,
+            "The request to the service broker timed out.",
+        ),
+        (E::Transport { .. }, _) => CfError::new(
+            CfCode::SERVICE_BROKER_API_UNREACHABLE,
+            "The service broker could not be reached.",
+        ),
+        (E::Decode { .. } | E::BodyTooLarge { .. }, _) => CfError::new(
+            CfCode::SERVICE_BROKER_REQUEST_MALFORMED,
+            "The service broker returned an invalid response.",
+        ),
+        _ => CfError::new(
+            CfCode::SERVICE_BROKER_REQUEST_REJECTED,
+            format!(
+                "The service broker rejected the request. Status Code: {}.{described}",
+                status.map_or_else(|| "none".to_owned(), |s| s.to_string())
+            ),
+        ),
+    }
+}
+
+/// Sets the operation of row `id` (if it is still the operation `op_created_at`).
+async fn set_op(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    state: &str,
+    description: Option<&str>,
+    extra: &[(&str, Value)],
+) -> Result<bool> {
+    let _write = m.write_lock().await;
+    let mut sql = format!(
+        "UPDATE {} SET op_state = ?, op_description = ?, op_updated_at = ?, updated_at = ?",
+        table.name()
+    );
+    for (column, _) in extra {
+        sql.push_str(&format!(", {column} = ?"));
+    }
+    sql.push_str(" WHERE id = ? AND op_created_at IS ?");
+    let now = now();
+    let mut q = sqlx::query(&sql)
+        .bind(state)
+        .bind(description)
+        .bind(&now)
+        .bind(&now);
+    for (_, value) in extra {
+        q = match value {
+            Value::Null => q.bind(None::<String>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Number(n) => q.bind(n.as_i64()),
+            Value::String(s) => q.bind(s.clone()),
+            other => q.bind(other.to_string()),
+        };
+    }
+    let done = q
+        .bind(t.id)
+        .bind(&t.op_created_at)
+        .execute(m.pool())
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Removes a row the broker confirmed deleted (an instance with its bindings).
+async fn remove(m: &Marketplace, table: Table, id: i64) -> Result<()> {
+    let _write = m.write_lock().await;
+    let mut tx = m.pool().begin().await?;
+    if table == Table::Instance {
+        sqlx::query("DELETE FROM service_bindings WHERE service_instance_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(&format!("DELETE FROM {} WHERE id = ?", table.name()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Queues orphan mitigation for what the broker may have created.
+async fn orphan(m: &Marketplace, table: Table, t: &Target, reason: &str) -> Result<()> {
+    let _write = m.write_lock().await;
+    sqlx::query(
+        "INSERT INTO orphan_jobs (kind, broker_id, instance_guid, binding_guid, service_unique_id, \
+         plan_unique_id, reason, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(match table {
+        Table::Instance => "instance",
+        Table::Binding => "binding",
+    })
+    .bind(t.broker_id)
+    .bind(&t.instance_guid)
+    .bind((table == Table::Binding).then_some(&t.guid))
+    .bind(t.service_unique_id.as_deref().unwrap_or_default())
+    .bind(&t.plan_unique_id)
+    .bind(reason)
+    .bind(now_ms())
+    .bind(now())
+    .execute(m.pool())
+    .await?;
+    tracing::warn!(kind = table.name(), guid = %t.guid, reason, "orphan mitigation queued");
+    Ok(())
+}
+
+/// The request stored in the row, opened.
+fn request(m: &Marketplace, t: &Target) -> Result<Value> {
+    let sealed = t.request.as_deref().ok_or(Error::Secret)?;
+    let text = m.secrets().open(sealed, &t.guid)?;
+    serde_json::from_str(&text).map_err(|_| Error::Secret)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| Error::Config(format!("a stored request does not decode: {e}")))
+}
+
+/// Moves the operation to polling.
+async fn to_poll(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    token: Option<String>,
+    extra: &[(&str, Value)],
+) -> Result<()> {
+    let timing = &m.config().timing;
+    let deadline = now_ms()
+        + t.max_polling
+            .filter(|s| *s > 0)
+            .map_or_else(|| ms(timing.default_deadline), |s| s.saturating_mul(1000));
+    let mut columns = vec![
+        ("op_phase", json!("poll")),
+        ("op_token", token.map_or(Value::Null, Value::String)),
+        ("poll_at", json!(now_ms() + ms(timing.poll_interval))),
+        ("poll_deadline", json!(deadline)),
+    ];
+    columns.extend(extra.iter().cloned());
+    set_op(m, table, t, "in progress", None, &columns).await?;
+    Ok(())
+}
+
+/// Sends the request of row `id` (in phase `request`) to the broker and records the answer.
+pub(crate) async fn execute(m: &Marketplace, table: Table, id: i64) -> Result<Answer> {
+    let Some(t) = target(m, table, id).await? else {
+        return Err(Error::Config("the operation's row is gone".to_owned()));
+    };
+    if t.op_phase.as_deref() != Some("request") {
+        return Ok(Answer::Accepted);
+    }
+    let client = client_for(m, t.broker_id).await?;
+    let stored = request(m, &t)?;
+    let accepts_incomplete = stored["accepts_incomplete"].as_bool().unwrap_or(false);
+    let opts = call_options(t.user_id.as_deref());
+    let instance = InstanceId::from(t.instance_guid.as_str());
+    let service_id = t.service_unique_id.clone().unwrap_or_default();
+    let done_columns = [("op_phase", Value::Null), ("request", Value::Null)];
+    match (table, t.op_type.as_str()) {
+        (Table::Instance, "create") => {
+            let body: ServiceInstanceProvisionRequest = decode(&stored["body"])?;
+            let query = ProvisionQuery::new().with_accepts_incomplete(accepts_incomplete);
+            let result = client.provision(&instance, &body, &query, &opts).await;
+            match result {
+                Ok(ProvisionOutcome::Created(r) | ProvisionOutcome::AlreadyExists(r)) => {
+                    let dashboard = r.dashboard_url.flatten();
+                    let mut columns = done_columns.to_vec();
+                    columns.push((
+                        "dashboard_url",
+                        dashboard.map_or(Value::Null, Value::String),
+                    ));
+                    set_op(m, table, &t, "succeeded", None, &columns).await?;
+                    Ok(Answer::Done)
+                }
+                Ok(ProvisionOutcome::Accepted(a)) => {
+                    let body = a.into_body();
+                    let dashboard = body.dashboard_url.flatten();
+                    let token = body.operation.flatten().map(String::from);
+                    to_poll(
+                        m,
+                        table,
+                        &t,
+                        token,
+                        &[
+                            (
+                                "dashboard_url",
+                                dashboard.map_or(Value::Null, Value::String),
+                            ),
+                            ("request", Value::Null),
+                        ],
+                    )
+                    .await?;
+                    Ok(Answer::Accepted)
+                }
+                Err(e) => fail_create(m, table, &t, OmOperation::Provision, &e).await,
+                Ok(_) => Err(unexpected()),
+            }
+        }
+        (Table::Instance, "update") => {
+            let body: ServiceInstanceUpdateRequest = decode(&stored["body"])?;
+            let query = UpdateQuery::new().with_accepts_incomplete(accepts_incomplete);
+            match client.update(&instance, &body, &query, &opts).await {
+                Ok(UpdateOutcome::Updated(r)) => {
+                    finish_update(m, &t, r.dashboard_url.flatten()).await?;
+                    Ok(Answer::Done)
+                }
+                Ok(UpdateOutcome::Accepted(a)) => {
+                    let token = a.into_body().operation.flatten().map(String::from);
+                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    Ok(Answer::Accepted)
+                }
+                Err(e) => {
+                    let cf = relay(&e);
+                    let columns = [
+                        ("op_phase", Value::Null),
+                        ("request", Value::Null),
+                        ("pending_plan_id", Value::Null),
+                    ];
+                    set_op(m, table, &t, "failed", Some(&cf.description), &columns).await?;
+                    Err(cf.into())
+                }
+                Ok(_) => Err(unexpected()),
+            }
+        }
+        (_, "delete") => {
+            let result = match table {
+                Table::Instance => {
+                    let q = DeprovisionQuery::new(service_id.as_str(), t.plan_unique_id.as_str())
+                        .with_accepts_incomplete(accepts_incomplete);
+                    client.deprovision(&instance, &q, &opts).await
+                }
+                Table::Binding => {
+                    let q = UnbindQuery::new(service_id.as_str(), t.plan_unique_id.as_str())
+                        .with_accepts_incomplete(accepts_incomplete);
+                    client
+                        .unbind(&instance, &BindingId::from(t.guid.as_str()), &q, &opts)
+                        .await
+                }
+            };
+            match result {
+                Ok(DeleteOutcome::Deleted | DeleteOutcome::Gone) => {
+                    remove(m, table, t.id).await?;
+                    Ok(Answer::Done)
+                }
+                Ok(DeleteOutcome::Accepted(a)) => {
+                    let token = a.into_body().operation.map(String::from);
+                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    Ok(Answer::Accepted)
+                }
+                Err(e) => {
+                    let cf = relay(&e);
+                    set_op(m, table, &t, "failed", Some(&cf.description), &done_columns).await?;
+                    Err(cf.into())
+                }
+                Ok(_) => Err(unexpected()),
+            }
+        }
+        (Table::Binding, "create") => {
+            let body: ServiceBindingRequest = decode(&stored["body"])?;
+            let query = BindQuery::new().with_accepts_incomplete(accepts_incomplete);
+            match client
+                .bind(
+                    &instance,
+                    &BindingId::from(t.guid.as_str()),
+                    &body,
+                    &query,
+                    &opts,
+                )
+                .await
+            {
+                Ok(BindOutcome::Created(r) | BindOutcome::AlreadyExists(r)) => {
+                    let mut columns = done_columns.to_vec();
+                    columns.extend(binding_columns(m, &t, &r)?);
+                    set_op(m, table, &t, "succeeded", None, &columns).await?;
+                    Ok(Answer::Done)
+                }
+                Ok(BindOutcome::Accepted(a)) => {
+                    let token = a.into_body().operation.map(String::from);
+                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    Ok(Answer::Accepted)
+                }
+                Err(e) => fail_create(m, table, &t, OmOperation::Bind, &e).await,
+                Ok(_) => Err(unexpected()),
+            }
+        }
+        (_, other) => Err(Error::Config(format!("unknown operation {other:?}"))),
+    }
+}
+
+/// An outcome newer than this marketplace knows.
+fn unexpected() -> Error {
+    CfError::new(
+        CfCode::SERVICE_BROKER_REQUEST_REJECTED,
+        "The service broker gave an answer this marketplace does not know.",
+    )
+    .into()
+}
+
+/// The columns a binding reply fills: credentials sealed, drain and volume mounts.
+fn binding_columns(
+    m: &Marketplace,
+    t: &Target,
+    r: &osb_types::ServiceBindingResponse,
+) -> Result<Vec<(&'static str, Value)>> {
+    let credentials = json!(r.credentials.clone().unwrap_or_default()).to_string();
+    Ok(vec![
+        (
+            "credentials",
+            Value::String(m.secrets().seal(&credentials, &t.guid)?),
+        ),
+        (
+            "syslog_drain_url",
+            r.syslog_drain_url
+                .clone()
+                .map_or(Value::Null, Value::String),
+        ),
+        (
+            "volume_mounts",
+            r.volume_mounts
+                .as_ref()
+                .map_or(Value::Null, |v| Value::String(json!(v).to_string())),
+        ),
+    ])
+}
+
+/// A create that failed: orphan mitigation when the decision table calls for it (the row stays,
+/// `failed`, with the jobs visible), otherwise the row goes (nothing exists at the broker).
+async fn fail_create(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    operation: OmOperation,
+    e: &osb_client::Error,
+) -> Result<Answer> {
+    let cf = relay(e);
+    if orphan_mitigation(operation, &Observed::from_error(e)) == Cleanup::None {
+        remove(m, table, t.id).await?;
+    } else {
+        let columns = [("op_phase", Value::Null), ("request", Value::Null)];
+        set_op(m, table, t, "failed", Some(&cf.description), &columns).await?;
+        orphan(m, table, t, &cf.description).await?;
+    }
+    Err(cf.into())
+}
+
+/// An update that succeeded: the pending plan becomes the plan.
+async fn finish_update(m: &Marketplace, t: &Target, dashboard: Option<String>) -> Result<()> {
+    let _write = m.write_lock().await;
+    let now = now();
+    sqlx::query(
+        "UPDATE service_instances SET op_state = 'succeeded', op_description = NULL, op_phase = NULL, \
+         request = NULL, op_updated_at = ?, updated_at = ?, \
+         service_plan_id = coalesce(pending_plan_id, service_plan_id), pending_plan_id = NULL, \
+         maintenance_info = coalesce((SELECT maintenance_info FROM service_plans WHERE id = pending_plan_id), maintenance_info), \
+         dashboard_url = coalesce(?, dashboard_url) WHERE id = ? AND op_created_at IS ?",
+    )
+    .bind(&now)
+    .bind(&now)
+    .bind(dashboard)
+    .bind(t.id)
+    .bind(&t.op_created_at)
+    .execute(m.pool())
+    .await?;
+    Ok(())
+}
+
+/// Cloud Controller's wording for an operation past its deadline.
+fn deadline_message(table: Table, op: &str) -> String {
+    let verb = match (table, op) {
+        (Table::Instance, "create") => "provision",
+        (Table::Instance, "update") => "update",
+        (Table::Instance, _) => "deprovision",
+        (Table::Binding, "create") => "bind",
+        (Table::Binding, _) => "unbind",
+    };
+    format!("Service Broker failed to {verb} within the required time.")
+}
+
+/// Polls the operation of row `id` once (phase `poll`), and records what it shows.
+pub(crate) async fn poll(m: &Marketplace, table: Table, id: i64) -> Result<()> {
+    let Some(t) = target(m, table, id).await? else {
+        return Ok(());
+    };
+    if t.op_phase.as_deref() != Some("poll") {
+        return Ok(());
+    }
+    let timing = m.config().timing.clone();
+    let creating = t.op_type == "create";
+    if t.poll_deadline.is_some_and(|d| now_ms() >= d) {
+        let description = deadline_message(table, &t.op_type);
+        if t.op_type == "update" {
+            set_op(
+                m,
+                table,
+                &t,
+                "failed",
+                Some(&description),
+                &[("op_phase", Value::Null), ("pending_plan_id", Value::Null)],
+            )
+            .await?;
+        } else {
+            set_op(
+                m,
+                table,
+                &t,
+                "failed",
+                Some(&description),
+                &[("op_phase", Value::Null)],
+            )
+            .await?;
+        }
+        let operation = if creating {
+            if table == Table::Instance {
+                OmOperation::Provision
+            } else {
+                OmOperation::Bind
+            }
+        } else {
+            OmOperation::Deprovision
+        };
+        if creating && orphan_mitigation(operation, &Observed::PollDeadline) != Cleanup::None {
+            orphan(m, table, &t, &description).await?;
+        }
+        return Ok(());
+    }
+    let client = client_for(m, t.broker_id).await?;
+    let opts = call_options(t.user_id.as_deref());
+    let instance = InstanceId::from(t.instance_guid.as_str());
+    let result = match table {
+        Table::Instance => {
+            let mut q = InstanceLastOperationQuery::new();
+            q.service_id = t.service_unique_id.as_deref().map(Into::into);
+            q.plan_id = Some(t.plan_unique_id.as_str().into());
+            q.operation = t.op_token.as_deref().map(Into::into);
+            client.instance_last_operation(&instance, &q, &opts).await
+        }
+        Table::Binding => {
+            let mut q = BindingLastOperationQuery::new();
+            q.service_id = t.service_unique_id.as_deref().map(Into::into);
+            q.plan_id = Some(t.plan_unique_id.as_str().into());
+            q.operation = t.op_token.as_deref().map(Into::into);
+            client
+                .binding_last_operation(&instance, &BindingId::from(t.guid.as_str()), &q, &opts)
+                .await
+        }
+    };
+    let reschedule = |after: Duration| {
+        let after = after
+            .max(timing.poll_interval)
+            .min(timing.max_poll_interval);
+        json!(now_ms() + ms(after))
+    };
+    match result {
+        Ok(LastOperationOutcome::State(lo)) => {
+            let description = lo.resource.description.clone();
+            match lo.resource.state {
+                LastOperationState::InProgress => {
+                    let after = lo
+                        .retry_after
+                        .map_or(timing.poll_interval, |r| r.delay_from(SystemTime::now()));
+                    set_op(
+                        m,
+                        table,
+                        &t,
+                        "in progress",
+                        description.as_deref(),
+                        &[("poll_at", reschedule(after))],
+                    )
+                    .await?;
+                }
+                LastOperationState::Succeeded => {
+                    succeeded(m, table, &t, &client, description.as_deref()).await?
+                }
+                LastOperationState::Failed => {
+                    let columns: &[(&str, Value)] = if t.op_type == "update" {
+                        &[("op_phase", Value::Null), ("pending_plan_id", Value::Null)]
+                    } else {
+                        &[("op_phase", Value::Null)]
+                    };
+                    set_op(m, table, &t, "failed", description.as_deref(), columns).await?;
+                    let operation = if table == Table::Instance {
+                        OmOperation::Provision
+                    } else {
+                        OmOperation::Bind
+                    };
+                    if creating
+                        && orphan_mitigation(
+                            operation,
+                            &Observed::PollState(LastOperationState::Failed),
+                        ) != Cleanup::None
+                    {
+                        orphan(
+                            m,
+                            table,
+                            &t,
+                            description.as_deref().unwrap_or("the operation failed"),
+                        )
+                        .await?;
+                    }
+                }
+                _ => {
+                    set_op(
+                        m,
+                        table,
+                        &t,
+                        "in progress",
+                        description.as_deref(),
+                        &[("poll_at", reschedule(timing.poll_interval))],
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(LastOperationOutcome::Gone) if t.op_type == "delete" => remove(m, table, t.id).await?,
+        Ok(LastOperationOutcome::Gone) => {
+            set_op(
+                m,
+                table,
+                &t,
+                "failed",
+                Some("The service broker answered 410 Gone: the resource no longer exists."),
+                &[("op_phase", Value::Null)],
+            )
+            .await?;
+        }
+        Ok(_) | Err(_) => {
+            if let Err(e) = &result {
+                tracing::info!(guid = %t.guid, error = %e, "polling failed; trying again later");
+            }
+            set_op(
+                m,
+                table,
+                &t,
+                "in progress",
+                None,
+                &[("poll_at", reschedule(timing.poll_interval))],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn succeeded(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    client: &Client,
+    description: Option<&str>,
+) -> Result<()> {
+    match (table, t.op_type.as_str()) {
+        (_, "delete") => remove(m, table, t.id).await,
+        (Table::Instance, "update") => finish_update(m, t, None).await,
+        (Table::Binding, "create") => {
+            // An asynchronous binding's credentials come from fetching it.
+            let mut q = FetchBindingQuery::new();
+            q.service_id = t.service_unique_id.as_deref().map(Into::into);
+            q.plan_id = Some(t.plan_unique_id.as_str().into());
+            let fetched = client
+                .fetch_binding(
+                    &InstanceId::from(t.instance_guid.as_str()),
+                    &BindingId::from(t.guid.as_str()),
+                    &q,
+                    &call_options(t.user_id.as_deref()),
+                )
+                .await;
+            match fetched {
+                Ok(osb_types::FetchBindingOutcome::Found(resource)) => {
+                    let response: osb_types::ServiceBindingResponse =
+                        serde_json::from_value(json!(resource)).unwrap_or_default();
+                    let mut columns = vec![("op_phase", Value::Null)];
+                    columns.extend(binding_columns(m, t, &response)?);
+                    set_op(m, table, t, "succeeded", description, &columns).await?;
+                }
+                other => {
+                    tracing::info!(guid = %t.guid, ok = other.is_ok(), "fetching the binding failed; trying again later");
+                    let at = json!(now_ms() + ms(m.config().timing.poll_interval));
+                    set_op(m, table, t, "in progress", description, &[("poll_at", at)]).await?;
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            set_op(
+                m,
+                table,
+                t,
+                "succeeded",
+                description,
+                &[("op_phase", Value::Null)],
+            )
+            .await?;
+            Ok(())
+        }
+    }
+}
+
+/// One orphan-mitigation attempt for job `id`.
+pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
+    let job: Option<(String, i64, String, Option<String>, String, String, i64)> = sqlx::query_as(
+        "SELECT kind, broker_id, instance_guid, binding_guid, service_unique_id, plan_unique_id, \
+         attempts FROM orphan_jobs WHERE id = ? AND state = 'pending'",
+    )
+    .bind(id)
+    .fetch_optional(m.pool())
+    .await?;
+    let Some((kind, broker_id, instance, binding, service, plan, attempts)) = job else {
+        return Ok(());
+    };
+    let client = client_for(m, Some(broker_id)).await?;
+    let instance = InstanceId::from(instance);
+    let result = match binding {
+        Some(binding) if kind == "binding" => {
+            let q = UnbindQuery::new(service.as_str(), plan.as_str()).with_accepts_incomplete(true);
+            client
+                .unbind(
+                    &instance,
+                    &BindingId::from(binding),
+                    &q,
+                    &CallOptions::new(),
+                )
+                .await
+        }
+        _ => {
+            let q = DeprovisionQuery::new(service.as_str(), plan.as_str())
+                .with_accepts_incomplete(true);
+            client.deprovision(&instance, &q, &CallOptions::new()).await
+        }
+    };
+    let attempts = attempts + 1;
+    let timing = &m.config().timing;
+    let backoff = ms(timing.orphan_backoff).saturating_mul(1_i64 << attempts.min(30));
+    let (state, error) = match &result {
+        Ok(DeleteOutcome::Deleted | DeleteOutcome::Gone) => ("succeeded", None),
+        // Still being deleted: the next attempt repeats the delete until it is confirmed.
+        Ok(DeleteOutcome::Accepted(_)) => ("pending", Some("the broker is deleting it".to_owned())),
+        Err(e) => ("pending", Some(e.to_string())),
+        Ok(_) => (
+            "pending",
+            Some("an answer this marketplace does not know".to_owned()),
+        ),
+    };
+    let state = if state == "pending" && attempts >= i64::from(timing.orphan_attempts) {
+        "failed"
+    } else {
+        state
+    };
+    let _write = m.write_lock().await;
+    sqlx::query(
+        "UPDATE orphan_jobs SET state = ?, attempts = ?, next_at = ?, last_error = ?, updated_at = ? WHERE id = ?",
+    )
+    .bind(state)
+    .bind(attempts)
+    .bind(now_ms() + backoff)
+    .bind(&error)
+    .bind(now())
+    .bind(id)
+    .execute(m.pool())
+    .await?;
+    tracing::info!(job = id, attempts, state, "orphan mitigation attempt");
+    Ok(())
+}
+
+/// The background worker: sends requests left in flight by an earlier process (once, at
+/// start), then polls due operations and runs due orphan-mitigation jobs every tick.
+pub(crate) async fn work(m: Marketplace) {
+    for table in [Table::Instance, Table::Binding] {
+        let rows: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM {} WHERE op_phase = 'request' ORDER BY id",
+            table.name()
+        ))
+        .fetch_all(m.pool())
+        .await
+        .unwrap_or_default();
+        for id in rows {
+            tracing::info!(table = table.name(), id, "sending a request left in flight");
+            if let Err(e) = execute(&m, table, id).await {
+                tracing::warn!(table = table.name(), id, error = %e, "the resent request failed");
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(m.config().timing.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        for table in [Table::Instance, Table::Binding] {
+            let due: Vec<i64> = sqlx::query_scalar(&format!(
+                "SELECT id FROM {} WHERE op_phase = 'poll' AND poll_at <= ? ORDER BY poll_at LIMIT 100",
+                table.name()
+            ))
+            .bind(now)
+            .fetch_all(m.pool())
+            .await
+            .unwrap_or_default();
+            for id in due {
+                if let Err(e) = poll(&m, table, id).await {
+                    tracing::warn!(table = table.name(), id, error = %e, "polling failed");
+                }
+            }
+        }
+        let jobs: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM orphan_jobs WHERE state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT 100",
+        )
+        .bind(now)
+        .fetch_all(m.pool())
+        .await
+        .unwrap_or_default();
+        for id in jobs {
+            if let Err(e) = mitigate(&m, id).await {
+                tracing::warn!(job = id, error = %e, "orphan mitigation failed");
+            }
+        }
+    }
+}
