@@ -239,7 +239,7 @@ pub(crate) async fn create(
         .await?
     };
     tracing::info!(%guid, instance = %instance_guid, "binding");
-    let answer_ = ops::execute(&m, Table::Binding, id).await?;
+    let answer_ = ops::run(&m, Table::Binding, id).await?;
     let row = find(&m, &guid).await?;
     let status = if answer_ == Answer::Done {
         StatusCode::CREATED
@@ -382,16 +382,14 @@ pub(crate) async fn delete(
     }
     instances::begin(
         &m,
-        Table::Binding,
-        row.id,
-        &guid,
+        (Table::Binding, row.id, &guid),
         "delete",
         &claims.user_id,
         json!({"accepts_incomplete": accepts_incomplete}),
         &[],
     )
     .await?;
-    match ops::execute(&m, Table::Binding, row.id).await? {
+    match ops::run(&m, Table::Binding, row.id).await? {
         Answer::Done => Ok(StatusCode::NO_CONTENT.into_response()),
         Answer::Accepted => {
             let row = find(&m, &guid).await?;

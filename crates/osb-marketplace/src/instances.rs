@@ -331,7 +331,7 @@ pub(crate) async fn create(
         .await?
     };
     tracing::info!(%guid, name, plan = %plan_guid, "provisioning");
-    let answer_ = ops::execute(&m, Table::Instance, id).await?;
+    let answer_ = ops::run(&m, Table::Instance, id).await?;
     let row = find(&m, &guid).await?;
     let status = if answer_ == Answer::Done {
         StatusCode::CREATED
@@ -448,9 +448,7 @@ pub(crate) fn idle(row: &InstanceRow) -> Result<(), CfError> {
 /// Starts an operation on an existing row: `request` phase, sealed request.
 pub(crate) async fn begin(
     m: &Marketplace,
-    table: Table,
-    id: i64,
-    guid: &str,
+    (table, id, guid): (Table, i64, &str),
     op: &str,
     user: &str,
     request: Value,
@@ -603,16 +601,14 @@ pub(crate) async fn update(
     }
     begin(
         &m,
-        Table::Instance,
-        row.id,
-        &guid,
+        (Table::Instance, row.id, &guid),
         "update",
         &claims.user_id,
         json!({"accepts_incomplete": accepts_incomplete, "body": request}),
         &[("pending_plan_id", pending_plan)],
     )
     .await?;
-    let answer_ = ops::execute(&m, Table::Instance, row.id).await?;
+    let answer_ = ops::run(&m, Table::Instance, row.id).await?;
     let row = find(&m, &guid).await?;
     let status = if answer_ == Answer::Done {
         StatusCode::CREATED
@@ -678,16 +674,14 @@ pub(crate) async fn delete(
         for (id, binding_guid) in bindings {
             crate::instances::begin(
                 &m,
-                Table::Binding,
-                id,
-                &binding_guid,
+                (Table::Binding, id, &binding_guid),
                 "delete",
                 &claims.user_id,
                 json!({"accepts_incomplete": false}),
                 &[],
             )
             .await?;
-            ops::execute(&m, Table::Binding, id).await.map_err(|e| match e {
+            ops::run(&m, Table::Binding, id).await.map_err(|e| match e {
                 Error::Api(cf) => Error::Api(CfError::new(
                     CfCode::SERVICE_BROKER_REQUEST_REJECTED,
                     format!("Deletion of service instance {} failed because one or more associated resources could not be deleted: {}", row.name, cf.description),
@@ -698,16 +692,14 @@ pub(crate) async fn delete(
     }
     begin(
         &m,
-        Table::Instance,
-        row.id,
-        &guid,
+        (Table::Instance, row.id, &guid),
         "delete",
         &claims.user_id,
         json!({"accepts_incomplete": accepts_incomplete}),
         &[],
     )
     .await?;
-    match ops::execute(&m, Table::Instance, row.id).await? {
+    match ops::run(&m, Table::Instance, row.id).await? {
         Answer::Done => {
             tracing::info!(%guid, "service instance deleted");
             Ok(StatusCode::NO_CONTENT.into_response())

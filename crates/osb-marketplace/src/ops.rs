@@ -295,6 +295,15 @@ async fn to_poll(
     Ok(())
 }
 
+/// [`execute`] in a task of its own, so that a client that hangs up does not cancel a request
+/// to the broker half-way: the answer is recorded whoever waits for it.
+pub(crate) async fn run(m: &Marketplace, table: Table, id: i64) -> Result<Answer> {
+    let m = m.clone();
+    tokio::spawn(async move { execute(&m, table, id).await })
+        .await
+        .map_err(|e| Error::Config(format!("the broker call stopped: {e}")))?
+}
+
 /// Sends the request of row `id` (in phase `request`) to the broker and records the answer.
 pub(crate) async fn execute(m: &Marketplace, table: Table, id: i64) -> Result<Answer> {
     let Some(t) = target(m, table, id).await? else {
@@ -751,14 +760,33 @@ async fn succeeded(
 
 /// One orphan-mitigation attempt for job `id`.
 pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
-    let job: Option<(String, i64, String, Option<String>, String, String, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Job {
+        kind: String,
+        broker_id: i64,
+        instance_guid: String,
+        binding_guid: Option<String>,
+        service_unique_id: String,
+        plan_unique_id: String,
+        attempts: i64,
+    }
+    let job: Option<Job> = sqlx::query_as(
         "SELECT kind, broker_id, instance_guid, binding_guid, service_unique_id, plan_unique_id, \
          attempts FROM orphan_jobs WHERE id = ? AND state = 'pending'",
     )
     .bind(id)
     .fetch_optional(m.pool())
     .await?;
-    let Some((kind, broker_id, instance, binding, service, plan, attempts)) = job else {
+    let Some(Job {
+        kind,
+        broker_id,
+        instance_guid: instance,
+        binding_guid: binding,
+        service_unique_id: service,
+        plan_unique_id: plan,
+        attempts,
+    }) = job
+    else {
         return Ok(());
     };
     let client = client_for(m, Some(broker_id)).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use osb_marketplace::auth::{Claims, TokenKeys};
 use serde_json::{Value, json};
 
-/// Every route, with the scope it needs (true: admin; false: read).
+/// Every route, with whether a reader is refused (true: it needs `write` or `admin`).
 async fn routes(m: &common::Running) -> Vec<(&'static str, String, bool)> {
     let broker = common::fake_broker(common::catalog(("svc-1", "db"), &[("p-1", "small")])).await;
     let (_, b) = m.register("fake", &broker.url(), "user", "pass").await;
@@ -40,6 +40,30 @@ async fn routes(m: &common::Running) -> Vec<(&'static str, String, bool)> {
         ("GET", "/v2/service_plans".into(), false),
         ("GET", format!("/v2/service_plans/{plan}"), false),
         ("PUT", format!("/v2/service_plans/{plan}"), true),
+        ("GET", "/v2/service_instances".into(), false),
+        ("POST", "/v2/service_instances".into(), true),
+        ("GET", "/v2/service_instances/some-guid".into(), false),
+        ("PUT", "/v2/service_instances/some-guid".into(), true),
+        ("DELETE", "/v2/service_instances/some-guid".into(), true),
+        (
+            "GET",
+            "/v2/service_instances/some-guid/parameters".into(),
+            false,
+        ),
+        (
+            "GET",
+            "/v2/service_instances/some-guid/service_bindings".into(),
+            false,
+        ),
+        ("GET", "/v2/service_bindings".into(), false),
+        ("POST", "/v2/service_bindings".into(), true),
+        ("GET", "/v2/service_bindings/some-guid".into(), false),
+        ("DELETE", "/v2/service_bindings/some-guid".into(), true),
+        (
+            "GET",
+            "/v2/service_bindings/some-guid/parameters".into(),
+            true,
+        ),
     ]
 }
 
@@ -128,11 +152,12 @@ async fn every_endpoint_refuses_missing_expired_foreign_and_underscoped_tokens()
         }
     }
     assert_eq!(m.snapshot().await, before);
-    // A reader reads.
+    // A reader reads (what exists: 200; what does not: 404, past authentication).
     for (method, path, admin_only) in &routes {
         if !admin_only {
             let (status, _) = m.call(method, path, &common::reader(), None).await;
-            assert_eq!(status, 200, "{method} {path}");
+            let expected = if path.contains("some-guid") { 404 } else { 200 };
+            assert_eq!(status, expected, "{method} {path}");
         }
     }
 }

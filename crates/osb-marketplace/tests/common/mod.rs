@@ -222,3 +222,240 @@ pub fn catalog(service: (&str, &str), plans: &[(&str, &str)]) -> Value {
         })).collect::<Vec<_>>(),
     }]})
 }
+
+/// Polls quickly, retries orphan mitigation quickly, and gives brokers 1 s per call.
+pub fn fast(mut c: Config) -> Config {
+    c.timing = osb_marketplace::Timing {
+        poll_interval: Duration::from_millis(50),
+        max_poll_interval: Duration::from_secs(5),
+        default_deadline: Duration::from_secs(30),
+        orphan_backoff: Duration::from_millis(20),
+        orphan_attempts: 4,
+        tick: Duration::from_millis(20),
+    };
+    c.broker_timeout = Duration::from_secs(1);
+    c
+}
+
+/// A marketplace with fast timing and its worker running.
+pub async fn start_working() -> Running {
+    let m = start_with(fast).await;
+    m.marketplace.spawn_worker();
+    m
+}
+
+/// One scripted answer of the [`ScriptedBroker`].
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body,
+            retry_after: None,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A request the scripted broker received: method, path (with query), and when.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub at: std::time::Instant,
+}
+
+#[derive(Default)]
+pub struct Script {
+    /// Queued answers per route key (`provision`, `deprovision`, `last_operation`, `bind`,
+    /// `unbind`, `binding_last_operation`, `fetch_binding`); when empty, a success.
+    pub queues: std::collections::HashMap<&'static str, std::collections::VecDeque<Reply>>,
+    pub seen: Vec<Seen>,
+}
+
+/// A broker whose answers the test scripts, recording every request it receives.
+pub struct ScriptedBroker {
+    pub addr: SocketAddr,
+    pub script: Arc<Mutex<Script>>,
+}
+
+impl ScriptedBroker {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn push(&self, route: &'static str, reply: Reply) {
+        self.script
+            .lock()
+            .unwrap()
+            .queues
+            .entry(route)
+            .or_default()
+            .push_back(reply);
+    }
+
+    /// The requests received with `method` whose path contains `part`.
+    pub fn seen(&self, method: &str, part: &str) -> Vec<Seen> {
+        self.script
+            .lock()
+            .unwrap()
+            .seen
+            .iter()
+            .filter(|s| s.method == method && s.path.contains(part))
+            .cloned()
+            .collect()
+    }
+}
+
+fn route_key(method: &str, path: &str) -> &'static str {
+    let path = path.split('?').next().unwrap_or_default();
+    let binding = path.contains("/service_bindings/");
+    match (method, path.ends_with("/last_operation"), binding) {
+        ("GET", _, _) if path == "/v2/catalog" => "catalog",
+        ("GET", true, false) => "last_operation",
+        ("GET", true, true) => "binding_last_operation",
+        ("GET", false, true) => "fetch_binding",
+        ("PUT", _, false) => "provision",
+        ("PATCH", _, _) => "update",
+        ("DELETE", _, false) => "deprovision",
+        ("PUT", _, true) => "bind",
+        ("DELETE", _, true) => "unbind",
+        _ => "other",
+    }
+}
+
+fn default_reply(key: &str) -> Reply {
+    match key {
+        "provision" | "bind" => Reply::new(
+            201,
+            json!({"credentials": {"user": "u", "password": "scripted-secret"}}),
+        ),
+        "last_operation" | "binding_last_operation" => {
+            Reply::new(200, json!({"state": "succeeded"}))
+        }
+        "fetch_binding" => Reply::new(
+            200,
+            json!({"credentials": {"user": "u", "password": "fetched-secret"}}),
+        ),
+        _ => Reply::new(200, json!({})),
+    }
+}
+
+/// A scripted broker (Basic `user:pass`) offering one bindable service with plans `fast`
+/// (no deadline) and `bounded` (`maximum_polling_duration` of 1 s).
+pub async fn scripted_broker() -> ScriptedBroker {
+    let script: Arc<Mutex<Script>> = Arc::default();
+    let state = script.clone();
+    let catalog = json!({"services": [{
+        "id": "scripted-svc", "name": "scripted", "description": "Scripted answers", "bindable": true,
+        "bindings_retrievable": true, "instances_retrievable": true, "plan_updateable": true,
+        "plans": [
+            {"id": "plan-fast", "name": "fast", "description": "No deadline"},
+            {"id": "plan-bounded", "name": "bounded", "description": "One second", "maximum_polling_duration": 1},
+        ],
+    }]});
+    let app =
+        axum::Router::new().fallback(move |method: axum::http::Method, uri: axum::http::Uri| {
+            let state = state.clone();
+            let catalog = catalog.clone();
+            async move {
+                let path = uri
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let key = route_key(method.as_str(), &path);
+                let reply = {
+                    let mut s = state.lock().unwrap();
+                    s.seen.push(Seen {
+                        method: method.to_string(),
+                        path: path.clone(),
+                        at: std::time::Instant::now(),
+                    });
+                    if key == "catalog" {
+                        Reply::new(200, catalog)
+                    } else {
+                        s.queues
+                            .get_mut(key)
+                            .and_then(|q| q.pop_front())
+                            .unwrap_or_else(|| default_reply(key))
+                    }
+                };
+                tokio::time::sleep(reply.delay).await;
+                let mut response = axum::response::IntoResponse::into_response((
+                    axum::http::StatusCode::from_u16(reply.status).unwrap(),
+                    axum::Json(reply.body),
+                ));
+                if let Some(seconds) = reply.retry_after {
+                    response
+                        .headers_mut()
+                        .insert("retry-after", seconds.to_string().parse().unwrap());
+                }
+                response
+            }
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    ScriptedBroker { addr, script }
+}
+
+impl Running {
+    /// The guid of the plan named `name`.
+    pub async fn plan(&self, name: &str) -> String {
+        let (_, found) = self.get(&format!("/v2/service_plans?q=name:{name}")).await;
+        found["resources"][0]["metadata"]["guid"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Creates an instance of `plan` named `name` in `space-1`.
+    pub async fn create_instance(
+        &self,
+        name: &str,
+        plan: &str,
+        accepts_incomplete: bool,
+    ) -> (u16, Value) {
+        self.call(
+            "POST",
+            &format!("/v2/service_instances?accepts_incomplete={accepts_incomplete}"),
+            &token(&["cloud_controller.write"]),
+            Some(json!({"name": name, "service_plan_guid": plan, "space_guid": "space-1"})),
+        )
+        .await
+    }
+
+    /// Waits (up to 10 s) until the resource at `path` has left `in progress`, or is gone;
+    /// returns its last body.
+    pub async fn settle(&self, path: &str) -> (u16, Value) {
+        for _ in 0..500 {
+            let (status, body) = self.get(path).await;
+            if status != 200 || body["entity"]["last_operation"]["state"] != "in progress" {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{path} stayed in progress");
+    }
+
+    /// Waits (up to 10 s) for `check` to hold on the resource at `path`.
+    pub async fn wait_for(&self, path: &str, check: impl Fn(u16, &Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            let (status, body) = self.get(path).await;
+            if check(status, &body) {
+                return body;
+            }
+            last = body;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{path} never reached the expected state: {last}");
+    }
+}
