@@ -14,18 +14,24 @@
 //! - `POST/GET/PUT/DELETE /v2/service_brokers[/:guid]`: registering fetches and lints
 //!   `/v2/catalog` and creates the services and plans in one transaction; `PUT` re-reads it.
 //! - `GET /v2/service_plans[/:guid]`, `PUT /v2/service_plans/:guid` (`public`).
+//! - `/v2/service_instances` and `/v2/service_bindings`: provision, update, bind, unbind and
+//!   deprovision through `osb-client`, with asynchronous operations polled in the background
+//!   ([`Marketplace::spawn_worker`]), orphan mitigation with backoff, and requests in flight
+//!   that survive a restart.
 //! - Listings page as Cloud Controller does (`page`, `results-per-page`, `order-direction`,
 //!   `q=name:value` with `: >= <= < > IN`); errors are `{"code", "description", "error_code"}`.
 //! - Bearer tokens are JWTs as UAA issues them ([`auth`]): `cloud_controller.read` to read,
-//!   `cloud_controller.admin` to write.
-//! - Broker passwords are never returned or logged, and sealed at rest when a key is
-//!   configured ([`secret`]).
+//!   `cloud_controller.write` for instances and bindings, `cloud_controller.admin` for
+//!   brokers, services and plans.
+//! - Broker passwords and binding credentials are never logged, and sealed at rest when a key
+//!   is configured ([`secret`]); passwords are never returned.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), osb_marketplace::Error> {
 //! use osb_marketplace::{Config, Marketplace};
 //! let config = Config::new("sqlite:data/marketplace.db", osb_marketplace::auth::TokenKeys::hs256(b"secret"));
 //! let marketplace = Marketplace::open(config).await?;
+//! marketplace.spawn_worker();
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8081").await.unwrap();
 //! axum::serve(listener, marketplace.router()).await.unwrap();
 //! # Ok(()) }
