@@ -886,3 +886,44 @@ fn the_token_command_mints_a_token_the_marketplace_accepts() {
     assert_eq!(without_key.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&without_key.stderr).contains("OSB_MARKETPLACE_TOKEN_KEY"));
 }
+
+#[tokio::test]
+async fn rs256_tokens_are_verified_with_the_issuers_public_key() {
+    // A key pair made for these tests only: the marketplace holds the public half, as it would
+    // hold UAA's.
+    let public = include_bytes!("fixtures/rs256-test-public.pem");
+    let private = include_bytes!("fixtures/rs256-test-private.pem");
+    let m = common::start_with(|mut c| {
+        c.token_keys = TokenKeys::rs256_public_pem(public).unwrap();
+        c
+    })
+    .await;
+    let claims = Claims::new(
+        "uaa-user",
+        vec!["cloud_controller.read".into()],
+        Duration::from_secs(600),
+    );
+    let sign = |alg, key: &jsonwebtoken::EncodingKey| {
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(alg), &claims, key).unwrap()
+    };
+    let rs256 = sign(
+        jsonwebtoken::Algorithm::RS256,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(private).unwrap(),
+    );
+    let (status, _) = m.call("GET", "/v2/services", &rs256, None).await;
+    assert_eq!(status, 200);
+    // An HS256 token signed with the public key as a shared secret (algorithm confusion) is refused.
+    let confused = sign(
+        jsonwebtoken::Algorithm::HS256,
+        &jsonwebtoken::EncodingKey::from_secret(public),
+    );
+    let (status, body) = m.call("GET", "/v2/services", &confused, None).await;
+    assert_eq!(
+        (status, body["error_code"].as_str()),
+        (401, Some("CF-InvalidAuthToken"))
+    );
+    assert!(matches!(
+        TokenKeys::rs256_public_pem(b"not a key"),
+        Err(osb_marketplace::Error::Config(_))
+    ));
+}

@@ -1202,3 +1202,68 @@ async fn an_unbindable_service_is_refused_and_plan_changes_follow_plan_updateabl
         1
     );
 }
+
+#[tokio::test]
+async fn binding_credentials_and_request_parameters_are_sealed_at_rest_with_a_key() {
+    use osb_marketplace::secret::Secrets;
+    let m = common::start_with(|c| {
+        let mut c = common::fast(c);
+        c.secrets = Secrets::with_keys([5; 32], &[]);
+        c
+    })
+    .await;
+    m.marketplace.spawn_worker();
+    let broker = scripted_broker().await;
+    m.register("scripted", &broker.url(), "user", "pass").await;
+    broker.push("provision", Reply::new(202, json!({})));
+    for _ in 0..3 {
+        broker.push(
+            "last_operation",
+            Reply::new(200, json!({"state": "in progress"})),
+        );
+    }
+    let (status, body) = m
+        .call(
+            "POST",
+            "/v2/service_instances?accepts_incomplete=true",
+            &writer(),
+            Some(json!({"name": "sealed", "service_plan_guid": m.plan("fast").await, "space_guid": "s",
+                        "parameters": {"admin_password": "param-secret-value"}})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    m.settle(&format!("/v2/service_instances/{guid}")).await;
+    let (status, binding) = m
+        .call(
+            "POST",
+            "/v2/service_bindings",
+            &writer(),
+            Some(json!({"service_instance_guid": guid, "app_guid": "a"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        binding["entity"]["credentials"]["password"],
+        "scripted-secret"
+    );
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(m.marketplace.pool())
+        .await
+        .unwrap();
+    let bytes = std::fs::read(&m.db_path).unwrap();
+    for secret in ["scripted-secret", "param-secret-value", "pass"] {
+        let needle = format!("\"{secret}\"");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "{secret} is in the database file"
+        );
+    }
+    // The broker received the parameters as sent.
+    assert_eq!(
+        broker
+            .seen("PUT", &format!("/v2/service_instances/{guid}?"))
+            .len(),
+        1
+    );
+}
