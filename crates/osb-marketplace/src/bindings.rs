@@ -7,13 +7,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use osb_types::{BindingId, FetchBindingOutcome, FetchBindingQuery, InstanceId};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::auth::{Claims, Scope};
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
-use crate::instances::{self, answer, idle, orphan_jobs};
-use crate::list::{Field, Kind, ListQuery};
+use crate::instances::{self, answer, flag, idle, orphan_jobs};
+use crate::list::{self, Field, Kind, ListQuery};
 use crate::ops::{self, Answer, Table};
 use crate::{Marketplace, guid, json_column, metadata, now};
 
@@ -112,32 +111,13 @@ impl BindingRow {
 }
 
 async fn find(m: &Marketplace, guid: &str) -> Result<BindingRow> {
-    sqlx::query_as::<_, BindingRow>(&format!("{SELECT} WHERE b.guid = ?"))
-        .bind(guid)
-        .fetch_optional(m.pool())
-        .await?
-        .ok_or_else(|| {
-            CfError::new(
-                CfCode::SERVICE_BINDING_NOT_FOUND,
-                format!("The service binding could not be found: {guid}"),
-            )
-            .into()
-        })
-}
-
-fn accepts_incomplete(raw: Option<&str>) -> Result<bool, CfError> {
-    for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        if k == "accepts_incomplete" {
-            return match &*v {
-                "true" => Ok(true),
-                "false" => Ok(false),
-                other => Err(CfError::query(format!(
-                    "accepts_incomplete must be true or false, not {other:?}"
-                ))),
-            };
-        }
-    }
-    Ok(false)
+    list::find_one(m.pool(), SELECT, "b.guid", guid, || {
+        CfError::new(
+            CfCode::SERVICE_BINDING_NOT_FOUND,
+            format!("The service binding could not be found: {guid}"),
+        )
+    })
+    .await
 }
 
 /// `POST /v2/service_bindings[?accepts_incomplete=true]`.
@@ -148,7 +128,7 @@ pub(crate) async fn create(
     body: Body,
 ) -> Result<Response> {
     let claims = m.keys().authorize(&headers, Scope::Write)?;
-    let accepts_incomplete = accepts_incomplete(raw.as_deref())?;
+    let accepts_incomplete = flag(raw.as_deref(), "accepts_incomplete")?;
     let f = read_object(body, m.config().body_limit).await?;
     let instance_guid = f.required("service_instance_guid")?;
     let app_guid = f.string("app_guid")?;
@@ -261,22 +241,12 @@ async fn page(
     instance: Option<i64>,
     path: &str,
 ) -> Result<Value> {
-    let scope = |sql: &mut QueryBuilder<'_, Sqlite>| {
-        sql.push(" WHERE 1 = 1");
+    let (total, rows): (i64, Vec<BindingRow>) = list::fetch(m.pool(), SELECT, q, "b.id", |sql| {
         if let Some(id) = instance {
             sql.push(" AND b.service_instance_id = ").push_bind(id);
         }
-        q.push_filters(sql);
-    };
-    let mut count: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-        "SELECT count(*) FROM service_bindings b JOIN service_instances i ON i.id = b.service_instance_id",
-    );
-    scope(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(m.pool()).await?;
-    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(SELECT);
-    scope(&mut rows);
-    q.push_page(&mut rows, "b.id");
-    let rows: Vec<BindingRow> = rows.build_query_as().fetch_all(m.pool()).await?;
+    })
+    .await?;
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
         resources.push(row.resource(m, claims).await?);
@@ -371,7 +341,7 @@ pub(crate) async fn delete(
     RawQuery(raw): RawQuery,
 ) -> Result<Response> {
     let claims = m.keys().authorize(&headers, Scope::Write)?;
-    let accepts_incomplete = accepts_incomplete(raw.as_deref())?;
+    let accepts_incomplete = flag(raw.as_deref(), "accepts_incomplete")?;
     let row = find(&m, &guid).await?;
     if row.op_state == "in progress" {
         return Err(CfError::new(

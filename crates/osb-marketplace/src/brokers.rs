@@ -7,12 +7,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::auth::Scope;
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
-use crate::list::{Field, Kind, ListQuery};
+use crate::list::{self, Field, Kind, ListQuery};
 use crate::sync::{Changes, apply, fetch_catalog};
 use crate::{Marketplace, guid, metadata, now};
 
@@ -74,17 +73,13 @@ impl BrokerRow {
 }
 
 async fn find(executor: impl sqlx::SqliteExecutor<'_>, guid: &str) -> Result<BrokerRow> {
-    sqlx::query_as::<_, BrokerRow>(&format!("{SELECT} WHERE guid = ?"))
-        .bind(guid)
-        .fetch_optional(executor)
-        .await?
-        .ok_or_else(|| {
-            CfError::new(
-                CfCode::SERVICE_BROKER_NOT_FOUND,
-                format!("The service broker was not found: {guid}"),
-            )
-            .into()
-        })
+    list::find_one(executor, SELECT, "guid", guid, || {
+        CfError::new(
+            CfCode::SERVICE_BROKER_NOT_FOUND,
+            format!("The service broker was not found: {guid}"),
+        )
+    })
+    .await
 }
 
 /// A broker URL must be absolute `http` or `https`, with a host and no user name or password.
@@ -227,15 +222,8 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>> {
     m.keys().authorize(&headers, Scope::Read)?;
     let q = ListQuery::parse(raw.as_deref(), FIELDS)?;
-    let mut count: QueryBuilder<'_, Sqlite> =
-        QueryBuilder::new("SELECT count(*) FROM service_brokers WHERE 1 = 1");
-    q.push_filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(m.pool()).await?;
-    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(SELECT);
-    rows.push(" WHERE 1 = 1");
-    q.push_filters(&mut rows);
-    q.push_page(&mut rows, "id");
-    let rows: Vec<BrokerRow> = rows.build_query_as().fetch_all(m.pool()).await?;
+    let (total, rows): (i64, Vec<BrokerRow>) =
+        list::fetch(m.pool(), SELECT, &q, "id", |_| {}).await?;
     Ok(Json(q.body(
         "/v2/service_brokers",
         total,

@@ -7,12 +7,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use osb_types::{FetchInstanceOutcome, FetchInstanceQuery, InstanceId};
 use serde_json::{Map, Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::auth::Scope;
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Error, Result};
-use crate::list::{Field, Kind, ListQuery};
+use crate::list::{self, Field, Kind, ListQuery};
 use crate::ops::{self, Answer, Table};
 use crate::{Marketplace, guid, json_column, metadata, now};
 
@@ -146,21 +145,17 @@ impl InstanceRow {
 }
 
 pub(crate) async fn find(m: &Marketplace, guid: &str) -> Result<InstanceRow> {
-    sqlx::query_as::<_, InstanceRow>(&format!("{SELECT} WHERE i.guid = ?"))
-        .bind(guid)
-        .fetch_optional(m.pool())
-        .await?
-        .ok_or_else(|| {
-            CfError::new(
-                CfCode::SERVICE_INSTANCE_NOT_FOUND,
-                format!("The service instance could not be found: {guid}"),
-            )
-            .into()
-        })
+    list::find_one(m.pool(), SELECT, "i.guid", guid, || {
+        CfError::new(
+            CfCode::SERVICE_INSTANCE_NOT_FOUND,
+            format!("The service instance could not be found: {guid}"),
+        )
+    })
+    .await
 }
 
 /// `accepts_incomplete`, `purge`, `recursive` from the query.
-fn flag(raw: Option<&str>, name: &str) -> Result<bool, CfError> {
+pub(crate) fn flag(raw: Option<&str>, name: &str) -> Result<bool, CfError> {
     for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if k == name {
             return match &*v {
@@ -354,16 +349,8 @@ pub(crate) async fn list(
 ) -> Result<Json<Value>> {
     m.keys().authorize(&headers, Scope::Read)?;
     let q = ListQuery::parse(raw.as_deref(), FIELDS)?;
-    let from = "FROM service_instances i JOIN service_plans p ON p.id = i.service_plan_id \
-                JOIN services s ON s.id = p.service_id WHERE 1 = 1";
-    let mut count: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("SELECT count(*) {from}"));
-    q.push_filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(m.pool()).await?;
-    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(SELECT);
-    rows.push(" WHERE 1 = 1");
-    q.push_filters(&mut rows);
-    q.push_page(&mut rows, "i.id");
-    let rows: Vec<InstanceRow> = rows.build_query_as().fetch_all(m.pool()).await?;
+    let (total, rows): (i64, Vec<InstanceRow>) =
+        list::fetch(m.pool(), SELECT, &q, "i.id", |_| {}).await?;
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
         resources.push(row.resource(&m).await?);

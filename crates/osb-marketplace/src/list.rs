@@ -234,6 +234,50 @@ impl ListQuery {
     }
 }
 
+/// One page of the rows of `select` (`SELECT … FROM …`, without `WHERE`) that `scope` and the
+/// filters keep, with how many there are in all.
+pub(crate) async fn fetch<R>(
+    pool: &sqlx::SqlitePool,
+    select: &str,
+    q: &ListQuery,
+    order_column: &str,
+    scope: impl Fn(&mut QueryBuilder<'_, Sqlite>),
+) -> crate::Result<(i64, Vec<R>)>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let from = select.find(" FROM ").map_or(select, |at| &select[at..]);
+    let mut count: QueryBuilder<'_, Sqlite> =
+        QueryBuilder::new(format!("SELECT count(*){from} WHERE 1 = 1"));
+    scope(&mut count);
+    q.push_filters(&mut count);
+    let total: i64 = count.build_query_scalar().fetch_one(pool).await?;
+    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(format!("{select} WHERE 1 = 1"));
+    scope(&mut rows);
+    q.push_filters(&mut rows);
+    q.push_page(&mut rows, order_column);
+    let rows = rows.build_query_as().fetch_all(pool).await?;
+    Ok((total, rows))
+}
+
+/// The row of `select` whose `column` is `guid`, or the error `missing` makes.
+pub(crate) async fn find_one<'e, R>(
+    executor: impl sqlx::SqliteExecutor<'e>,
+    select: &str,
+    column: &str,
+    guid: &str,
+    missing: impl FnOnce() -> CfError,
+) -> crate::Result<R>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    sqlx::query_as::<_, R>(&format!("{select} WHERE {column} = ?"))
+        .bind(guid)
+        .fetch_optional(executor)
+        .await?
+        .ok_or_else(|| missing().into())
+}
+
 fn parse_filter(text: &str, fields: &[Field]) -> Result<Filter, CfError> {
     let (name, op, value) = split_filter(text).ok_or_else(|| {
         CfError::query(format!("{text:?} is not a filter of the form name:value"))

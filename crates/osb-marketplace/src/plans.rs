@@ -5,12 +5,11 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::auth::Scope;
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
-use crate::list::{Field, Kind, ListQuery};
+use crate::list::{self, Field, Kind, ListQuery};
 use crate::{Marketplace, json_column, metadata, now};
 
 /// A row of `service_plans`, with what its entity needs from its service and broker.
@@ -118,17 +117,13 @@ impl PlanRow {
 }
 
 async fn find(m: &Marketplace, guid: &str) -> Result<PlanRow> {
-    sqlx::query_as::<_, PlanRow>(&format!("{SELECT} WHERE p.guid = ?"))
-        .bind(guid)
-        .fetch_optional(m.pool())
-        .await?
-        .ok_or_else(|| {
-            CfError::new(
-                CfCode::SERVICE_PLAN_NOT_FOUND,
-                format!("The service plan could not be found: {guid}"),
-            )
-            .into()
-        })
+    list::find_one(m.pool(), SELECT, "p.guid", guid, || {
+        CfError::new(
+            CfCode::SERVICE_PLAN_NOT_FOUND,
+            format!("The service plan could not be found: {guid}"),
+        )
+    })
+    .await
 }
 
 /// A page of plans, of one service or of all.
@@ -138,23 +133,12 @@ pub(crate) async fn page(
     service_id: Option<i64>,
     path: &str,
 ) -> Result<Value> {
-    let scope = |sql: &mut QueryBuilder<'_, Sqlite>| {
-        sql.push(" WHERE 1 = 1");
+    let (total, rows): (i64, Vec<PlanRow>) = list::fetch(m.pool(), SELECT, q, "p.id", |sql| {
         if let Some(id) = service_id {
             sql.push(" AND p.service_id = ").push_bind(id);
         }
-        q.push_filters(sql);
-    };
-    let mut count: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-        "SELECT count(*) FROM service_plans p JOIN services s ON s.id = p.service_id \
-         LEFT JOIN service_brokers b ON b.id = s.service_broker_id",
-    );
-    scope(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(m.pool()).await?;
-    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(SELECT);
-    scope(&mut rows);
-    q.push_page(&mut rows, "p.id");
-    let rows: Vec<PlanRow> = rows.build_query_as().fetch_all(m.pool()).await?;
+    })
+    .await?;
     Ok(q.body(path, total, rows.iter().map(PlanRow::resource).collect()))
 }
 

@@ -6,12 +6,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sqlx::{QueryBuilder, Sqlite};
 
 use crate::auth::Scope;
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
-use crate::list::{Field, Kind, ListQuery};
+use crate::list::{self, Field, Kind, ListQuery};
 use crate::plans;
 use crate::{Marketplace, guid, json_column, metadata, now};
 
@@ -153,17 +152,13 @@ pub(crate) async fn find(
     executor: impl sqlx::SqliteExecutor<'_>,
     guid: &str,
 ) -> Result<ServiceRow> {
-    sqlx::query_as::<_, ServiceRow>(&format!("{SELECT} WHERE s.guid = ?"))
-        .bind(guid)
-        .fetch_optional(executor)
-        .await?
-        .ok_or_else(|| {
-            CfError::new(
-                CfCode::SERVICE_NOT_FOUND,
-                format!("The service could not be found: {guid}"),
-            )
-            .into()
-        })
+    list::find_one(executor, SELECT, "s.guid", guid, || {
+        CfError::new(
+            CfCode::SERVICE_NOT_FOUND,
+            format!("The service could not be found: {guid}"),
+        )
+    })
+    .await
 }
 
 /// `POST /v2/services`.
@@ -288,16 +283,8 @@ pub(crate) async fn list(
 }
 
 async fn page(m: &Marketplace, q: &ListQuery, path: &str) -> Result<Value> {
-    let mut count: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-        "SELECT count(*) FROM services s LEFT JOIN service_brokers b ON b.id = s.service_broker_id WHERE 1 = 1",
-    );
-    q.push_filters(&mut count);
-    let total: i64 = count.build_query_scalar().fetch_one(m.pool()).await?;
-    let mut rows: QueryBuilder<'_, Sqlite> = QueryBuilder::new(SELECT);
-    rows.push(" WHERE 1 = 1");
-    q.push_filters(&mut rows);
-    q.push_page(&mut rows, "s.id");
-    let rows: Vec<ServiceRow> = rows.build_query_as().fetch_all(m.pool()).await?;
+    let (total, rows): (i64, Vec<ServiceRow>) =
+        list::fetch(m.pool(), SELECT, q, "s.id", |_| {}).await?;
     Ok(q.body(path, total, rows.iter().map(ServiceRow::resource).collect()))
 }
 

@@ -11,17 +11,11 @@ use serde_json::{Value, json};
 async fn routes(m: &common::Running) -> Vec<(&'static str, String, bool)> {
     let broker = common::fake_broker(common::catalog(("svc-1", "db"), &[("p-1", "small")])).await;
     let (_, b) = m.register("fake", &broker.url(), "user", "pass").await;
-    let broker_guid = b["metadata"]["guid"].as_str().unwrap().to_owned();
+    let broker_guid = common::guid(&b);
     let (_, s) = m.get("/v2/services").await;
-    let service = s["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let service = common::guid(&s["resources"][0]);
     let (_, p) = m.get("/v2/service_plans").await;
-    let plan = p["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let plan = common::guid(&p["resources"][0]);
     vec![
         ("GET", "/v2/services".into(), false),
         ("POST", "/v2/services".into(), true),
@@ -252,19 +246,16 @@ async fn bad_input_gets_a_cf_error_and_changes_nothing() {
     let m = common::start().await;
     let broker = common::fake_broker(common::catalog(("svc-1", "db"), &[("p-1", "small")])).await;
     let (_, b) = m.register("fake", &broker.url(), "user", "pass").await;
-    let broker_guid = b["metadata"]["guid"].as_str().unwrap().to_owned();
+    let broker_guid = common::guid(&b);
     let (_, s) = m
         .post(
             "/v2/services",
             json!({"label": "taken", "unique_id": "uid-taken"}),
         )
         .await;
-    let service = s["metadata"]["guid"].as_str().unwrap().to_owned();
+    let service = common::guid(&s);
     let (_, p) = m.get("/v2/service_plans").await;
-    let plan = p["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let plan = common::guid(&p["resources"][0]);
     let missing = "11111111-2222-3333-4444-555555555555";
     let big = format!("{{\"label\": \"{}\"}}", "x".repeat(2 << 20));
     let other = common::fake_broker(common::catalog(("svc-2", "other"), &[("p-2", "small")])).await;

@@ -23,7 +23,7 @@ async fn the_memory_broker_registers_and_its_services_and_plans_are_listed() {
         body["entity"].get("auth_password").is_none(),
         "never the password: {body}"
     );
-    let broker_guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let broker_guid = common::guid(&body);
 
     let expected = example_memory_broker::catalog();
     let (_, services) = m.get("/v2/services").await;
@@ -236,7 +236,7 @@ async fn updating_a_broker_reads_its_catalog_again_and_keeps_plans_that_have_ins
     ))
     .await;
     let (_, body) = m.register("fake", &broker.url(), "user", "pass").await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     let plan_guid = |name: &'static str| {
         let m = &m;
         async move {
@@ -360,15 +360,12 @@ async fn brokers_and_services_with_instances_are_not_removed_unless_purged() {
     let m = common::start().await;
     let broker = fake_broker(catalog(("svc-1", "db"), &[("p-1", "small")])).await;
     let (_, body) = m.register("fake", &broker.url(), "user", "pass").await;
-    let broker_guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let broker_guid = common::guid(&body);
     let (_, plans) = m.get("/v2/service_plans").await;
     m.add_instance(plans["resources"][0]["metadata"]["guid"].as_str().unwrap())
         .await;
     let (_, services) = m.get("/v2/services").await;
-    let service = services["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let service = common::guid(&services["resources"][0]);
 
     let before = m.snapshot().await;
     let (status, body) = m
@@ -466,7 +463,7 @@ async fn broker_passwords_are_sealed_at_rest_when_a_key_is_configured() {
             .unwrap();
     let (status, body) = m.register("memory", &broker.url(), "admin", password).await;
     assert_eq!(status, 201, "{body}");
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     // Checkpoint the WAL so that the database file holds every write, then look for the text.
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
         .execute(m.marketplace.pool())

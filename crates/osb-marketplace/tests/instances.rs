@@ -188,7 +188,7 @@ async fn the_kv_broker_lifecycle_on_its_asynchronous_plan() {
     let (status, instance) = m.create_instance("slow", &plan, true).await;
     assert_eq!(status, 202, "{instance}");
     assert_eq!(instance["entity"]["last_operation"]["state"], "in progress");
-    let guid = instance["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&instance);
     let path = format!("/v2/service_instances/{guid}");
 
     // A second operation while the first runs is refused.
@@ -227,9 +227,7 @@ async fn the_kv_broker_lifecycle_on_its_asynchronous_plan() {
 
 #[tokio::test]
 async fn sixteen_concurrent_creates_of_one_name_make_one_instance_and_one_provision() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let plan = m.plan("fast").await;
     let results = futures_join(16, |_| m.create_instance("same", &plan, true)).await;
     let created = results.iter().filter(|(s, _)| *s == 201).count();
@@ -278,9 +276,7 @@ where
 
 #[tokio::test]
 async fn a_500_on_provision_is_relayed_and_orphan_mitigation_deletes_the_instance() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     broker.push(
         "provision",
         Reply::new(500, json!({"description": "the disk is on fire"})),
@@ -300,10 +296,7 @@ async fn a_500_on_provision_is_relayed_and_orphan_mitigation_deletes_the_instanc
             .contains("the disk is on fire")
     );
     let (_, listed) = m.get("/v2/service_instances?q=name:doomed").await;
-    let guid = listed["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let guid = common::guid(&listed["resources"][0]);
     let path = format!("/v2/service_instances/{guid}");
     let body = m
         .wait_for(&path, |_, b| {
@@ -322,11 +315,9 @@ async fn a_500_on_provision_is_relayed_and_orphan_mitigation_deletes_the_instanc
 
 #[tokio::test]
 async fn a_timeout_on_bind_triggers_orphan_mitigation_of_the_binding() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let (_, instance) = m.create_instance("i", &m.plan("fast").await, true).await;
-    let instance = instance["metadata"]["guid"].as_str().unwrap().to_owned();
+    let instance = common::guid(&instance);
     let mut slow = Reply::new(201, json!({"credentials": {}}));
     slow.delay = Duration::from_secs(2);
     broker.push("bind", slow);
@@ -344,10 +335,7 @@ async fn a_timeout_on_bind_triggers_orphan_mitigation_of_the_binding() {
         "{body}"
     );
     let (_, listed) = m.get("/v2/service_bindings").await;
-    let guid = listed["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let guid = common::guid(&listed["resources"][0]);
     m.wait_for(&format!("/v2/service_bindings/{guid}"), |_, b| {
         b["entity"]["orphan_mitigation"]["state"] == "succeeded"
     })
@@ -362,9 +350,7 @@ async fn a_timeout_on_bind_triggers_orphan_mitigation_of_the_binding() {
 
 #[tokio::test]
 async fn an_accepted_provision_that_fails_is_failed_with_the_brokers_description() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     broker.push("provision", Reply::new(202, json!({"operation": "op-1"})));
     broker.push(
         "last_operation",
@@ -395,9 +381,7 @@ async fn an_accepted_provision_that_fails_is_failed_with_the_brokers_description
 
 #[tokio::test]
 async fn an_operation_past_its_plans_deadline_fails_with_cloud_controllers_wording() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     broker.push("provision", Reply::new(202, json!({})));
     for _ in 0..200 {
         broker.push(
@@ -409,7 +393,7 @@ async fn an_operation_past_its_plans_deadline_fails_with_cloud_controllers_wordi
         .create_instance("late", &m.plan("bounded").await, true)
         .await;
     assert_eq!(status, 202);
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     let (_, done) = m.settle(&format!("/v2/service_instances/{guid}")).await;
     assert_eq!(done["entity"]["last_operation"]["state"], "failed");
     assert_eq!(
@@ -425,11 +409,9 @@ async fn an_operation_past_its_plans_deadline_fails_with_cloud_controllers_wordi
 
 #[tokio::test]
 async fn a_410_while_deleting_counts_as_deleted() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let (_, body) = m.create_instance("g", &m.plan("fast").await, true).await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     broker.push("deprovision", Reply::new(202, json!({})));
     broker.push("last_operation", Reply::new(410, json!({})));
     let path = format!("/v2/service_instances/{guid}");
@@ -445,7 +427,7 @@ async fn a_410_while_deleting_counts_as_deleted() {
     m.wait_for(&path, |status, _| status == 404).await;
     // A synchronous 410 to the delete itself is a deletion too.
     let (_, body) = m.create_instance("g2", &m.plan("fast").await, true).await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     broker.push("deprovision", Reply::new(410, json!({})));
     let (status, _) = m
         .call(
@@ -460,11 +442,9 @@ async fn a_410_while_deleting_counts_as_deleted() {
 
 #[tokio::test]
 async fn a_failed_delete_keeps_the_instance_and_can_be_retried() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let (_, body) = m.create_instance("keep", &m.plan("fast").await, true).await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     broker.push(
         "deprovision",
         Reply::new(500, json!({"description": "busy"})),
@@ -489,11 +469,9 @@ async fn a_failed_delete_keeps_the_instance_and_can_be_retried() {
 
 #[tokio::test]
 async fn a_concurrency_error_is_relayed_and_orphan_mitigation_retries_it_later() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let (_, body) = m.create_instance("c", &m.plan("fast").await, true).await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     let concurrency = || {
         Reply::new(
             422,
@@ -526,10 +504,7 @@ async fn a_concurrency_error_is_relayed_and_orphan_mitigation_retries_it_later()
     let (status, _) = m.create_instance("c2", &m.plan("fast").await, true).await;
     assert_eq!(status, 502);
     let (_, listed) = m.get("/v2/service_instances?q=name:c2").await;
-    let guid = listed["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let guid = common::guid(&listed["resources"][0]);
     let body = m
         .wait_for(&format!("/v2/service_instances/{guid}"), |_, b| {
             b["entity"]["orphan_mitigation"]["state"] == "succeeded"
@@ -546,15 +521,13 @@ async fn a_concurrency_error_is_relayed_and_orphan_mitigation_retries_it_later()
 
 #[tokio::test]
 async fn retry_after_sets_the_time_between_polls() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     broker.push("provision", Reply::new(202, json!({})));
     let mut wait = Reply::new(200, json!({"state": "in progress"}));
     wait.retry_after = Some(1);
     broker.push("last_operation", wait);
     let (_, body) = m.create_instance("r", &m.plan("fast").await, true).await;
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     let (_, done) = m.settle(&format!("/v2/service_instances/{guid}")).await;
     assert_eq!(done["entity"]["last_operation"]["state"], "succeeded");
     let polls = broker.seen("GET", "/last_operation");
@@ -568,11 +541,9 @@ async fn retry_after_sets_the_time_between_polls() {
 
 #[tokio::test]
 async fn an_asynchronous_binding_is_polled_then_fetched_for_its_credentials() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let (_, body) = m.create_instance("b", &m.plan("fast").await, true).await;
-    let instance = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let instance = common::guid(&body);
     broker.push("bind", Reply::new(202, json!({"operation": "bind-1"})));
     let (status, body) = m
         .call(
@@ -583,7 +554,7 @@ async fn an_asynchronous_binding_is_polled_then_fetched_for_its_credentials() {
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     let path = format!("/v2/service_bindings/{guid}");
     let (_, done) = m.settle(&path).await;
     assert_eq!(done["entity"]["last_operation"]["state"], "succeeded");
@@ -621,7 +592,7 @@ async fn a_restart_mid_operation_resumes_polling_and_loses_or_doubles_nothing() 
         .create_instance("survivor", &m.plan("fast").await, true)
         .await;
     assert_eq!(status, 202);
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
 
     // Stop the worker (the process "dies"), then open the same database in a new marketplace.
     worker.abort();
@@ -682,10 +653,7 @@ async fn a_request_left_in_flight_is_sent_again_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     request.abort();
-    let guid = listed["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let guid = common::guid(&listed["resources"][0]);
     let again = osb_marketplace::Marketplace::open(common::fast(osb_marketplace::Config::new(
         format!("sqlite:{}", m.db_path.display()),
         osb_marketplace::auth::TokenKeys::hs256(common::KEY),
@@ -705,12 +673,10 @@ async fn a_request_left_in_flight_is_sent_again_after_a_restart() {
 /// the database unchanged (and the broker uncalled).
 #[tokio::test]
 async fn bad_input_on_instances_and_bindings_gets_a_cf_error_and_changes_nothing() {
-    let m = common::start_working().await;
-    let broker = scripted_broker().await;
-    m.register("scripted", &broker.url(), "user", "pass").await;
+    let (m, broker) = common::with_scripted().await;
     let plan = m.plan("fast").await;
     let (_, body) = m.create_instance("taken", &plan, true).await;
-    let instance = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let instance = common::guid(&body);
     let (status, body) = m
         .call(
             "POST",
@@ -720,7 +686,7 @@ async fn bad_input_on_instances_and_bindings_gets_a_cf_error_and_changes_nothing
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    let binding = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let binding = common::guid(&body);
     // An unbindable service, created directly, with a plan it cannot have: its plans are the
     // broker's only, so an inactive plan stands in.
     sqlx::query("UPDATE service_plans SET active = 0 WHERE name = 'bounded'")
@@ -1134,10 +1100,7 @@ async fn an_unbindable_service_is_refused_and_plan_changes_follow_plan_updateabl
             "/v2/service_instances?q=service_plan_guid:{plan_a}"
         ))
         .await;
-    let instance = listed["resources"][0]["metadata"]["guid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let instance = common::guid(&listed["resources"][0]);
     let (status, body) = m
         .call(
             "POST",
@@ -1177,7 +1140,7 @@ async fn an_unbindable_service_is_refused_and_plan_changes_follow_plan_updateabl
     // The scripted offering is plan_updateable: the plan changes once the broker says so, with
     // previous_values sent.
     let (_, created) = m.create_instance("upd", &m.plan("fast").await, true).await;
-    let guid = created["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&created);
     sqlx::query("UPDATE service_plans SET active = 1")
         .execute(m.marketplace.pool())
         .await
@@ -1232,7 +1195,7 @@ async fn binding_credentials_and_request_parameters_are_sealed_at_rest_with_a_ke
         )
         .await;
     assert_eq!(status, 202, "{body}");
-    let guid = body["metadata"]["guid"].as_str().unwrap().to_owned();
+    let guid = common::guid(&body);
     m.settle(&format!("/v2/service_instances/{guid}")).await;
     let (status, binding) = m
         .call(

@@ -459,3 +459,20 @@ impl Running {
         panic!("{path} never reached the expected state: {last}");
     }
 }
+
+/// A working marketplace with a scripted broker registered.
+pub async fn with_scripted() -> (Running, ScriptedBroker) {
+    let m = start_working().await;
+    let broker = scripted_broker().await;
+    let (status, body) = m.register("scripted", &broker.url(), "user", "pass").await;
+    assert_eq!(status, 201, "{body}");
+    (m, broker)
+}
+
+/// `metadata.guid` of a resource.
+pub fn guid(resource: &Value) -> String {
+    resource["metadata"]["guid"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no guid in {resource}"))
+        .to_owned()
+}
