@@ -327,18 +327,7 @@ pub(crate) async fn create(
     };
     tracing::info!(%guid, name, plan = %plan_guid, "provisioning");
     let answer_ = ops::run(&m, Table::Instance, id).await?;
-    let row = find(&m, &guid).await?;
-    let status = if answer_ == Answer::Done {
-        StatusCode::CREATED
-    } else {
-        StatusCode::ACCEPTED
-    };
-    Ok(answer(
-        status,
-        &guid,
-        "service_instances",
-        row.resource(&m).await?,
-    ))
+    reply(&m, &guid, answer_).await
 }
 
 /// `GET /v2/service_instances`.
@@ -596,17 +585,22 @@ pub(crate) async fn update(
     )
     .await?;
     let answer_ = ops::run(&m, Table::Instance, row.id).await?;
-    let row = find(&m, &guid).await?;
-    let status = if answer_ == Answer::Done {
+    reply(&m, &guid, answer_).await
+}
+
+/// `201` with the instance when the broker is done, `202` while it works.
+async fn reply(m: &Marketplace, guid: &str, outcome: Answer) -> Result<Response> {
+    let status = if outcome == Answer::Done {
         StatusCode::CREATED
     } else {
         StatusCode::ACCEPTED
     };
+    let row = find(m, guid).await?;
     Ok(answer(
         status,
-        &guid,
+        guid,
         "service_instances",
-        row.resource(&m).await?,
+        row.resource(m).await?,
     ))
 }
 
