@@ -375,16 +375,14 @@ impl Reply {
         if !(self.status.is_success()
             || self.status.is_redirection()
             || self.status.is_informational())
+            && let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice(&self.body)
+            && let Ok(body) = serde_json::from_value::<ErrorResponse>(value)
         {
-            if let Ok(value @ serde_json::Value::Object(_)) = serde_json::from_slice(&self.body) {
-                if let Ok(body) = serde_json::from_value::<ErrorResponse>(value) {
-                    return Error::Broker {
-                        status: self.status,
-                        code: body.code(),
-                        body: Box::new(body),
-                    };
-                }
-            }
+            return Error::Broker {
+                status: self.status,
+                code: body.code(),
+                body: Box::new(body),
+            };
         }
         Error::UnexpectedStatus {
             status: self.status,
@@ -586,10 +584,10 @@ impl Client {
         body: &T,
         validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
     ) -> Result<Vec<u8>, Error> {
-        if self.inner.shape_requests {
-            if let Some(newer) = body.unshapeable_field(self.inner.version) {
-                self.require(operation, Some(newer.field), newer.since)?;
-            }
+        if self.inner.shape_requests
+            && let Some(newer) = body.unshapeable_field(self.inner.version)
+        {
+            self.require(operation, Some(newer.field), newer.since)?;
         }
         if self.inner.validate_requests {
             validate(body).map_err(Error::Validation)?;
@@ -748,14 +746,14 @@ impl Client {
     #[doc(alias = "get_catalog")]
     pub async fn catalog(&self, opts: &CallOptions) -> Result<Catalog, Error> {
         let mut call = Call::new(Operation::Catalog, opts);
-        if let Some(cache) = &self.inner.catalog_cache {
-            if let Some(cached) = lock(cache).as_ref() {
-                if let Some(etag) = &cached.etag {
-                    call.headers.push((IF_NONE_MATCH, etag.clone()));
-                }
-                if let Some(modified) = &cached.last_modified {
-                    call.headers.push((IF_MODIFIED_SINCE, modified.clone()));
-                }
+        if let Some(cache) = &self.inner.catalog_cache
+            && let Some(cached) = lock(cache).as_ref()
+        {
+            if let Some(etag) = &cached.etag {
+                call.headers.push((IF_NONE_MATCH, etag.clone()));
+            }
+            if let Some(modified) = &cached.last_modified {
+                call.headers.push((IF_MODIFIED_SINCE, modified.clone()));
             }
         }
         let reply = self.send(call).await?;

@@ -507,13 +507,12 @@ pub(crate) async fn update(
         pending_plan = Some(id);
         plan_unique_id = Some(unique_id);
     }
-    if let Some(version) = maintenance.as_ref().map(|m| m.get("version")) {
-        if !version.is_some_and(Value::is_string) {
-            return Err(CfError::parse(
-                "Field: maintenance_info, Error: must have a string version",
-            )
-            .into());
-        }
+    if let Some(version) = maintenance.as_ref().map(|m| m.get("version"))
+        && !version.is_some_and(Value::is_string)
+    {
+        return Err(
+            CfError::parse("Field: maintenance_info, Error: must have a string version").into(),
+        );
     }
     {
         // Name and tags: the marketplace's own.

@@ -301,10 +301,10 @@ pub(crate) async fn catalog(State(shared): State<Arc<Shared>>, request: Request)
     let negotiated = negotiated(&shared, request.headers(), request.extensions());
     // The catalog has no use for the OSB headers, but a malformed one is refused here as on
     // every other endpoint.
-    if request.headers().contains_key(names::ORIGINATING_IDENTITY) {
-        if let Err(rejection) = osb_headers(request.headers()) {
-            return finish(negotiated, Err(rejection));
-        }
+    if request.headers().contains_key(names::ORIGINATING_IDENTITY)
+        && let Err(rejection) = osb_headers(request.headers())
+    {
+        return finish(negotiated, Err(rejection));
     }
     let Some((bytes, etag)) = shared.docs.get(negotiated.effective) else {
         return Rejection::internal().into_response();
@@ -347,12 +347,12 @@ async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, Provision
     if guards.known_ids {
         shared.catalog.known_plan(&body.service_id, &body.plan_id)?;
     }
-    if guards.maintenance_info {
-        if let Some(info) = &body.maintenance_info {
-            shared
-                .catalog
-                .maintenance(&body.service_id, &body.plan_id, info)?;
-        }
+    if guards.maintenance_info
+        && let Some(info) = &body.maintenance_info
+    {
+        shared
+            .catalog
+            .maintenance(&body.service_id, &body.plan_id, info)?;
     }
     if guards.parameters {
         shared.catalog.parameters(
@@ -416,20 +416,20 @@ async fn run_update(shared: &Shared, mut call: Call<'_, InstanceId, UpdateQuery>
     if guards.context_updates && context_only && version >= Service::ALLOW_CONTEXT_UPDATES_SINCE {
         shared.catalog.context_update(&body.service_id)?;
     }
-    if guards.plan_updateable {
-        if let (Some(new_plan), Some(current)) = (&body.plan_id, &previous_plan) {
-            shared
-                .catalog
-                .plan_change(&body.service_id, current, new_plan)?;
-        }
+    if guards.plan_updateable
+        && let (Some(new_plan), Some(current)) = (&body.plan_id, &previous_plan)
+    {
+        shared
+            .catalog
+            .plan_change(&body.service_id, current, new_plan)?;
     }
     if let Some(plan_id) = &target_plan {
-        if guards.maintenance_info {
-            if let Some(info) = &body.maintenance_info {
-                shared
-                    .catalog
-                    .maintenance(&body.service_id, plan_id, info)?;
-            }
+        if guards.maintenance_info
+            && let Some(info) = &body.maintenance_info
+        {
+            shared
+                .catalog
+                .maintenance(&body.service_id, plan_id, info)?;
         }
         if guards.parameters {
             shared.catalog.parameters(

@@ -173,12 +173,12 @@ impl Store for MemoryStore {
             .map(|op| op.id.clone())
             .collect();
         for id in &old {
-            if let Some(op) = state.operations.remove(id) {
-                if let Some(ids) = state.by_key.get_mut(&op.key) {
-                    ids.retain(|i| i != id);
-                    if ids.is_empty() {
-                        state.by_key.remove(&op.key);
-                    }
+            if let Some(op) = state.operations.remove(id)
+                && let Some(ids) = state.by_key.get_mut(&op.key)
+            {
+                ids.retain(|i| i != id);
+                if ids.is_empty() {
+                    state.by_key.remove(&op.key);
                 }
             }
         }

@@ -840,10 +840,10 @@ fn decide_create(
     ids: &(Option<String>, Option<String>),
 ) -> (Begin, Vec<Write>) {
     if let Some(resource) = &snapshot.resource {
-        if let Some(active) = &snapshot.active {
-            if active.kind == OperationKind::Delete {
-                return (Begin::Busy("It is being deleted.".into()), Vec::new());
-            }
+        if let Some(active) = &snapshot.active
+            && active.kind == OperationKind::Delete
+        {
+            return (Begin::Busy("It is being deleted.".into()), Vec::new());
         }
         if resource.state != ResourceState::Failed {
             if resource.fingerprint != fingerprint {

@@ -510,13 +510,13 @@ impl ServiceBindingMetadata {
             .as_deref()
             .map(|v| timestamp("metadata.renew_before", v))
             .transpose()?;
-        if let (Some(expires), Some(renew)) = (expires, renew) {
-            if renew > expires {
-                return Err(Error::invalid(
-                    "metadata.renew_before",
-                    "is after expires_at",
-                ));
-            }
+        if let (Some(expires), Some(renew)) = (expires, renew)
+            && renew > expires
+        {
+            return Err(Error::invalid(
+                "metadata.renew_before",
+                "is after expires_at",
+            ));
         }
         Ok(())
     }

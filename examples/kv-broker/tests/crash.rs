@@ -34,10 +34,10 @@ fn spawn(database: &std::path::Path, addr: SocketAddr) -> Child {
 async fn wait_healthy(addr: SocketAddr) {
     let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
-        if let Ok(response) = reqwest::get(format!("http://{addr}/healthz")).await {
-            if response.status() == 200 {
-                return;
-            }
+        if let Ok(response) = reqwest::get(format!("http://{addr}/healthz")).await
+            && response.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }

@@ -837,7 +837,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 /// client must set it aside into `extra` under the same key, and so decode the body unchanged,
 /// instead of failing the call.
 fn slip(extra: &mut Map<String, Value>, n: u8, absent: bool, field: &str, wrong: Value) {
-    if absent && n % 5 == 0 {
+    if absent && n.is_multiple_of(5) {
         extra.insert(field.to_string(), wrong);
     }
 }

@@ -249,10 +249,9 @@ fn make_servable(mut catalog: Catalog) -> Catalog {
                     .service_binding
                     .as_mut()
                     .and_then(|s| s.create.as_mut())
+                    && binding.parameters.is_some()
                 {
-                    if binding.parameters.is_some() {
-                        binding.parameters = role_schema().parameters;
-                    }
+                    binding.parameters = role_schema().parameters;
                 }
             }
         }

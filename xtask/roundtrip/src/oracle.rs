@@ -177,15 +177,15 @@ pub fn update(
     {
         return refuse(422, None);
     }
-    if let (Some(new_plan), Some(current)) = (&request.plan_id, previous) {
-        if new_plan != current {
-            let updateable = match service.plan(current) {
-                Some(plan) => plan.effective_plan_updateable(service),
-                None => service.plan_updateable.unwrap_or(false),
-            };
-            if !updateable {
-                return refuse(422, None);
-            }
+    if let (Some(new_plan), Some(current)) = (&request.plan_id, previous)
+        && new_plan != current
+    {
+        let updateable = match service.plan(current) {
+            Some(plan) => plan.effective_plan_updateable(service),
+            None => service.plan_updateable.unwrap_or(false),
+        };
+        if !updateable {
+            return refuse(422, None);
         }
     }
     let target = request.plan_id.as_ref().or(previous)?;

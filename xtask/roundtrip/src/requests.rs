@@ -243,11 +243,18 @@ fn choose_parameters(
                 (None, _) => return None,
             };
             let value = if schema == Schema::Bind {
-                Value::String(if size % 2 == 0 { "reader" } else { "writer" }.into())
+                Value::String(
+                    if size.is_multiple_of(2) {
+                        "reader"
+                    } else {
+                        "writer"
+                    }
+                    .into(),
+                )
             } else {
                 Value::from(size.max(1))
             };
-            if schema == Schema::Bind && size % 3 == 0 {
+            if schema == Schema::Bind && size.is_multiple_of(3) {
                 map.shift_remove(key);
             } else {
                 map.insert(key.into(), value);
@@ -261,7 +268,7 @@ fn choose_parameters(
                 1 => Value::String("large".into()),
                 _ => Value::Null,
             };
-            if schema == Schema::Create && size % 4 == 0 {
+            if schema == Schema::Create && size.is_multiple_of(4) {
                 map.shift_remove(key);
             } else {
                 map.insert(key.into(), value);
