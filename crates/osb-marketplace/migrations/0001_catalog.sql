@@ -133,6 +133,7 @@ CREATE UNIQUE INDEX service_bindings_app ON service_bindings (service_instance_i
     WHERE app_guid IS NOT NULL;
 CREATE UNIQUE INDEX service_bindings_name ON service_bindings (service_instance_id, name)
     WHERE name IS NOT NULL;
+CREATE INDEX service_bindings_instance ON service_bindings (service_instance_id);
 CREATE INDEX service_bindings_phase ON service_bindings (op_phase) WHERE op_phase IS NOT NULL;
 
 -- Orphan mitigation: deletes of what a broker may have created, retried with backoff.
@@ -153,3 +154,5 @@ CREATE TABLE orphan_jobs (
     updated_at TEXT
 );
 CREATE INDEX orphan_jobs_due ON orphan_jobs (next_at) WHERE state = 'pending';
+CREATE INDEX orphan_jobs_instance ON orphan_jobs (kind, instance_guid);
+CREATE INDEX orphan_jobs_binding ON orphan_jobs (binding_guid) WHERE binding_guid IS NOT NULL;

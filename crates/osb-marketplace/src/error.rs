@@ -41,6 +41,8 @@ codes! {
     INVALID_REQUEST = 10004, "InvalidRequest", 400;
     /// 400: a query parameter is malformed.
     BAD_QUERY_PARAMETER = 10005, "BadQueryParameter", 400;
+    /// 422: the request cannot be done as asked (a `maintenance_info` that is not the plan's).
+    UNPROCESSABLE_ENTITY = 10008, "UnprocessableEntity", 422;
     /// 400: the resource still has associations (instances).
     ASSOCIATION_NOT_EMPTY = 10006, "AssociationNotEmpty", 400;
     /// 404: no service instance has the guid.

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use osb_types::{FetchInstanceOutcome, FetchInstanceQuery, InstanceId};
 use serde_json::{Map, Value, json};
 
-use crate::auth::Scope;
+use crate::auth::{Claims, Scope};
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Error, Result};
 use crate::list::{self, Field, Kind, ListQuery};
@@ -35,6 +35,7 @@ pub(crate) struct InstanceRow {
     pub(crate) plan_guid: String,
     pub(crate) plan_unique_id: String,
     plan_updateable: Option<bool>,
+    plan_maintenance_info: Option<String>,
     pub(crate) service_guid: String,
     pub(crate) service_unique_id: Option<String>,
     pub(crate) service_bindable: bool,
@@ -180,16 +181,20 @@ pub(crate) fn answer(status: StatusCode, guid: &str, kind: &str, body: Value) ->
 }
 
 /// The plan a request names: `400 CF-InvalidRelation` when unknown, `400 CF-ServicePlanInvalid`
-/// when inactive.
-async fn plan_for(m: &Marketplace, guid: &str) -> Result<(i64, String, Option<String>, i64, bool)> {
-    let plan: Option<(i64, String, Option<String>, i64, bool, bool)> = sqlx::query_as(
-        "SELECT p.id, p.unique_id, p.maintenance_info, p.service_id, p.active, s.service_broker_id IS NOT NULL \
+/// when inactive, `403 CF-NotAuthorized` when private and the caller is not an admin.
+async fn plan_for(
+    m: &Marketplace,
+    guid: &str,
+    claims: &Claims,
+) -> Result<(i64, String, Option<String>, i64, bool)> {
+    let plan: Option<(i64, String, Option<String>, i64, bool, bool, bool)> = sqlx::query_as(
+        "SELECT p.id, p.unique_id, p.maintenance_info, p.service_id, p.active, s.service_broker_id IS NOT NULL, p.public \
          FROM service_plans p JOIN services s ON s.id = p.service_id WHERE p.guid = ?",
     )
     .bind(guid)
     .fetch_optional(m.pool())
     .await?;
-    let Some((id, unique_id, maintenance, service_id, active, brokered)) = plan else {
+    let Some((id, unique_id, maintenance, service_id, active, brokered, public)) = plan else {
         return Err(CfError::new(
             CfCode::INVALID_RELATION,
             format!("Could not find the service plan with guid: {guid}"),
@@ -207,6 +212,13 @@ async fn plan_for(m: &Marketplace, guid: &str) -> Result<(i64, String, Option<St
                     "the plan is not active"
                 }
             ),
+        )
+        .into());
+    }
+    if !public && !claims.has(Scope::Admin) {
+        return Err(CfError::new(
+            CfCode::NOT_AUTHORIZED,
+            "You are not authorized to perform the requested action: the service plan is not public",
         )
         .into());
     }
@@ -251,7 +263,8 @@ pub(crate) async fn create(
         )
         .into());
     }
-    let (plan_id, plan_unique_id, maintenance, service_id, _) = plan_for(&m, &plan_guid).await?;
+    let (plan_id, plan_unique_id, maintenance, service_id, _) =
+        plan_for(&m, &plan_guid, &claims).await?;
     let service_unique_id: Option<String> =
         sqlx::query_scalar("SELECT unique_id FROM services WHERE id = ?")
             .bind(service_id)
@@ -358,13 +371,13 @@ pub(crate) async fn show(
 }
 
 /// `GET /v2/service_instances/:guid/parameters`: fetches the instance from the broker, when the
-/// offering is `instances_retrievable`.
+/// offering is `instances_retrievable`. Parameters often hold secrets: writers and admins only.
 pub(crate) async fn parameters(
     State(m): State<Marketplace>,
     headers: HeaderMap,
     Path(guid): Path<String>,
 ) -> Result<Json<Value>> {
-    m.keys().authorize(&headers, Scope::Read)?;
+    m.keys().authorize(&headers, Scope::Write)?;
     let row = find(&m, &guid).await?;
     if !row.instances_retrievable {
         return Err(CfError::new(
@@ -441,6 +454,9 @@ pub(crate) async fn begin(
     for (column, _) in extra {
         sql.push_str(&format!(", {column} = ?"));
     }
+    if table == Table::Instance && !extra.iter().any(|(c, _)| *c == "pending_plan_id") {
+        sql.push_str(", pending_plan_id = NULL");
+    }
     sql.push_str(" WHERE id = ? AND op_state != 'in progress'");
     let mut q = sqlx::query(&sql)
         .bind(op)
@@ -488,8 +504,9 @@ pub(crate) async fn update(
     idle(&row)?;
     let mut pending_plan = None;
     let mut plan_unique_id = None;
+    let mut target_maintenance = row.plan_maintenance_info.clone();
     if let Some(plan_guid) = plan_guid.as_deref().filter(|g| *g != row.plan_guid) {
-        let (id, unique_id, _, service_id, _) = plan_for(&m, plan_guid).await?;
+        let (id, unique_id, mi, service_id, _) = plan_for(&m, plan_guid, &claims).await?;
         if service_id != row.service_id {
             return Err(CfError::new(
                 CfCode::SERVICE_PLAN_INVALID,
@@ -506,45 +523,64 @@ pub(crate) async fn update(
         }
         pending_plan = Some(id);
         plan_unique_id = Some(unique_id);
+        target_maintenance = mi;
     }
-    if let Some(version) = maintenance.as_ref().map(|m| m.get("version"))
-        && !version.is_some_and(Value::is_string)
-    {
-        return Err(
-            CfError::parse("Field: maintenance_info, Error: must have a string version").into(),
-        );
-    }
-    {
-        // Name and tags: the marketplace's own.
-        let _write = m.write_lock().await;
-        if let Some(name) = &new_name {
-            let taken: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM service_instances WHERE space_guid = ? AND name = ? AND id != ?",
+    if let Some(version) = maintenance.as_ref().map(|m| m.get("version")) {
+        let Some(version) = version.and_then(Value::as_str) else {
+            return Err(CfError::parse(
+                "Field: maintenance_info, Error: must have a string version",
             )
-            .bind(&row.space_guid)
-            .bind(name)
-            .bind(row.id)
-            .fetch_optional(m.pool())
-            .await?;
-            if taken.is_some() {
-                return Err(CfError::new(
-                    CfCode::SERVICE_INSTANCE_NAME_TAKEN,
-                    format!("The service instance name is taken: {name}"),
-                )
-                .into());
-            }
-        }
-        if new_name.is_some() || tags.is_some() {
-            sqlx::query("UPDATE service_instances SET name = coalesce(?, name), tags = coalesce(?, tags), updated_at = ? WHERE id = ?")
-                .bind(&new_name)
-                .bind(tags.as_ref().map(|t| json!(t).to_string()))
-                .bind(now())
-                .bind(row.id)
-                .execute(m.pool())
-                .await?;
+            .into());
+        };
+        // Only the plan's current version can be asked for (an upgrade to it).
+        let current = json_column(target_maintenance.as_deref());
+        if current["version"].as_str() != Some(version) {
+            return Err(CfError::new(
+                CfCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "maintenance_info.version {version:?} is not the plan's current version ({})",
+                    current["version"].as_str().unwrap_or("the plan has none")
+                ),
+            )
+            .into());
         }
     }
+    if let Some(name) = &new_name {
+        let taken: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM service_instances WHERE space_guid = ? AND name = ? AND id != ?",
+        )
+        .bind(&row.space_guid)
+        .bind(name)
+        .bind(row.id)
+        .fetch_optional(m.pool())
+        .await?;
+        if taken.is_some() {
+            return Err(CfError::new(
+                CfCode::SERVICE_INSTANCE_NAME_TAKEN,
+                format!("The service instance name is taken: {name}"),
+            )
+            .into());
+        }
+    }
+    let tags_text = tags.as_ref().map(|t| json!(t).to_string());
     if pending_plan.is_none() && parameters.is_none() && maintenance.is_none() {
+        // Name and tags alone: the marketplace's own.
+        if new_name.is_some() || tags.is_some() {
+            let _write = m.write_lock().await;
+            sqlx::query(
+                "UPDATE service_instances SET name = coalesce(?, name), tags = coalesce(?, tags), \
+                 context = CASE WHEN ? IS NULL THEN context ELSE json_set(context, '$.instance_name', ?) END, \
+                 updated_at = ? WHERE id = ? AND op_state != 'in progress'",
+            )
+            .bind(&new_name)
+            .bind(&tags_text)
+            .bind(&new_name)
+            .bind(&new_name)
+            .bind(now())
+            .bind(row.id)
+            .execute(m.pool())
+            .await?;
+        }
         let row = find(&m, &guid).await?;
         return Ok(answer(
             StatusCode::CREATED,
@@ -579,7 +615,9 @@ pub(crate) async fn update(
         (Table::Instance, row.id, &guid),
         "update",
         &claims.user_id,
-        json!({"accepts_incomplete": accepts_incomplete, "body": request}),
+        // A new name and tags are kept once the broker has done the update.
+        json!({"accepts_incomplete": accepts_incomplete, "body": request,
+               "local": {"name": new_name, "tags": tags_text}}),
         &[("pending_plan_id", pending_plan)],
     )
     .await?;

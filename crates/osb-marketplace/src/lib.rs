@@ -382,7 +382,12 @@ impl Marketplace {
 
 /// Now, as Cloud Controller writes times: RFC 3339 with `+00:00`.
 pub(crate) fn now() -> String {
-    let text = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+    rfc3339(SystemTime::now())
+}
+
+/// A time as Cloud Controller writes it.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(time).to_string();
     match text.strip_suffix('Z') {
         Some(t) => format!("{t}+00:00"),
         None => text,

@@ -73,7 +73,7 @@ pub(crate) struct Target {
 
 const INSTANCE_TARGET: &str = "SELECT i.id, i.guid, i.guid AS instance_guid, \
     s.service_broker_id AS broker_id, s.unique_id AS service_unique_id, \
-    coalesce(pp.unique_id, p.unique_id) AS plan_unique_id, \
+    p.unique_id AS plan_unique_id, \
     coalesce(pp.maximum_polling_duration, p.maximum_polling_duration) AS max_polling, \
     i.op_type, i.op_token, i.op_phase, i.op_created_at, i.request, i.user_id, i.poll_deadline \
     FROM service_instances i JOIN service_plans p ON p.id = i.service_plan_id \
@@ -234,31 +234,6 @@ async fn remove(m: &Marketplace, table: Table, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// Queues orphan mitigation for what the broker may have created.
-async fn orphan(m: &Marketplace, table: Table, t: &Target, reason: &str) -> Result<()> {
-    let _write = m.write_lock().await;
-    sqlx::query(
-        "INSERT INTO orphan_jobs (kind, broker_id, instance_guid, binding_guid, service_unique_id, \
-         plan_unique_id, reason, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(match table {
-        Table::Instance => "instance",
-        Table::Binding => "binding",
-    })
-    .bind(t.broker_id)
-    .bind(&t.instance_guid)
-    .bind((table == Table::Binding).then_some(&t.guid))
-    .bind(t.service_unique_id.as_deref().unwrap_or_default())
-    .bind(&t.plan_unique_id)
-    .bind(reason)
-    .bind(now_ms())
-    .bind(now())
-    .execute(m.pool())
-    .await?;
-    tracing::warn!(kind = table.name(), guid = %t.guid, reason, "orphan mitigation queued");
-    Ok(())
-}
-
 /// The request stored in the row, opened.
 fn request(m: &Marketplace, t: &Target) -> Result<Value> {
     let sealed = t.request.as_deref().ok_or(Error::Secret)?;
@@ -280,10 +255,11 @@ async fn to_poll(
     extra: &[(&str, Value)],
 ) -> Result<()> {
     let timing = &m.config().timing;
-    let deadline = now_ms()
-        + t.max_polling
-            .filter(|s| *s > 0)
-            .map_or_else(|| ms(timing.default_deadline), |s| s.saturating_mul(1000));
+    // A broker's maximum_polling_duration is capped at ten years.
+    let deadline = now_ms().saturating_add(t.max_polling.filter(|s| *s > 0).map_or_else(
+        || ms(timing.default_deadline),
+        |s| s.min(315_360_000).saturating_mul(1000),
+    ));
     let mut columns = vec![
         ("op_phase", json!("poll")),
         ("op_token", token.map_or(Value::Null, Value::String)),
@@ -304,14 +280,67 @@ pub(crate) async fn run(m: &Marketplace, table: Table, id: i64) -> Result<Answer
         .map_err(|e| Error::Config(format!("the broker call stopped: {e}")))?
 }
 
-/// Sends the request of row `id` (in phase `request`) to the broker and records the answer.
+/// Sends the request of row `id` (in phase `request`, or `sending` left by a caller that
+/// stopped) to the broker and records the answer.
+///
+/// The row is claimed first (`sending`), so two callers never send it at once. A failure that
+/// is not the broker's (a key that no longer opens the request, the database) fails the
+/// operation with a description rather than leaving it in progress.
 pub(crate) async fn execute(m: &Marketplace, table: Table, id: i64) -> Result<Answer> {
+    claim_and_send(m, table, id, None).await
+}
+
+/// Claims row `id` and sends its request: a row in phase `request`, or, with `left_before`, a
+/// row in `request` or `sending` whose operation was last touched before that time (its caller
+/// is gone).
+async fn claim_and_send(
+    m: &Marketplace,
+    table: Table,
+    id: i64,
+    left_before: Option<&str>,
+) -> Result<Answer> {
+    let claimed = {
+        let _write = m.write_lock().await;
+        let condition = if left_before.is_some() {
+            "op_phase IN ('request', 'sending') AND op_updated_at < ?"
+        } else {
+            "op_phase = 'request' AND ? IS NULL"
+        };
+        sqlx::query(&format!(
+            "UPDATE {} SET op_phase = 'sending', op_updated_at = ? WHERE id = ? AND {condition}",
+            table.name()
+        ))
+        .bind(now())
+        .bind(id)
+        .bind(left_before)
+        .execute(m.pool())
+        .await?
+        .rows_affected()
+    };
+    if claimed == 0 {
+        return Ok(Answer::Accepted);
+    }
     let Some(t) = target(m, table, id).await? else {
         return Err(Error::Config("the operation's row is gone".to_owned()));
     };
-    if t.op_phase.as_deref() != Some("request") {
-        return Ok(Answer::Accepted);
+    match send(m, table, &t).await {
+        Err(
+            e @ (Error::Database(_) | Error::Secret | Error::Config(_) | Error::Incompatible(_)),
+        ) => {
+            tracing::warn!(table = table.name(), id, error = %e, "the operation failed in the marketplace");
+            let description = "The marketplace could not complete the operation; see its log.";
+            let mut columns = vec![("op_phase", Value::Null), ("request", Value::Null)];
+            if table == Table::Instance {
+                columns.push(("pending_plan_id", Value::Null));
+            }
+            let _ = set_op(m, table, &t, "failed", Some(description), &columns).await;
+            Err(e)
+        }
+        other => other,
     }
+}
+
+async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
     let client = client_for(m, t.broker_id).await?;
     let stored = request(m, &t)?;
     let accepts_incomplete = stored["accepts_incomplete"].as_bool().unwrap_or(false);
@@ -368,8 +397,10 @@ pub(crate) async fn execute(m: &Marketplace, table: Table, id: i64) -> Result<An
                     Ok(Answer::Done)
                 }
                 Ok(UpdateOutcome::Accepted(a)) => {
+                    // The request stays: its new name, tags and maintenance version apply when
+                    // the update succeeds.
                     let token = a.into_body().operation.flatten().map(String::from);
-                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    to_poll(m, table, &t, token, &[]).await?;
                     Ok(Answer::Accepted)
                 }
                 Err(e) => {
@@ -499,26 +530,92 @@ async fn fail_create(
     if orphan_mitigation(operation, &Observed::from_error(e)) == Cleanup::None {
         remove(m, table, t.id).await?;
     } else {
-        let columns = [("op_phase", Value::Null), ("request", Value::Null)];
-        set_op(m, table, t, "failed", Some(&cf.description), &columns).await?;
-        orphan(m, table, t, &cf.description).await?;
+        fail_with_orphan(m, table, t, &cf.description).await?;
     }
     Err(cf.into())
 }
 
-/// An update that succeeded: the pending plan becomes the plan.
+/// Fails the operation and queues orphan mitigation, in one transaction.
+async fn fail_with_orphan(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    description: &str,
+) -> Result<()> {
+    let _write = m.write_lock().await;
+    let mut tx = m.pool().begin().await?;
+    let now = now();
+    let failed = sqlx::query(&format!(
+        "UPDATE {} SET op_state = 'failed', op_description = ?, op_phase = NULL, request = NULL, \
+         op_updated_at = ?, updated_at = ? WHERE id = ? AND op_created_at IS ?",
+        table.name()
+    ))
+    .bind(description)
+    .bind(&now)
+    .bind(&now)
+    .bind(t.id)
+    .bind(&t.op_created_at)
+    .execute(&mut *tx)
+    .await?;
+    if failed.rows_affected() == 0 {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO orphan_jobs (kind, broker_id, instance_guid, binding_guid, service_unique_id, \
+         plan_unique_id, reason, next_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(match table {
+        Table::Instance => "instance",
+        Table::Binding => "binding",
+    })
+    .bind(t.broker_id)
+    .bind(&t.instance_guid)
+    .bind((table == Table::Binding).then_some(&t.guid))
+    .bind(t.service_unique_id.as_deref().unwrap_or_default())
+    .bind(&t.plan_unique_id)
+    .bind(description)
+    .bind(now_ms())
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    tracing::warn!(kind = table.name(), guid = %t.guid, reason = description, "orphan mitigation queued");
+    Ok(())
+}
+
+/// An update that succeeded: the pending plan becomes the plan, and the name, tags and
+/// maintenance version the request carried are kept.
 async fn finish_update(m: &Marketplace, t: &Target, dashboard: Option<String>) -> Result<()> {
+    let stored = if t.request.is_some() {
+        request(m, t)?
+    } else {
+        Value::Null
+    };
+    let name = stored["local"]["name"].as_str().map(str::to_owned);
+    let tags = stored["local"]["tags"].as_str().map(str::to_owned);
+    let maintenance = stored["body"]
+        .get("maintenance_info")
+        .filter(|v| v.is_object())
+        .map(Value::to_string);
     let _write = m.write_lock().await;
     let now = now();
     sqlx::query(
         "UPDATE service_instances SET op_state = 'succeeded', op_description = NULL, op_phase = NULL, \
-         request = NULL, op_updated_at = ?, updated_at = ?, \
-         service_plan_id = coalesce(pending_plan_id, service_plan_id), pending_plan_id = NULL, \
-         maintenance_info = coalesce((SELECT maintenance_info FROM service_plans WHERE id = pending_plan_id), maintenance_info), \
-         dashboard_url = coalesce(?, dashboard_url) WHERE id = ? AND op_created_at IS ?",
+         request = NULL, op_updated_at = ?1, updated_at = ?1, \
+         service_plan_id = coalesce(pending_plan_id, service_plan_id), \
+         maintenance_info = coalesce(?2, (SELECT maintenance_info FROM service_plans WHERE id = pending_plan_id), maintenance_info), \
+         pending_plan_id = NULL, \
+         name = CASE WHEN ?3 IS NULL OR EXISTS (SELECT 1 FROM service_instances o \
+             WHERE o.space_guid = service_instances.space_guid AND o.name = ?3 AND o.id != service_instances.id) \
+             THEN name ELSE ?3 END, \
+         context = CASE WHEN ?3 IS NULL THEN context ELSE json_set(context, '$.instance_name', ?3) END, \
+         tags = coalesce(?4, tags), \
+         dashboard_url = coalesce(?5, dashboard_url) WHERE id = ?6 AND op_created_at IS ?7",
     )
     .bind(&now)
-    .bind(&now)
+    .bind(maintenance)
+    .bind(&name)
+    .bind(tags)
     .bind(dashboard)
     .bind(t.id)
     .bind(&t.op_created_at)
@@ -548,43 +645,9 @@ pub(crate) async fn poll(m: &Marketplace, table: Table, id: i64) -> Result<()> {
         return Ok(());
     }
     let timing = m.config().timing.clone();
-    let creating = t.op_type == "create";
     if t.poll_deadline.is_some_and(|d| now_ms() >= d) {
         let description = deadline_message(table, &t.op_type);
-        if t.op_type == "update" {
-            set_op(
-                m,
-                table,
-                &t,
-                "failed",
-                Some(&description),
-                &[("op_phase", Value::Null), ("pending_plan_id", Value::Null)],
-            )
-            .await?;
-        } else {
-            set_op(
-                m,
-                table,
-                &t,
-                "failed",
-                Some(&description),
-                &[("op_phase", Value::Null)],
-            )
-            .await?;
-        }
-        let operation = if creating {
-            if table == Table::Instance {
-                OmOperation::Provision
-            } else {
-                OmOperation::Bind
-            }
-        } else {
-            OmOperation::Deprovision
-        };
-        if creating && orphan_mitigation(operation, &Observed::PollDeadline) != Cleanup::None {
-            orphan(m, table, &t, &description).await?;
-        }
-        return Ok(());
+        return fail_polled(m, table, &t, &description, &Observed::PollDeadline).await;
     }
     let client = client_for(m, t.broker_id).await?;
     let opts = call_options(t.user_id.as_deref());
@@ -635,31 +698,9 @@ pub(crate) async fn poll(m: &Marketplace, table: Table, id: i64) -> Result<()> {
                     succeeded(m, table, &t, &client, description.as_deref()).await?
                 }
                 LastOperationState::Failed => {
-                    let columns: &[(&str, Value)] = if t.op_type == "update" {
-                        &[("op_phase", Value::Null), ("pending_plan_id", Value::Null)]
-                    } else {
-                        &[("op_phase", Value::Null)]
-                    };
-                    set_op(m, table, &t, "failed", description.as_deref(), columns).await?;
-                    let operation = if table == Table::Instance {
-                        OmOperation::Provision
-                    } else {
-                        OmOperation::Bind
-                    };
-                    if creating
-                        && orphan_mitigation(
-                            operation,
-                            &Observed::PollState(LastOperationState::Failed),
-                        ) != Cleanup::None
-                    {
-                        orphan(
-                            m,
-                            table,
-                            &t,
-                            description.as_deref().unwrap_or("the operation failed"),
-                        )
-                        .await?;
-                    }
+                    let description = description.as_deref().unwrap_or("The operation failed.");
+                    let observed = Observed::PollState(LastOperationState::Failed);
+                    fail_polled(m, table, &t, description, &observed).await?;
                 }
                 _ => {
                     set_op(
@@ -675,17 +716,7 @@ pub(crate) async fn poll(m: &Marketplace, table: Table, id: i64) -> Result<()> {
             }
         }
         Ok(LastOperationOutcome::Gone) if t.op_type == "delete" => remove(m, table, t.id).await?,
-        Ok(LastOperationOutcome::Gone) => {
-            set_op(
-                m,
-                table,
-                &t,
-                "failed",
-                Some("The service broker answered 410 Gone: the resource no longer exists."),
-                &[("op_phase", Value::Null)],
-            )
-            .await?;
-        }
+        // A 410 while creating or updating is not an answer: polling goes on until the deadline.
         Ok(_) | Err(_) => {
             if let Err(e) = &result {
                 tracing::info!(guid = %t.guid, error = %e, "polling failed; trying again later");
@@ -701,6 +732,29 @@ pub(crate) async fn poll(m: &Marketplace, table: Table, id: i64) -> Result<()> {
             .await?;
         }
     }
+    Ok(())
+}
+
+/// Fails a polled operation; a create is orphan-mitigated when the decision table says so.
+async fn fail_polled(
+    m: &Marketplace,
+    table: Table,
+    t: &Target,
+    description: &str,
+    observed: &Observed,
+) -> Result<()> {
+    let operation = match table {
+        Table::Instance => OmOperation::Provision,
+        Table::Binding => OmOperation::Bind,
+    };
+    if t.op_type == "create" && orphan_mitigation(operation, observed) != Cleanup::None {
+        return fail_with_orphan(m, table, t, description).await;
+    }
+    let mut columns = vec![("op_phase", Value::Null), ("request", Value::Null)];
+    if table == Table::Instance {
+        columns.push(("pending_plan_id", Value::Null));
+    }
+    set_op(m, table, t, "failed", Some(description), &columns).await?;
     Ok(())
 }
 
@@ -789,8 +843,11 @@ pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
     else {
         return Ok(());
     };
-    let client = client_for(m, Some(broker_id)).await?;
     let instance = InstanceId::from(instance);
+    let client = match client_for(m, Some(broker_id)).await {
+        Ok(client) => client,
+        Err(e) => return record_attempt(m, id, attempts, Some(e.to_string())).await,
+    };
     let result = match binding {
         Some(binding) if kind == "binding" => {
             let q = UnbindQuery::new(service.as_str(), plan.as_str()).with_accepts_incomplete(true);
@@ -809,23 +866,31 @@ pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
             client.deprovision(&instance, &q, &CallOptions::new()).await
         }
     };
+    let error = match &result {
+        Ok(DeleteOutcome::Deleted | DeleteOutcome::Gone) => None,
+        // Still being deleted: the next attempt repeats the delete until it is confirmed.
+        Ok(DeleteOutcome::Accepted(_)) => Some("the broker is deleting it".to_owned()),
+        Err(e) => Some(e.to_string()),
+        Ok(_) => Some("an answer this marketplace does not know".to_owned()),
+    };
+    record_attempt(m, id, attempts, error).await
+}
+
+/// Records an orphan-mitigation attempt: `succeeded` without an error, else `pending` with
+/// backoff, or `failed` after the last attempt.
+async fn record_attempt(
+    m: &Marketplace,
+    id: i64,
+    attempts: i64,
+    error: Option<String>,
+) -> Result<()> {
     let attempts = attempts + 1;
     let timing = &m.config().timing;
     let backoff = ms(timing.orphan_backoff).saturating_mul(1_i64 << attempts.min(30));
-    let (state, error) = match &result {
-        Ok(DeleteOutcome::Deleted | DeleteOutcome::Gone) => ("succeeded", None),
-        // Still being deleted: the next attempt repeats the delete until it is confirmed.
-        Ok(DeleteOutcome::Accepted(_)) => ("pending", Some("the broker is deleting it".to_owned())),
-        Err(e) => ("pending", Some(e.to_string())),
-        Ok(_) => (
-            "pending",
-            Some("an answer this marketplace does not know".to_owned()),
-        ),
-    };
-    let state = if state == "pending" && attempts >= i64::from(timing.orphan_attempts) {
-        "failed"
-    } else {
-        state
+    let state = match error {
+        None => "succeeded",
+        Some(_) if attempts >= i64::from(timing.orphan_attempts) => "failed",
+        Some(_) => "pending",
     };
     let _write = m.write_lock().await;
     sqlx::query(
@@ -833,7 +898,7 @@ pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
     )
     .bind(state)
     .bind(attempts)
-    .bind(now_ms() + backoff)
+    .bind(now_ms().saturating_add(backoff))
     .bind(&error)
     .bind(now())
     .bind(id)
@@ -843,29 +908,45 @@ pub(crate) async fn mitigate(m: &Marketplace, id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The background worker: sends requests left in flight by an earlier process (once, at
-/// start), then polls due operations and runs due orphan-mitigation jobs every tick.
-pub(crate) async fn work(m: Marketplace) {
+/// Sends again the requests in flight that no caller is sending: those an earlier process left
+/// (touched before this one started), and those whose caller has been gone longer than two
+/// broker timeouts.
+async fn resend(m: &Marketplace, left_before: &str) {
     for table in [Table::Instance, Table::Binding] {
         let rows: Vec<i64> = sqlx::query_scalar(&format!(
-            "SELECT id FROM {} WHERE op_phase = 'request' ORDER BY id",
+            "SELECT id FROM {} WHERE op_phase IN ('request', 'sending') AND op_updated_at < ? ORDER BY id LIMIT 100",
             table.name()
         ))
+        .bind(left_before)
         .fetch_all(m.pool())
         .await
         .unwrap_or_default();
         for id in rows {
             tracing::info!(table = table.name(), id, "sending a request left in flight");
-            if let Err(e) = execute(&m, table, id).await {
+            if let Err(e) = claim_and_send(m, table, id, Some(left_before)).await {
                 tracing::warn!(table = table.name(), id, error = %e, "the resent request failed");
             }
         }
     }
+}
+
+/// The background worker: sends requests left in flight, polls due operations and runs due
+/// orphan-mitigation jobs, every tick.
+pub(crate) async fn work(m: Marketplace) {
+    let started = m.clone();
+    // Times have whole seconds: what was touched in this very second counts as left by the
+    // earlier process (the worker starts before the server takes requests).
+    let start = crate::rfc3339(SystemTime::now() + Duration::from_secs(1));
+    tokio::spawn(async move { resend(&started, &start).await });
     let mut tick = tokio::time::interval(m.config().timing.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let now = now_ms();
+        let stale = crate::rfc3339(
+            SystemTime::now() - m.config().broker_timeout * 2 - Duration::from_secs(5),
+        );
+        resend(&m, &stale).await;
         for table in [Table::Instance, Table::Binding] {
             let due: Vec<i64> = sqlx::query_scalar(&format!(
                 "SELECT id FROM {} WHERE op_phase = 'poll' AND poll_at <= ? ORDER BY poll_at LIMIT 100",
@@ -877,7 +958,17 @@ pub(crate) async fn work(m: Marketplace) {
             .unwrap_or_default();
             for id in due {
                 if let Err(e) = poll(&m, table, id).await {
-                    tracing::warn!(table = table.name(), id, error = %e, "polling failed");
+                    tracing::warn!(table = table.name(), id, error = %e, "polling failed; trying again later");
+                    let later = now_ms().saturating_add(ms(m.config().timing.poll_interval));
+                    let _write = m.write_lock().await;
+                    let _ = sqlx::query(&format!(
+                        "UPDATE {} SET poll_at = ? WHERE id = ?",
+                        table.name()
+                    ))
+                    .bind(later)
+                    .bind(id)
+                    .execute(m.pool())
+                    .await;
                 }
             }
         }

@@ -342,6 +342,13 @@ pub(crate) async fn delete(
         .into());
     }
     sqlx::query(
+        "DELETE FROM service_bindings WHERE service_instance_id IN (SELECT i.id FROM service_instances i \
+         JOIN service_plans p ON p.id = i.service_plan_id WHERE p.service_id = ?)",
+    )
+    .bind(service.id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
         "DELETE FROM service_instances WHERE service_plan_id IN \
          (SELECT id FROM service_plans WHERE service_id = ?)",
     )

@@ -42,7 +42,7 @@ async fn routes(m: &common::Running) -> Vec<(&'static str, String, bool)> {
         (
             "GET",
             "/v2/service_instances/some-guid/parameters".into(),
-            false,
+            true,
         ),
         (
             "GET",

@@ -364,6 +364,14 @@ async fn brokers_and_services_with_instances_are_not_removed_unless_purged() {
     let (_, plans) = m.get("/v2/service_plans").await;
     m.add_instance(plans["resources"][0]["metadata"]["guid"].as_str().unwrap())
         .await;
+    // The instance has a binding too: purging removes both.
+    sqlx::query(
+        "INSERT INTO service_bindings (guid, service_instance_id, app_guid, created_at) \
+         SELECT 'binding-1', id, 'app-1', '2026-01-01T00:00:00+00:00' FROM service_instances",
+    )
+    .execute(m.marketplace.pool())
+    .await
+    .unwrap();
     let (_, services) = m.get("/v2/services").await;
     let service = common::guid(&services["resources"][0]);
 

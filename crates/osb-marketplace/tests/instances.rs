@@ -36,6 +36,7 @@ async fn kv_marketplace(
         .register("kv", &format!("http://{}", kv.addr), "admin", "secret")
         .await;
     assert_eq!(status, 201, "{body}");
+    m.publish_all().await;
     (m, kv, dir)
 }
 
@@ -578,6 +579,7 @@ async fn a_restart_mid_operation_resumes_polling_and_loses_or_doubles_nothing() 
     let worker = m.marketplace.spawn_worker();
     let broker = scripted_broker().await;
     m.register("scripted", &broker.url(), "user", "pass").await;
+    m.publish_all().await;
     broker.push(
         "provision",
         Reply::new(202, json!({"operation": "slow-op"})),
@@ -626,6 +628,7 @@ async fn a_request_left_in_flight_is_sent_again_after_a_restart() {
     let m = common::start_with(common::fast).await;
     let broker = scripted_broker().await;
     m.register("scripted", &broker.url(), "user", "pass").await;
+    m.publish_all().await;
     // The broker never answers in time: the marketplace "dies" while the request is in flight.
     let mut hang = Reply::new(201, json!({}));
     hang.delay = Duration::from_secs(30);
@@ -645,13 +648,14 @@ async fn a_request_left_in_flight_is_sent_again_after_a_restart() {
                 .await
         }
     });
-    let (_, listed) = loop {
-        let found = m.get("/v2/service_instances?q=name:inflight").await;
-        if found.1["total_results"] == 1 {
-            break found;
+    let mut listed = Value::Null;
+    for _ in 0..500 {
+        listed = m.get("/v2/service_instances?q=name:inflight").await.1;
+        if listed["total_results"] == 1 {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    }
     request.abort();
     let guid = common::guid(&listed["resources"][0]);
     let again = osb_marketplace::Marketplace::open(common::fast(osb_marketplace::Config::new(
@@ -813,9 +817,11 @@ async fn an_unbindable_service_is_refused_and_plan_changes_follow_plan_updateabl
     catalog["services"][0]["bindable"] = json!(false);
     let broker = common::fake_broker(catalog).await;
     m.register("fake", &broker.url(), "user", "pass").await;
+    m.publish_all().await;
     let scripted = scripted_broker().await;
     m.register("scripted", &scripted.url(), "user", "pass")
         .await;
+    m.publish_all().await;
 
     // The fake broker serves only its catalog, so instances of it are made in the database;
     // binding is refused before any broker call.
@@ -904,6 +910,7 @@ async fn binding_credentials_and_request_parameters_are_sealed_at_rest_with_a_ke
     m.marketplace.spawn_worker();
     let broker = scripted_broker().await;
     m.register("scripted", &broker.url(), "user", "pass").await;
+    m.publish_all().await;
     broker.push("provision", Reply::new(202, json!({})));
     for _ in 0..3 {
         broker.push(
@@ -955,4 +962,118 @@ async fn binding_credentials_and_request_parameters_are_sealed_at_rest_with_a_ke
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn private_plans_need_an_admin_and_a_refused_update_renames_nothing() {
+    let m = common::start_working().await;
+    let broker = scripted_broker().await;
+    m.register("scripted", &broker.url(), "user", "pass").await;
+    let fast = m.plan("fast").await;
+    let (status, body) = m.create_instance("private", &fast, true).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "CF-NotAuthorized"),
+        "plans are private until made public"
+    );
+    let (status, created) = m
+        .call(
+            "POST",
+            "/v2/service_instances",
+            &common::admin(),
+            Some(json!({"name": "by-admin", "service_plan_guid": fast, "space_guid": "s"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let guid = common::guid(&created);
+    let path = format!("/v2/service_instances/{guid}");
+
+    // The broker refuses the update: the new name and tags are not kept.
+    broker.push("update", Reply::new(500, json!({"description": "no"})));
+    let (status, _) = m
+        .call(
+            "PUT",
+            &path,
+            &common::admin(),
+            Some(json!({"name": "renamed", "tags": ["t"], "parameters": {"a": 1}})),
+        )
+        .await;
+    assert_eq!(status, 502);
+    let (_, shown) = m.get(&path).await;
+    assert_eq!(
+        (
+            shown["entity"]["name"].clone(),
+            shown["entity"]["tags"].clone()
+        ),
+        (json!("by-admin"), json!([]))
+    );
+    assert_eq!(shown["entity"]["last_operation"]["state"], "failed");
+
+    // Accepted, then done: the name, tags and context follow.
+    broker.push("update", Reply::new(202, json!({"operation": "u-1"})));
+    let (status, _) = m
+        .call(
+            "PUT",
+            &format!("{path}?accepts_incomplete=true"),
+            &common::admin(),
+            Some(json!({"name": "renamed", "tags": ["t"], "parameters": {"a": 2}})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (_, done) = m.settle(&path).await;
+    assert_eq!(
+        done["entity"]["last_operation"]["state"], "succeeded",
+        "{done}"
+    );
+    assert_eq!(
+        (
+            done["entity"]["name"].clone(),
+            done["entity"]["tags"].clone()
+        ),
+        (json!("renamed"), json!(["t"]))
+    );
+}
+
+#[tokio::test]
+async fn a_410_while_polling_a_create_is_not_an_answer_and_maintenance_must_match_the_plan() {
+    let (m, broker) = common::with_scripted().await;
+    broker.push("provision", Reply::new(202, json!({})));
+    broker.push("last_operation", Reply::new(410, json!({})));
+    let (status, body) = m
+        .create_instance("gone-then-done", &m.plan("fast").await, true)
+        .await;
+    assert_eq!(status, 202);
+    let guid = common::guid(&body);
+    let path = format!("/v2/service_instances/{guid}");
+    let (_, done) = m.settle(&path).await;
+    assert_eq!(
+        done["entity"]["last_operation"]["state"], "succeeded",
+        "polling went on after the 410"
+    );
+    assert_eq!(
+        broker
+            .seen(
+                "GET",
+                &format!("/v2/service_instances/{guid}/last_operation")
+            )
+            .len(),
+        2
+    );
+
+    // The scripted plans have no maintenance_info: no version can be asked for.
+    let before = m.snapshot().await;
+    let (status, body) = m
+        .call(
+            "PUT",
+            &path,
+            &writer(),
+            Some(json!({"maintenance_info": {"version": "2.0.0"}})),
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "CF-UnprocessableEntity"),
+        "{body}"
+    );
+    assert_eq!(m.snapshot().await, before);
 }

@@ -407,6 +407,22 @@ pub async fn scripted_broker() -> ScriptedBroker {
 }
 
 impl Running {
+    /// Makes every plan public (new plans are private), as `cf enable-service-access` would.
+    pub async fn publish_all(&self) {
+        let (_, plans) = self.get("/v2/service_plans?results-per-page=100").await;
+        for plan in plans["resources"].as_array().unwrap() {
+            let (status, _) = self
+                .call(
+                    "PUT",
+                    &format!("/v2/service_plans/{}", guid(plan)),
+                    &admin(),
+                    Some(json!({"public": true})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+    }
+
     /// The guid of the plan named `name`.
     pub async fn plan(&self, name: &str) -> String {
         let (_, found) = self.get(&format!("/v2/service_plans?q=name:{name}")).await;
@@ -466,6 +482,7 @@ pub async fn with_scripted() -> (Running, ScriptedBroker) {
     let broker = scripted_broker().await;
     let (status, body) = m.register("scripted", &broker.url(), "user", "pass").await;
     assert_eq!(status, 201, "{body}");
+    m.publish_all().await;
     (m, broker)
 }
 
