@@ -187,14 +187,34 @@ async fn plan_for(
     guid: &str,
     claims: &Claims,
 ) -> Result<(i64, String, Option<String>, i64, bool)> {
-    let plan: Option<(i64, String, Option<String>, i64, bool, bool, bool)> = sqlx::query_as(
-        "SELECT p.id, p.unique_id, p.maintenance_info, p.service_id, p.active, s.service_broker_id IS NOT NULL, p.public \
+    #[derive(sqlx::FromRow)]
+    struct Choice {
+        id: i64,
+        unique_id: String,
+        maintenance_info: Option<String>,
+        service_id: i64,
+        active: bool,
+        brokered: bool,
+        public: bool,
+    }
+    let plan: Option<Choice> = sqlx::query_as(
+        "SELECT p.id, p.unique_id, p.maintenance_info, p.service_id, p.active, \
+         s.service_broker_id IS NOT NULL AS brokered, p.public \
          FROM service_plans p JOIN services s ON s.id = p.service_id WHERE p.guid = ?",
     )
     .bind(guid)
     .fetch_optional(m.pool())
     .await?;
-    let Some((id, unique_id, maintenance, service_id, active, brokered, public)) = plan else {
+    let Some(Choice {
+        id,
+        unique_id,
+        maintenance_info: maintenance,
+        service_id,
+        active,
+        brokered,
+        public,
+    }) = plan
+    else {
         return Err(CfError::new(
             CfCode::INVALID_RELATION,
             format!("Could not find the service plan with guid: {guid}"),

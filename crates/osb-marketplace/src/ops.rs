@@ -342,7 +342,7 @@ async fn claim_and_send(
 
 async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
     let client = client_for(m, t.broker_id).await?;
-    let stored = request(m, &t)?;
+    let stored = request(m, t)?;
     let accepts_incomplete = stored["accepts_incomplete"].as_bool().unwrap_or(false);
     let opts = call_options(t.user_id.as_deref());
     let instance = InstanceId::from(t.instance_guid.as_str());
@@ -361,7 +361,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                         "dashboard_url",
                         dashboard.map_or(Value::Null, Value::String),
                     ));
-                    set_op(m, table, &t, "succeeded", None, &columns).await?;
+                    set_op(m, table, t, "succeeded", None, &columns).await?;
                     Ok(Answer::Done)
                 }
                 Ok(ProvisionOutcome::Accepted(a)) => {
@@ -371,7 +371,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                     to_poll(
                         m,
                         table,
-                        &t,
+                        t,
                         token,
                         &[
                             (
@@ -384,7 +384,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                     .await?;
                     Ok(Answer::Accepted)
                 }
-                Err(e) => fail_create(m, table, &t, OmOperation::Provision, &e).await,
+                Err(e) => fail_create(m, table, t, OmOperation::Provision, &e).await,
                 Ok(_) => Err(unexpected()),
             }
         }
@@ -393,14 +393,14 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
             let query = UpdateQuery::new().with_accepts_incomplete(accepts_incomplete);
             match client.update(&instance, &body, &query, &opts).await {
                 Ok(UpdateOutcome::Updated(r)) => {
-                    finish_update(m, &t, r.dashboard_url.flatten()).await?;
+                    finish_update(m, t, r.dashboard_url.flatten()).await?;
                     Ok(Answer::Done)
                 }
                 Ok(UpdateOutcome::Accepted(a)) => {
                     // The request stays: its new name, tags and maintenance version apply when
                     // the update succeeds.
                     let token = a.into_body().operation.flatten().map(String::from);
-                    to_poll(m, table, &t, token, &[]).await?;
+                    to_poll(m, table, t, token, &[]).await?;
                     Ok(Answer::Accepted)
                 }
                 Err(e) => {
@@ -410,7 +410,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                         ("request", Value::Null),
                         ("pending_plan_id", Value::Null),
                     ];
-                    set_op(m, table, &t, "failed", Some(&cf.description), &columns).await?;
+                    set_op(m, table, t, "failed", Some(&cf.description), &columns).await?;
                     Err(cf.into())
                 }
                 Ok(_) => Err(unexpected()),
@@ -438,12 +438,12 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                 }
                 Ok(DeleteOutcome::Accepted(a)) => {
                     let token = a.into_body().operation.map(String::from);
-                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    to_poll(m, table, t, token, &[("request", Value::Null)]).await?;
                     Ok(Answer::Accepted)
                 }
                 Err(e) => {
                     let cf = relay(&e);
-                    set_op(m, table, &t, "failed", Some(&cf.description), &done_columns).await?;
+                    set_op(m, table, t, "failed", Some(&cf.description), &done_columns).await?;
                     Err(cf.into())
                 }
                 Ok(_) => Err(unexpected()),
@@ -464,16 +464,16 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
             {
                 Ok(BindOutcome::Created(r) | BindOutcome::AlreadyExists(r)) => {
                     let mut columns = done_columns.to_vec();
-                    columns.extend(binding_columns(m, &t, &r)?);
-                    set_op(m, table, &t, "succeeded", None, &columns).await?;
+                    columns.extend(binding_columns(m, t, &r)?);
+                    set_op(m, table, t, "succeeded", None, &columns).await?;
                     Ok(Answer::Done)
                 }
                 Ok(BindOutcome::Accepted(a)) => {
                     let token = a.into_body().operation.map(String::from);
-                    to_poll(m, table, &t, token, &[("request", Value::Null)]).await?;
+                    to_poll(m, table, t, token, &[("request", Value::Null)]).await?;
                     Ok(Answer::Accepted)
                 }
-                Err(e) => fail_create(m, table, &t, OmOperation::Bind, &e).await,
+                Err(e) => fail_create(m, table, t, OmOperation::Bind, &e).await,
                 Ok(_) => Err(unexpected()),
             }
         }
