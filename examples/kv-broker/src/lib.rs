@@ -471,7 +471,8 @@ pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error 
     let addr = listener.local_addr()?;
     let (app, broker) = app(config, addr).await?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let serve = osb_server::Server::new().serve(listener, app, std::future::pending());
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "server stopped");
         }
     });

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use osb_server::Server;
 use osb_server::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -122,7 +123,8 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let serve = Server::new().serve(listener, app, std::future::pending());
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "server stopped");
         }
     });
