@@ -53,8 +53,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options shared by every command.
-#[derive(Debug, Args)]
+/// Options shared by every command. `Debug` redacts the password and the token.
+#[derive(Args)]
 #[command(next_help_heading = "Broker and output options")]
 pub(crate) struct GlobalArgs {
     /// The broker's base URL, e.g. http://127.0.0.1:8080
@@ -126,6 +126,23 @@ pub(crate) struct GlobalArgs {
     /// Print JSON on stdout (and errors as JSON on stderr), for scripts.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("GlobalArgs")
+            .field("broker_url", &self.broker_url)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("token", &redacted(&self.token))
+            .field("api_version", &self.api_version)
+            .field("as_user", &self.as_user)
+            .field("originating_identity", &self.originating_identity)
+            .field("timeout", &self.timeout)
+            .field("json", &self.json)
+            .finish()
+    }
 }
 
 fn parse_api_version(text: &str) -> Result<ApiVersion, String> {

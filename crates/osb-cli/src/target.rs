@@ -10,11 +10,24 @@ use crate::error::{Result, call_error, usage};
 use crate::record::normalize_url;
 
 /// How to authenticate.
-#[derive(Debug)]
 enum Auth {
     None,
     Basic { user: String, password: String },
     Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&"<redacted>").finish(),
+        }
+    }
 }
 
 /// The connection settings from flags and environment, checked.
@@ -172,6 +185,35 @@ mod tests {
         argv.push("catalog");
         let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
         Target::from_args(&cli.global)
+    }
+
+    #[test]
+    fn debug_redacts_passwords_and_tokens() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "osb",
+            "-u",
+            "admin",
+            "--password",
+            "hunter2-pw",
+            "--broker-url",
+            "http://h/",
+            "catalog",
+        ])
+        .unwrap();
+        let text = format!("{cli:?} {:?}", Target::from_args(&cli.global).unwrap());
+        assert!(text.contains("admin"), "{text}");
+        assert!(!text.contains("hunter2-pw"), "{text}");
+        let cli = crate::cli::Cli::try_parse_from([
+            "osb",
+            "--token",
+            "tok-secret-9",
+            "--broker-url",
+            "http://h/",
+            "catalog",
+        ])
+        .unwrap();
+        let text = format!("{cli:?} {:?}", Target::from_args(&cli.global).unwrap());
+        assert!(!text.contains("tok-secret-9"), "{text}");
     }
 
     #[test]

@@ -499,3 +499,48 @@ fn sensitive(value: &str, what: &str) -> Result<HeaderValue, Error> {
     header.set_sensitive(true);
     Ok(header)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_credentials_and_keys() {
+        let key =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+        let builder = Client::builder("https://broker.example")
+            .basic_auth("admin", "pw-s3cret-1")
+            .client_identity_pem("-----BEGIN CERTIFICATE-----\n", key);
+        let text = format!("{builder:?}");
+        assert!(!text.contains("pw-s3cret-1"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(
+            text.contains("client_identity: Some(\"<redacted>\")"),
+            "{text}"
+        );
+        let builder = || Client::builder("https://broker.example").bearer_auth("tok-s3cret-2");
+        let text = format!("{:?} {:?}", builder(), builder().build().unwrap());
+        assert!(!text.contains("tok-s3cret-2"), "{text}");
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn tls_settings_are_checked() {
+        let err = Client::builder("https://broker.example")
+            .root_certificate_pem("not a certificate")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("root certificate"), "{err}");
+        let err = Client::builder("https://broker.example")
+            .client_identity_pem("no cert", "no key")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("client certificate"), "{err}");
+        let err = Client::builder("https://broker.example")
+            .http_client(reqwest::Client::new())
+            .only_custom_roots()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("own HTTP client"), "{err}");
+    }
+}

@@ -74,12 +74,43 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("username", &self.username)
             .field("password", &"<redacted>")
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url)
             .field("async_delay", &self.async_delay)
             .field("stateful", &self.stateful)
             .finish()
     }
+}
+
+/// The URL with the password of its user part, and any `password=` query value, replaced by
+/// `<redacted>`: for `Debug` and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let authority_end = out[scheme + 3..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| scheme + 3 + i);
+        if let Some(at) = out[scheme + 3..authority_end].rfind('@') {
+            let at = scheme + 3 + at;
+            if let Some(colon) = out[scheme + 3..at].find(':') {
+                out.replace_range(scheme + 3 + colon + 1..at, "<redacted>");
+            }
+        }
+    }
+    if let Some(query) = out.find('?') {
+        let (head, tail) = out.split_at(query + 1);
+        let tail: Vec<String> = tail
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                    format!("{name}=<redacted>")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", tail.join("&"));
+    }
+    out
 }
 
 impl Config {
@@ -657,5 +688,37 @@ async fn health(State(broker): State<KvBroker>) -> Response {
             axum::Json(json!({"store": "unavailable", "description": e.to_string()})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_passwords() {
+        let mut config = Config::new(
+            "admin",
+            "s3cret-pw-1",
+            "postgres://kv:db-pw-2@db.example:5432/kv?sslmode=require&password=db-pw-3",
+        );
+        config.public_url = Some("https://kv.example".into());
+        let text = format!("{config:?}");
+        for secret in ["s3cret-pw-1", "db-pw-2", "db-pw-3"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("db.example:5432/kv?sslmode=require"),
+            "{text}"
+        );
+        assert_eq!(redact_url("sqlite:data/kv.db"), "sqlite:data/kv.db");
+        assert_eq!(
+            redact_url("postgres://user@host/db"),
+            "postgres://user@host/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@host/db"),
+            "postgres://u:<redacted>@host/db"
+        );
     }
 }

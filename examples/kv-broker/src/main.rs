@@ -40,7 +40,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             config.username, config.password
         );
     }
-    let database = config.database_url.clone();
+    let database = example_kv_broker::redact_url(&config.database_url);
     let (router, _broker) = app(config, addr)
         .await
         .map_err(|e| format!("cannot open the database {database:?}: {e}"))?;
