@@ -36,7 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
-use osb_store::{AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError};
+use osb_store::{
+    AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError, StoreKeys,
+};
 use serde_json::{Map, Value, json};
 
 /// The id of the `kv` offering.
@@ -67,6 +69,10 @@ pub struct Config {
     pub async_delay: Duration,
     /// How the stateful layer answers (retention, budgets, leases).
     pub stateful: StatefulConfig,
+    /// Keys that encrypt binding credentials and request parameters in the database
+    /// (`OSB_STORE_KEY`, `OSB_STORE_OLD_KEYS`: Base64 of 32 bytes; [`StoreKeys`]). Without them
+    /// the broker logs a warning at start.
+    pub store_keys: Option<StoreKeys>,
 }
 
 impl fmt::Debug for Config {
@@ -78,6 +84,7 @@ impl fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("async_delay", &self.async_delay)
             .field("stateful", &self.stateful)
+            .field("store_keys", &self.store_keys)
             .finish()
     }
 }
@@ -127,6 +134,7 @@ impl Config {
             public_url: None,
             async_delay: Duration::from_secs(3),
             stateful: StatefulConfig::default(),
+            store_keys: None,
         }
     }
 
@@ -215,6 +223,22 @@ pub struct KvBackend {
     async_delay: Duration,
 }
 
+/// How a token's digest starts in `kv_tokens`.
+const DIGEST_PREFIX: &str = "sha256:";
+
+/// What `kv_tokens` keeps of a token: its SHA-256, so the database never holds a usable token.
+/// Tokens are 256 random bits, so a fast hash is enough.
+fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    let mut text = String::with_capacity(DIGEST_PREFIX.len() + 64);
+    text.push_str(DIGEST_PREFIX);
+    for byte in digest {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
 fn internal(error: sqlx::Error) -> BrokerError {
     BrokerError::internal(error)
 }
@@ -262,11 +286,16 @@ impl KvBackend {
         })
     }
 
-    /// The instance a bearer token opens, if any.
+    /// The instance a bearer token opens, if any. Tokens are kept as digests; a token stored
+    /// in clear by an earlier version is still accepted.
     async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
+        let digest = token_digest(token);
+        // A digest sent as a token must not match itself.
+        let legacy = (!token.starts_with(DIGEST_PREFIX)).then_some(token);
         on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = $1")
-                .bind(token)
+            sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = $1 OR token = $2")
+                .bind(&digest)
+                .bind(legacy)
                 .fetch_optional(pool)
                 .await
         })
@@ -374,7 +403,7 @@ impl Backend for KvBackend {
             )
             .bind(id.as_str())
             .bind(binding.as_str())
-            .bind(&token)
+            .bind(token_digest(&token))
             .execute(pool)
             .await
             .map(|_| ())
@@ -427,7 +456,12 @@ pub async fn app(config: Config, listen: SocketAddr) -> Result<(Router, KvBroker
             })?;
         }
     }
-    let store = AnyStore::open(&config.database_url).await?;
+    if config.store_keys.is_none() {
+        tracing::warn!(
+            "OSB_STORE_KEY is not set: binding credentials are stored unencrypted in the database"
+        );
+    }
+    let store = AnyStore::open_with_keys(&config.database_url, config.store_keys.clone()).await?;
     let db = match &store {
         AnyStore::Sqlite(store) => Db::Sqlite(store.clone()),
         AnyStore::Postgres(store) => Db::Postgres(store.pool().clone()),

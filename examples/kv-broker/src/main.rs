@@ -27,7 +27,8 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (config, generated) = Config::from_env();
+    let (mut config, generated) = Config::from_env();
+    config.store_keys = osb_store::StoreKeys::from_env()?;
     let server = Server::from_env()?;
     let listen = std::env::var("OSB_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)
