@@ -41,15 +41,19 @@ impl AnyStore {
         }
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
-            let mut options = crate::SqliteOptions::default();
-            options.keys = keys;
+            let options = crate::SqliteOptions {
+                keys,
+                ..Default::default()
+            };
             let store = crate::SqliteStore::open(url, &options).await?;
             return Ok(AnyStore::Sqlite(store));
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let mut options = crate::PgOptions::default();
-            options.keys = keys;
+            let options = crate::PgOptions {
+                keys,
+                ..Default::default()
+            };
             let store = crate::PgStore::open(url, &options).await?;
             return Ok(AnyStore::Postgres(store));
         }

@@ -31,6 +31,15 @@ pub struct PgOptions {
     pub keys: Option<crate::StoreKeys>,
 }
 
+impl PgOptions {
+    /// These options, with `keys` encrypting records at rest.
+    #[must_use]
+    pub fn with_keys(mut self, keys: crate::StoreKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+}
+
 impl Default for PgOptions {
     fn default() -> Self {
         PgOptions {

@@ -35,6 +35,15 @@ pub struct SqliteOptions {
     pub keys: Option<crate::StoreKeys>,
 }
 
+impl SqliteOptions {
+    /// These options, with `keys` encrypting records at rest.
+    #[must_use]
+    pub fn with_keys(mut self, keys: crate::StoreKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+}
+
 impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {

@@ -55,8 +55,10 @@ fn operation() -> OperationRecord {
 }
 
 async fn open(path: &std::path::Path, keys: Option<StoreKeys>) -> Result<SqliteStore, StoreError> {
-    let mut options = SqliteOptions::default();
-    options.keys = keys;
+    let options = match keys {
+        Some(keys) => SqliteOptions::default().with_keys(keys),
+        None => SqliteOptions::default(),
+    };
     SqliteStore::open(&format!("sqlite:{}", path.display()), &options).await
 }
 

@@ -92,9 +92,9 @@ async fn two_replicas_create_an_instance_once() {
 }
 
 async fn open_sealed(url: &str, keys: osb_store::StoreKeys) -> PgStore {
-    let mut options = PgOptions::default();
-    options.keys = Some(keys);
-    PgStore::open(url, &options).await.expect("the store opens")
+    PgStore::open(url, &PgOptions::default().with_keys(keys))
+        .await
+        .expect("the store opens")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
