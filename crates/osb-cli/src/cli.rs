@@ -9,6 +9,7 @@ Environment:
   OSB_BROKER_URL, OSB_BROKER_USERNAME, OSB_BROKER_PASSWORD, OSB_BROKER_TOKEN, OSB_API_VERSION,
   OSB_ORIGINATING_IDENTITY  stand in for the options of the same name.
   OSB_HOME                  directory of the local record (default: <state dir>/osb).
+  OSB_CA_CERT               stands in for --ca-cert (a PEM file of CAs to trust).
 
 Local record:
   `osb` remembers what it created (instances, bindings, their offering and plan ids, the last
@@ -126,6 +127,10 @@ pub(crate) struct GlobalArgs {
     /// Print JSON on stdout (and errors as JSON on stderr), for scripts.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    /// PEM file of CA certificates to trust for an https broker, besides the built-in roots.
+    #[arg(long, env = "OSB_CA_CERT", global = true, value_name = "FILE")]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for GlobalArgs {
@@ -141,6 +146,7 @@ impl std::fmt::Debug for GlobalArgs {
             .field("originating_identity", &self.originating_identity)
             .field("timeout", &self.timeout)
             .field("json", &self.json)
+            .field("ca_cert", &self.ca_cert)
             .finish()
     }
 }
