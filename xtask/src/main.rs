@@ -4,10 +4,13 @@
 //! - `spec-diff --upstream FILE`: compare our spec with an upstream OpenAPI 3 or Swagger 2 file.
 //! - `roundtrip [--cases N] [--seed S] [--in-process | --loopback] [--release] [FILTER…]`: run the
 //!   osb-client↔osb-server round-trip property tests (crate `osb-roundtrip`).
+//! - `fuzz [--time 60s | --inputs N] [--seed S] [--dev] [TARGET…]`: structured random fuzzing
+//!   of the decoders, the router and the client (crate `osb-fuzz`).
 //!
 //! `cargo test -p xtask` runs the generator in check mode, so stale generated code fails the tests.
 
 mod codegen;
+mod fuzz;
 mod roundtrip;
 mod spec;
 mod spec_diff;
@@ -58,6 +61,23 @@ enum Task {
         /// Test name filters passed to the test binary (e.g. `provision`).
         filter: Vec<String>,
     },
+    /// Fuzz the decoders, the router and the client (models, headers, catalog, router, client).
+    Fuzz {
+        /// How long, shared between the targets (e.g. 60s, 10m, 2h).
+        #[arg(long, default_value = "60s")]
+        time: String,
+        /// A number of inputs per target instead of a time.
+        #[arg(long, conflicts_with = "time")]
+        inputs: Option<u64>,
+        /// A fixed seed, to replay a run.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Build without optimisation.
+        #[arg(long)]
+        dev: bool,
+        /// The targets (default: all).
+        targets: Vec<String>,
+    },
 }
 
 /// The workspace root (the parent of this crate's directory).
@@ -94,6 +114,19 @@ fn main() -> ExitCode {
             },
             release,
             filter,
+        }),
+        Task::Fuzz {
+            time,
+            inputs,
+            seed,
+            dev,
+            targets,
+        } => fuzz::run(&fuzz::Options {
+            time,
+            inputs,
+            seed,
+            dev,
+            targets,
         }),
     };
     match result {

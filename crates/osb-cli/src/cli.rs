@@ -9,6 +9,7 @@ Environment:
   OSB_BROKER_URL, OSB_BROKER_USERNAME, OSB_BROKER_PASSWORD, OSB_BROKER_TOKEN, OSB_API_VERSION,
   OSB_ORIGINATING_IDENTITY  stand in for the options of the same name.
   OSB_HOME                  directory of the local record (default: <state dir>/osb).
+  OSB_CA_CERT               stands in for --ca-cert (a PEM file of CAs to trust).
 
 Local record:
   `osb` remembers what it created (instances, bindings, their offering and plan ids, the last
@@ -53,8 +54,8 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
-/// Options shared by every command.
-#[derive(Debug, Args)]
+/// Options shared by every command. `Debug` redacts the password and the token.
+#[derive(Args)]
 #[command(next_help_heading = "Broker and output options")]
 pub(crate) struct GlobalArgs {
     /// The broker's base URL, e.g. http://127.0.0.1:8080
@@ -126,6 +127,28 @@ pub(crate) struct GlobalArgs {
     /// Print JSON on stdout (and errors as JSON on stderr), for scripts.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+
+    /// PEM file of CA certificates to trust for an https broker, besides the built-in roots.
+    #[arg(long, env = "OSB_CA_CERT", global = true, value_name = "FILE")]
+    pub(crate) ca_cert: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for GlobalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |secret: &Option<String>| secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("GlobalArgs")
+            .field("broker_url", &self.broker_url)
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("token", &redacted(&self.token))
+            .field("api_version", &self.api_version)
+            .field("as_user", &self.as_user)
+            .field("originating_identity", &self.originating_identity)
+            .field("timeout", &self.timeout)
+            .field("json", &self.json)
+            .field("ca_cert", &self.ca_cert)
+            .finish()
+    }
 }
 
 fn parse_api_version(text: &str) -> Result<ApiVersion, String> {

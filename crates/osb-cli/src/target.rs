@@ -10,11 +10,24 @@ use crate::error::{Result, call_error, usage};
 use crate::record::normalize_url;
 
 /// How to authenticate.
-#[derive(Debug)]
 enum Auth {
     None,
     Basic { user: String, password: String },
     Bearer(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Basic { user, .. } => f
+                .debug_struct("Basic")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Auth::Bearer(_) => f.debug_tuple("Bearer").field(&"<redacted>").finish(),
+        }
+    }
 }
 
 /// The connection settings from flags and environment, checked.
@@ -25,6 +38,8 @@ pub(crate) struct Target {
     version: ApiVersion,
     identity: Option<OriginatingIdentity>,
     timeout: Duration,
+    /// PEM of extra CA certificates to trust.
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl Target {
@@ -67,12 +82,20 @@ impl Target {
             }
             _ => None,
         };
+        let ca_pem = match &args.ca_cert {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| usage(format!("--ca-cert {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
         Ok(Target {
             url: nonempty(&args.broker_url).map(|u| normalize_url(&u)),
             auth,
             version: args.api_version.unwrap_or(ApiVersion::LATEST),
             identity,
             timeout: Duration::from_secs(args.timeout),
+            ca_pem,
         })
     }
 
@@ -113,6 +136,11 @@ impl Target {
         self.timeout
     }
 
+    /// The PEM of the extra CA certificates to trust, if any.
+    pub(crate) fn ca_pem(&self) -> Option<&[u8]> {
+        self.ca_pem.as_deref()
+    }
+
     /// A client for the broker at `url`.
     pub(crate) fn client(&self, url: &str) -> Result<Client> {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -130,6 +158,9 @@ impl Target {
         };
         if let Some(identity) = &self.identity {
             builder = builder.originating_identity(identity.clone());
+        }
+        if let Some(pem) = &self.ca_pem {
+            builder = builder.root_certificate_pem(pem);
         }
         builder
             .build()
@@ -172,6 +203,61 @@ mod tests {
         argv.push("catalog");
         let cli = crate::cli::Cli::try_parse_from(argv).unwrap();
         Target::from_args(&cli.global)
+    }
+
+    #[test]
+    fn debug_redacts_passwords_and_tokens() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "osb",
+            "-u",
+            "admin",
+            "--password",
+            "hunter2-pw",
+            "--broker-url",
+            "http://h/",
+            "catalog",
+        ])
+        .unwrap();
+        let text = format!("{cli:?} {:?}", Target::from_args(&cli.global).unwrap());
+        assert!(text.contains("admin"), "{text}");
+        assert!(!text.contains("hunter2-pw"), "{text}");
+        let cli = crate::cli::Cli::try_parse_from([
+            "osb",
+            "--token",
+            "tok-secret-9",
+            "--broker-url",
+            "http://h/",
+            "catalog",
+        ])
+        .unwrap();
+        let text = format!("{cli:?} {:?}", Target::from_args(&cli.global).unwrap());
+        assert!(!text.contains("tok-secret-9"), "{text}");
+    }
+
+    #[test]
+    fn ca_certificates_are_read_and_checked() {
+        let err = target(&[
+            "--ca-cert",
+            "/nonexistent/ca.pem",
+            "--broker-url",
+            "http://h/",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "not a certificate").unwrap();
+        let target = target(&[
+            "--ca-cert",
+            path.to_str().unwrap(),
+            "--broker-url",
+            "https://h/",
+        ])
+        .unwrap();
+        assert!(
+            target.client("https://h/").is_err(),
+            "a file without a CA was taken"
+        );
     }
 
     #[test]

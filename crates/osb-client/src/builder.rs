@@ -61,6 +61,22 @@ pub struct ClientBuilder {
     max_response_bytes: usize,
     catalog_cache: bool,
     validate_requests: bool,
+    tls: TlsChoice,
+}
+
+/// Extra TLS settings for the client the builder makes (PEM, parsed by `build`).
+#[derive(Clone, Default)]
+struct TlsChoice {
+    roots: Vec<Vec<u8>>,
+    only_custom_roots: bool,
+    /// The private key followed by the certificate chain.
+    identity: Option<Vec<u8>>,
+}
+
+impl TlsChoice {
+    fn is_set(&self) -> bool {
+        !self.roots.is_empty() || self.only_custom_roots || self.identity.is_some()
+    }
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -92,6 +108,12 @@ impl fmt::Debug for ClientBuilder {
             .field("max_response_bytes", &self.max_response_bytes)
             .field("catalog_cache", &self.catalog_cache)
             .field("validate_requests", &self.validate_requests)
+            .field("root_certificates", &self.tls.roots.len())
+            .field("only_custom_roots", &self.tls.only_custom_roots)
+            .field(
+                "client_identity",
+                &self.tls.identity.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -109,7 +131,44 @@ impl ClientBuilder {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             catalog_cache: true,
             validate_requests: true,
+            tls: TlsChoice::default(),
         }
+    }
+
+    /// Trusts the CA certificates in this PEM text (one or more `CERTIFICATE` blocks), in
+    /// addition to the built-in roots: for a broker whose certificate a private CA issued.
+    /// Call again for more. Applies to the client the builder makes, not to one given with
+    /// [`http_client`](Self::http_client) (`build` refuses the mix).
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn root_certificate_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.roots.push(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Trusts only the CAs given with [`root_certificate_pem`](Self::root_certificate_pem),
+    /// not the built-in roots.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn only_custom_roots(mut self) -> Self {
+        self.tls.only_custom_roots = true;
+        self
+    }
+
+    /// Presents this client certificate (PEM chain, leaf first) and private key (PEM) to
+    /// brokers that ask for one: mutual TLS. `Debug` of the builder never shows them.
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn client_identity_pem(
+        mut self,
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Self {
+        let mut pem = key.as_ref().to_vec();
+        pem.push(b'\n');
+        pem.extend_from_slice(cert_chain.as_ref());
+        self.tls.identity = Some(pem);
+        self
     }
 
     /// HTTP Basic authentication (the spec's default scheme).
@@ -332,6 +391,13 @@ impl ClientBuilder {
             Some(identity) => Some(crate::client::identity_header(identity)?),
             None => None,
         };
+        if self.tls.is_set() && !matches!(self.transport, TransportChoice::Default) {
+            return Err(config(
+                "TLS roots and client identities apply to the client the builder makes; \
+                 configure them on your own HTTP client instead"
+                    .to_string(),
+            ));
+        }
         let transport = match self.transport {
             TransportChoice::Http(http) => Transport::Http(http),
             TransportChoice::Default => {
@@ -343,6 +409,7 @@ impl ClientBuilder {
                 if let Some(timeout) = self.timeout {
                     builder = builder.connect_timeout(timeout);
                 }
+                builder = apply_tls(builder, &self.tls)?;
                 Transport::Http(
                     builder
                         .build()
@@ -376,6 +443,44 @@ impl ClientBuilder {
     }
 }
 
+/// Adds the builder's TLS settings to reqwest's builder.
+#[cfg(feature = "rustls")]
+fn apply_tls(
+    mut builder: reqwest::ClientBuilder,
+    tls: &TlsChoice,
+) -> Result<reqwest::ClientBuilder, Error> {
+    let config = |reason: String| Error::Config { reason };
+    for pem in &tls.roots {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| config(format!("root certificate PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(config("root certificate PEM holds no certificate".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if tls.only_custom_roots {
+        builder = builder.tls_built_in_root_certs(false);
+    }
+    if let Some(pem) = &tls.identity {
+        // reqwest's message never quotes the key.
+        let identity = reqwest::Identity::from_pem(pem)
+            .map_err(|e| config(format!("client certificate and key: {e}")))?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
+}
+
+/// Without rustls no TLS settings can be made, so there are none to add.
+#[cfg(not(feature = "rustls"))]
+fn apply_tls(
+    builder: reqwest::ClientBuilder,
+    _tls: &TlsChoice,
+) -> Result<reqwest::ClientBuilder, Error> {
+    Ok(builder)
+}
+
 /// The `Host` header for the in-process transport: the base URL's host and port.
 #[cfg(feature = "in-process")]
 fn host_header(url: &reqwest::Url) -> Option<HeaderValue> {
@@ -393,4 +498,49 @@ fn sensitive(value: &str, what: &str) -> Result<HeaderValue, Error> {
     })?;
     header.set_sensitive(true);
     Ok(header)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_credentials_and_keys() {
+        let key =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+        let builder = Client::builder("https://broker.example")
+            .basic_auth("admin", "pw-s3cret-1")
+            .client_identity_pem("-----BEGIN CERTIFICATE-----\n", key);
+        let text = format!("{builder:?}");
+        assert!(!text.contains("pw-s3cret-1"), "{text}");
+        assert!(!text.contains("c2VjcmV0"), "{text}");
+        assert!(
+            text.contains("client_identity: Some(\"<redacted>\")"),
+            "{text}"
+        );
+        let builder = || Client::builder("https://broker.example").bearer_auth("tok-s3cret-2");
+        let text = format!("{:?} {:?}", builder(), builder().build().unwrap());
+        assert!(!text.contains("tok-s3cret-2"), "{text}");
+    }
+
+    #[cfg(feature = "rustls")]
+    #[test]
+    fn tls_settings_are_checked() {
+        let err = Client::builder("https://broker.example")
+            .root_certificate_pem("not a certificate")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("root certificate"), "{err}");
+        let err = Client::builder("https://broker.example")
+            .client_identity_pem("no cert", "no key")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("client certificate"), "{err}");
+        let err = Client::builder("https://broker.example")
+            .http_client(reqwest::Client::new())
+            .only_custom_roots()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("own HTTP client"), "{err}");
+    }
 }

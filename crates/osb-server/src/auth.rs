@@ -241,6 +241,19 @@ mod tests {
         assert_eq!(err.headers.len(), 2);
     }
 
+    #[test]
+    fn debug_redacts_credentials_and_tokens() {
+        let auth = Auth::new()
+            .basic("platform", "pw-s3cret-1")
+            .bearer("tok-s3cret-2");
+        let text = format!("{auth:?}");
+        let encoded = STANDARD.encode("platform:pw-s3cret-1");
+        for secret in ["pw-s3cret-1", "tok-s3cret-2", encoded.as_str()] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(text.contains("basic_credentials: 1"), "{text}");
+    }
+
     #[tokio::test]
     async fn custom_check_and_unconfigured() {
         let auth = Auth::new().check(|h| {

@@ -106,6 +106,15 @@ pub enum BrokerError {
         /// What is wrong.
         reason: String,
     },
+    /// Serving failed: the listener, a certificate file, a signal handler.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An osb-types error raised by the broker's own code (a reply it could not build, such as
@@ -272,7 +281,8 @@ impl BrokerError {
             BrokerError::Failed { .. }
             | BrokerError::Internal { .. }
             | BrokerError::InvalidCatalog { .. }
-            | BrokerError::InvalidConfig { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            | BrokerError::InvalidConfig { .. }
+            | BrokerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -305,7 +315,8 @@ impl BrokerError {
             BrokerError::Failed { body, .. } => *body,
             err @ (BrokerError::Internal { .. }
             | BrokerError::InvalidCatalog { .. }
-            | BrokerError::InvalidConfig { .. }) => {
+            | BrokerError::InvalidConfig { .. }
+            | BrokerError::Io { .. }) => {
                 tracing::error!(error = %Chain(&err), "the broker failed");
                 ErrorResponse::described(INTERNAL_DESCRIPTION)
             }

@@ -200,10 +200,25 @@
 //!   error is logged.
 //! - Async bind and unbind need OSB 2.14 (when they appeared): older requests get no permit.
 //!
+//! ## Serving
+//!
+//! [`Server`] serves the router with a header-read timeout, an idle timeout and a limit on
+//! connections (defaults, builder methods, `OSB_*` environment variables), and HTTPS with the
+//! `tls` feature:
+//!
+//! ```no_run
+//! # async fn demo(app: axum::Router) -> Result<(), osb_server::BrokerError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! osb_server::Server::from_env()?.serve(listener, app, std::future::pending()).await
+//! # }
+//! ```
+//!
 //! ## Feature flags
 //!
-//! osb-server has no optional features; JSON Schema validation (through osb-types' `json-schema`
-//! feature) is always on.
+//! - `tls`: HTTPS for [`Server`] through rustls (ring provider, no OpenSSL), with the
+//!   certificate and key reloaded on `SIGHUP`, and optional client-certificate checks.
+//!
+//! JSON Schema validation (through osb-types' `json-schema` feature) is always on.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -215,6 +230,9 @@ mod guards;
 mod handlers;
 pub mod prelude;
 mod router;
+mod serve;
+#[cfg(feature = "tls")]
+mod tls;
 mod version;
 
 pub use async_trait::async_trait;
@@ -223,6 +241,9 @@ pub use broker::{RequestContext, ServiceBroker};
 pub use error::{BoxError, BrokerError};
 pub use guards::Guards;
 pub use router::{Broker, BrokerBuilder, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, router};
+pub use serve::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server,
+};
 pub use version::VersionPolicy;
 
 /// The osb-types crate, re-exported so brokers use the same version of the models.

@@ -26,17 +26,35 @@ impl AnyStore {
     /// Opens the store `url` names: `sqlite:…` (feature `sqlite`), `postgres://…` or
     /// `postgresql://…` (feature `postgres`), or `memory:`; with each store's default options.
     pub async fn open(url: &str) -> Result<AnyStore, StoreError> {
+        Self::open_with_keys(url, None).await
+    }
+
+    /// [`open`](Self::open), with these keys encrypting what the SQL stores write
+    /// ([`StoreKeys`](crate::StoreKeys); the memory store keeps nothing at rest).
+    pub async fn open_with_keys(
+        url: &str,
+        keys: Option<crate::StoreKeys>,
+    ) -> Result<AnyStore, StoreError> {
+        let _ = &keys;
         if url == "memory:" {
             return Ok(AnyStore::Memory(MemoryStore::new()));
         }
         #[cfg(feature = "sqlite")]
         if url.starts_with("sqlite:") {
-            let store = crate::SqliteStore::open(url, &crate::SqliteOptions::default()).await?;
+            let options = crate::SqliteOptions {
+                keys,
+                ..Default::default()
+            };
+            let store = crate::SqliteStore::open(url, &options).await?;
             return Ok(AnyStore::Sqlite(store));
         }
         #[cfg(feature = "postgres")]
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let store = crate::PgStore::open(url, &crate::PgOptions::default()).await?;
+            let options = crate::PgOptions {
+                keys,
+                ..Default::default()
+            };
+            let store = crate::PgStore::open(url, &options).await?;
             return Ok(AnyStore::Postgres(store));
         }
         let scheme = url.split(':').next().unwrap_or(url);

@@ -58,6 +58,7 @@ mod postgres;
 mod record;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod rows;
+mod seal;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 mod stateful;
@@ -77,6 +78,7 @@ pub use record::{
     Key, Millis, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
     Snapshot, Write, fingerprint, now_millis,
 };
+pub use seal::StoreKeys;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteOptions, SqliteStore};

@@ -13,6 +13,7 @@ use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Writ
 use crate::rows::{
     bind_key, bind_operation, bind_resource, operation_columns, operation_of, resource_of, sql,
 };
+use crate::seal::Sealer;
 use crate::store::{Decide, Store};
 
 /// How a [`PgStore`] connects.
@@ -25,6 +26,18 @@ pub struct PgOptions {
     pub connect_timeout: Duration,
     /// The server-side limit of one statement (`statement_timeout`). Default 10 s.
     pub statement_timeout: Duration,
+    /// Keys that encrypt requests, replies (binding credentials) and fingerprints at rest;
+    /// `None` stores them as they are. Default `None`.
+    pub keys: Option<crate::StoreKeys>,
+}
+
+impl PgOptions {
+    /// These options, with `keys` encrypting records at rest.
+    #[must_use]
+    pub fn with_keys(mut self, keys: crate::StoreKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
 }
 
 impl Default for PgOptions {
@@ -33,6 +46,7 @@ impl Default for PgOptions {
             max_connections: 8,
             connect_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(10),
+            keys: None,
         }
     }
 }
@@ -54,6 +68,7 @@ impl Default for PgOptions {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    sealer: Sealer,
 }
 
 impl PgStore {
@@ -72,7 +87,10 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Incompatible(e.to_string()))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            sealer: Sealer::new(options.keys.clone()),
+        })
     }
 
     /// The connection pool, for a broker's own tables in the same database.
@@ -84,18 +102,19 @@ impl PgStore {
 async fn read_snapshot(
     tx: &mut Transaction<'static, Postgres>,
     key: &Key,
+    sealer: &Sealer,
 ) -> Result<Snapshot, StoreError> {
     let resource = bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
-        .map(resource_of)
+        .map(|row| resource_of(row, sealer))
         .transpose()?;
     let active = bind_key!(sqlx::query(sql::SELECT_ACTIVE), key)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
-        .map(operation_of)
+        .map(|row| operation_of(row, sealer))
         .transpose()?;
     Ok(Snapshot { resource, active })
 }
@@ -120,10 +139,14 @@ const INSERT_OPERATION: &str = concat!(
     "finished_at = excluded.finished_at"
 );
 
-async fn apply(tx: &mut Transaction<'static, Postgres>, write: Write) -> Result<(), StoreError> {
+async fn apply(
+    tx: &mut Transaction<'static, Postgres>,
+    write: Write,
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
     match write {
         Write::PutResource(r) => {
-            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r)
+            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r, sealer)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -138,7 +161,7 @@ async fn apply(tx: &mut Transaction<'static, Postgres>, write: Write) -> Result<
                 .await?;
         }
         Write::PutOperation(op) => {
-            bind_operation!(sqlx::query(INSERT_OPERATION), op)
+            bind_operation!(sqlx::query(INSERT_OPERATION), op, sealer)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -155,9 +178,9 @@ impl Store for PgStore {
             .bind(key.binding_column())
             .execute(&mut *tx)
             .await?;
-        let snapshot = read_snapshot(&mut tx, key).await?;
+        let snapshot = read_snapshot(&mut tx, key, &self.sealer).await?;
         for write in decide(&snapshot) {
-            apply(&mut tx, write).await?;
+            apply(&mut tx, write, &self.sealer).await?;
         }
         tx.commit().await?;
         Ok(snapshot)
@@ -168,7 +191,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(resource_of)
+            .map(|row| resource_of(row, &self.sealer))
             .transpose()
     }
 
@@ -190,7 +213,9 @@ impl Store for PgStore {
                     .await?
             }
         };
-        row.as_ref().map(operation_of).transpose()
+        row.as_ref()
+            .map(|row| operation_of(row, &self.sealer))
+            .transpose()
     }
 
     async fn claim(
@@ -206,7 +231,7 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(operation_of)
+            .map(|row| operation_of(row, &self.sealer))
             .transpose()
     }
 

@@ -8,6 +8,7 @@ use crate::StoreError;
 use crate::record::{
     Key, OperationKind, OperationRecord, OperationState, ResourceRecord, ResourceState,
 };
+use crate::seal::Sealer;
 
 /// The columns of `resources`, in the order the stores write them.
 macro_rules! resource_columns {
@@ -80,37 +81,51 @@ macro_rules! bind_key {
 }
 pub(crate) use bind_key;
 
-/// Binds a resource's columns (`$1`–`$10`) to [`sql::UPSERT_RESOURCE`].
+/// Binds a resource's columns (`$1`–`$10`) to [`sql::UPSERT_RESOURCE`], with the fingerprint,
+/// request and reply sealed by the store's [`Sealer`](crate::seal::Sealer) (`?` on failure).
 macro_rules! bind_resource {
-    ($query:expr, $r:expr) => {{
+    ($query:expr, $r:expr, $sealer:expr) => {{
         let r = $r;
+        let sealer: &crate::seal::Sealer = $sealer;
+        let label = |column: &str| crate::rows::resource_label(&r.key, column);
+        let fingerprint = sealer.seal(&label("fingerprint"), r.fingerprint)?;
+        let request = sealer.seal(&label("request"), r.request.to_string())?;
+        let reply = match r.reply {
+            Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
+            None => None,
+        };
         $query
             .bind(r.key.instance_id.as_str().to_owned())
             .bind(r.key.binding_column().to_owned())
             .bind(r.service_id)
             .bind(r.plan_id)
             .bind(r.state.as_str())
-            .bind(r.fingerprint)
-            .bind(r.request.to_string())
-            .bind(r.reply.map(|v| v.to_string()))
+            .bind(fingerprint)
+            .bind(request)
+            .bind(reply)
             .bind(r.created_at)
             .bind(r.updated_at)
     }};
 }
 pub(crate) use bind_resource;
 
-/// Binds an operation's columns (`$1`–`$13`, in [`operation_columns`] order) to an insert.
+/// Binds an operation's columns (`$1`–`$13`, in [`operation_columns`] order) to an insert,
+/// with the fingerprint and request sealed (`?` on failure).
 macro_rules! bind_operation {
-    ($query:expr, $op:expr) => {{
+    ($query:expr, $op:expr, $sealer:expr) => {{
         let op = $op;
+        let sealer: &crate::seal::Sealer = $sealer;
+        let label = |column: &str| crate::rows::operation_label(&op.id, column);
+        let fingerprint = sealer.seal(&label("fingerprint"), op.fingerprint)?;
+        let request = sealer.seal(&label("request"), op.request.to_string())?;
         $query
             .bind(op.id.as_str().to_owned())
             .bind(op.key.instance_id.as_str().to_owned())
             .bind(op.key.binding_column().to_owned())
             .bind(op.kind.as_str())
             .bind(op.state.as_str())
-            .bind(op.fingerprint)
-            .bind(op.request.to_string())
+            .bind(fingerprint)
+            .bind(request)
             .bind(op.description)
             .bind(op.owner)
             .bind(op.lease_until)
@@ -120,6 +135,20 @@ macro_rules! bind_operation {
     }};
 }
 pub(crate) use bind_operation;
+
+/// What a resource's sealed column is bound to: table, column and key.
+pub(crate) fn resource_label(key: &Key, column: &str) -> String {
+    format!(
+        "resources.{column}/{}/{}",
+        key.instance_id.as_str(),
+        key.binding_column()
+    )
+}
+
+/// What an operation's sealed column is bound to: table, column and id.
+pub(crate) fn operation_label(id: &OperationId, column: &str) -> String {
+    format!("operations.{column}/{}", id.as_str())
+}
 
 fn text<R: Row>(row: &R, column: &str) -> Result<String, StoreError>
 where
@@ -146,7 +175,7 @@ where
 }
 
 /// A resource from a row with [`RESOURCE_COLUMNS`].
-pub(crate) fn resource_of<R, DB>(row: &R) -> Result<ResourceRecord, StoreError>
+pub(crate) fn resource_of<R, DB>(row: &R, sealer: &Sealer) -> Result<ResourceRecord, StoreError>
 where
     DB: Database,
     R: Row<Database = DB>,
@@ -156,23 +185,26 @@ where
     for<'r> i64: Decode<'r, DB> + Type<DB>,
 {
     let state = text(row, "state")?;
+    let key = key_of(row)?;
+    let open = |column: &str, stored: String| sealer.open(&resource_label(&key, column), stored);
     let reply: Option<String> = row.try_get("reply")?;
+    let reply = reply.map(|r| open("reply", r)).transpose()?;
     Ok(ResourceRecord {
-        key: key_of(row)?,
         service_id: row.try_get("service_id")?,
         plan_id: row.try_get("plan_id")?,
         state: ResourceState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("resource state {state:?}")))?,
-        fingerprint: text(row, "fingerprint")?,
-        request: json(&text(row, "request")?)?,
+        fingerprint: open("fingerprint", text(row, "fingerprint")?)?,
+        request: json(&open("request", text(row, "request")?)?)?,
         reply: reply.as_deref().map(json).transpose()?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        key,
     })
 }
 
 /// An operation from a row with [`OPERATION_COLUMNS`].
-pub(crate) fn operation_of<R, DB>(row: &R) -> Result<OperationRecord, StoreError>
+pub(crate) fn operation_of<R, DB>(row: &R, sealer: &Sealer) -> Result<OperationRecord, StoreError>
 where
     DB: Database,
     R: Row<Database = DB>,
@@ -184,15 +216,19 @@ where
 {
     let kind = text(row, "kind")?;
     let state = text(row, "state")?;
+    let id = OperationId::from(text(row, "id")?);
+    let open = |column: &str, stored: String| sealer.open(&operation_label(&id, column), stored);
+    let fingerprint = open("fingerprint", text(row, "fingerprint")?)?;
+    let request = json(&open("request", text(row, "request")?)?)?;
     Ok(OperationRecord {
-        id: OperationId::from(text(row, "id")?),
+        id,
         key: key_of(row)?,
         kind: OperationKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("operation kind {kind:?}")))?,
         state: OperationState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("operation state {state:?}")))?,
-        fingerprint: text(row, "fingerprint")?,
-        request: json(&text(row, "request")?)?,
+        fingerprint,
+        request,
         description: row.try_get("description")?,
         owner: row.try_get("owner")?,
         lease_until: row.try_get("lease_until")?,

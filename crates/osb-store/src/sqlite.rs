@@ -15,6 +15,7 @@ use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Writ
 use crate::rows::{
     bind_key, bind_operation, bind_resource, operation_columns, operation_of, resource_of, sql,
 };
+use crate::seal::Sealer;
 use crate::store::{Decide, Store};
 
 /// How a [`SqliteStore`] is opened.
@@ -29,6 +30,18 @@ pub struct SqliteOptions {
     /// `PRAGMA synchronous=FULL` instead of `NORMAL`: also survive power loss, at the cost of
     /// one fsync per committed write. Default off.
     pub full_sync: bool,
+    /// Keys that encrypt requests, replies (binding credentials) and fingerprints at rest;
+    /// `None` stores them as they are. Default `None`.
+    pub keys: Option<crate::StoreKeys>,
+}
+
+impl SqliteOptions {
+    /// These options, with `keys` encrypting records at rest.
+    #[must_use]
+    pub fn with_keys(mut self, keys: crate::StoreKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
 }
 
 impl Default for SqliteOptions {
@@ -37,6 +50,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_connections: 4,
             full_sync: false,
+            keys: None,
         }
     }
 }
@@ -62,6 +76,7 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     write: std::sync::Arc<tokio::sync::Mutex<()>>,
+    sealer: Sealer,
 }
 
 impl SqliteStore {
@@ -73,7 +88,7 @@ impl SqliteStore {
     /// the busy timeout, or a directory that cannot be written, with
     /// [`StoreError::Unavailable`].
     pub async fn open(url: &str, options: &SqliteOptions) -> Result<SqliteStore, StoreError> {
-        let connect = SqliteConnectOptions::from_str(url)
+        let mut connect = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("{url:?} is not a SQLite URL: {e}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -84,6 +99,11 @@ impl SqliteStore {
             })
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout);
+        if options.keys.is_some() {
+            // Bytes a rewrite frees (a row sealed now, in clear before) are zeroed, not left
+            // in the file's free space.
+            connect = connect.pragma("secure_delete", "ON");
+        }
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let pool = SqlitePoolOptions::new()
             // An in-memory database lives in one connection.
@@ -114,6 +134,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool,
             write: std::sync::Arc::default(),
+            sealer: Sealer::new(options.keys.clone()),
         };
         let released = store.release_all().await?;
         if released > 0 {
@@ -162,18 +183,19 @@ async fn check_ours(pool: &SqlitePool) -> Result<(), StoreError> {
 async fn read_snapshot(
     tx: &mut Transaction<'static, Sqlite>,
     key: &Key,
+    sealer: &Sealer,
 ) -> Result<Snapshot, StoreError> {
     let resource = bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
-        .map(resource_of)
+        .map(|row| resource_of(row, sealer))
         .transpose()?;
     let active = bind_key!(sqlx::query(sql::SELECT_ACTIVE), key)
         .fetch_optional(&mut **tx)
         .await?
         .as_ref()
-        .map(operation_of)
+        .map(|row| operation_of(row, sealer))
         .transpose()?;
     Ok(Snapshot { resource, active })
 }
@@ -198,10 +220,14 @@ const INSERT_OPERATION: &str = concat!(
     "finished_at = excluded.finished_at"
 );
 
-async fn apply(tx: &mut Transaction<'static, Sqlite>, write: Write) -> Result<(), StoreError> {
+async fn apply(
+    tx: &mut Transaction<'static, Sqlite>,
+    write: Write,
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
     match write {
         Write::PutResource(r) => {
-            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r)
+            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r, sealer)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -216,7 +242,7 @@ async fn apply(tx: &mut Transaction<'static, Sqlite>, write: Write) -> Result<()
                 .await?;
         }
         Write::PutOperation(op) => {
-            bind_operation!(sqlx::query(INSERT_OPERATION), op)
+            bind_operation!(sqlx::query(INSERT_OPERATION), op, sealer)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -229,9 +255,9 @@ impl Store for SqliteStore {
     async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError> {
         let _queue = self.write.lock().await;
         let mut tx = self.begin().await?;
-        let snapshot = read_snapshot(&mut tx, key).await?;
+        let snapshot = read_snapshot(&mut tx, key, &self.sealer).await?;
         for write in decide(&snapshot) {
-            apply(&mut tx, write).await?;
+            apply(&mut tx, write, &self.sealer).await?;
         }
         tx.commit().await?;
         Ok(snapshot)
@@ -242,7 +268,7 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(resource_of)
+            .map(|row| resource_of(row, &self.sealer))
             .transpose()
     }
 
@@ -264,7 +290,9 @@ impl Store for SqliteStore {
                     .await?
             }
         };
-        row.as_ref().map(operation_of).transpose()
+        row.as_ref()
+            .map(|row| operation_of(row, &self.sealer))
+            .transpose()
     }
 
     async fn claim(
@@ -283,7 +311,7 @@ impl Store for SqliteStore {
             tx.commit().await?;
             return Ok(None);
         };
-        let mut op = operation_of(&row)?;
+        let mut op = operation_of(&row, &self.sealer)?;
         sqlx::query("UPDATE operations SET owner = $1, lease_until = $2 WHERE id = $3")
             .bind(owner)
             .bind(lease_until)

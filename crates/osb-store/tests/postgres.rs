@@ -90,3 +90,54 @@ async fn two_replicas_create_an_instance_once() {
     assert_eq!(created, 1);
     assert_eq!(backend.count("create shared"), 1);
 }
+
+async fn open_sealed(url: &str, keys: osb_store::StoreKeys) -> PgStore {
+    PgStore::open(url, &PgOptions::default().with_keys(keys))
+        .await
+        .expect("the store opens")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_store_with_keys_passes_the_stateful_suite() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = fresh_database(&server).await;
+    let keys = osb_store::StoreKeys::new([5; 32]).with_old_key([4; 32]);
+    stateful_suite(|| open_sealed(&url, keys.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_key_the_columns_never_hold_credentials() {
+    use osb_server::types::BindingId;
+    use osb_store::{Key, ResourceRecord, ResourceState, Store, Write};
+    let Some(server) = server() else {
+        return;
+    };
+    let url = fresh_database(&server).await;
+    let credential = "pg-cred-41d7-only-in-the-reply";
+    let record = ResourceRecord {
+        key: Key::binding(InstanceId::from("i"), BindingId::from("b")),
+        service_id: None,
+        plan_id: None,
+        state: ResourceState::Ready,
+        fingerprint: "{}".into(),
+        request: serde_json::json!({}),
+        reply: Some(serde_json::json!({"credentials": {"password": credential}})),
+        created_at: 1,
+        updated_at: 1,
+    };
+    let store = open_sealed(&url, osb_store::StoreKeys::new([6; 32])).await;
+    let put = record.clone();
+    store
+        .transact(&record.key, &mut |_| vec![Write::PutResource(put.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.resource(&record.key).await.unwrap(), Some(record));
+    let stored: String = sqlx::query_scalar("SELECT reply FROM resources")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert!(stored.starts_with("enc1:"), "{stored}");
+    assert!(!stored.contains(credential), "{stored}");
+}

@@ -58,3 +58,39 @@ async fn an_operation_left_in_progress_is_resumed_after_a_restart() {
     // The process restarts: a new store on the same file.
     check_resumed(sqlite(&dir, "restart.db").await, "r-1", &token).await;
 }
+
+/// Keys that encrypt the SQLite store's records at rest.
+#[cfg(feature = "sqlite")]
+fn keys() -> osb_store::StoreKeys {
+    osb_store::StoreKeys::new([9; 32]).with_old_key([8; 32])
+}
+
+#[cfg(feature = "sqlite")]
+async fn sealed_sqlite(dir: &tempfile::TempDir, name: &str) -> SqliteStore {
+    let url = format!("sqlite:{}", dir.path().join(name).display());
+    let options = SqliteOptions::default().with_keys(keys());
+    SqliteStore::open(&url, &options).await.unwrap()
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_with_keys_passes_the_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    store_suite(|| {
+        let name = format!(
+            "sealed-{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = &dir;
+        async move { sealed_sqlite(dir, &name).await }
+    })
+    .await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_with_keys_passes_the_stateful_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    stateful_suite(|| sealed_sqlite(&dir, "sealed-stateful.db")).await;
+}

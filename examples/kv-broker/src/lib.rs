@@ -36,7 +36,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
-use osb_store::{AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError};
+use osb_store::{
+    AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError, StoreKeys,
+};
 use serde_json::{Map, Value, json};
 
 /// The id of the `kv` offering.
@@ -67,6 +69,10 @@ pub struct Config {
     pub async_delay: Duration,
     /// How the stateful layer answers (retention, budgets, leases).
     pub stateful: StatefulConfig,
+    /// Keys that encrypt binding credentials and request parameters in the database
+    /// (`OSB_STORE_KEY`, `OSB_STORE_OLD_KEYS`: Base64 of 32 bytes; [`StoreKeys`]). Without them
+    /// the broker logs a warning at start.
+    pub store_keys: Option<StoreKeys>,
 }
 
 impl fmt::Debug for Config {
@@ -74,12 +80,44 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field("username", &self.username)
             .field("password", &"<redacted>")
-            .field("database_url", &self.database_url)
+            .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url)
             .field("async_delay", &self.async_delay)
             .field("stateful", &self.stateful)
+            .field("store_keys", &self.store_keys)
             .finish()
     }
+}
+
+/// The URL with the password of its user part, and any `password=` query value, replaced by
+/// `<redacted>`: for `Debug` and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme) = out.find("://") {
+        let authority_end = out[scheme + 3..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| scheme + 3 + i);
+        if let Some(at) = out[scheme + 3..authority_end].rfind('@') {
+            let at = scheme + 3 + at;
+            if let Some(colon) = out[scheme + 3..at].find(':') {
+                out.replace_range(scheme + 3 + colon + 1..at, "<redacted>");
+            }
+        }
+    }
+    if let Some(query) = out.find('?') {
+        let (head, tail) = out.split_at(query + 1);
+        let tail: Vec<String> = tail
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") => {
+                    format!("{name}=<redacted>")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out = format!("{head}{}", tail.join("&"));
+    }
+    out
 }
 
 impl Config {
@@ -96,6 +134,7 @@ impl Config {
             public_url: None,
             async_delay: Duration::from_secs(3),
             stateful: StatefulConfig::default(),
+            store_keys: None,
         }
     }
 
@@ -184,6 +223,22 @@ pub struct KvBackend {
     async_delay: Duration,
 }
 
+/// How a token's digest starts in `kv_tokens`.
+const DIGEST_PREFIX: &str = "sha256:";
+
+/// What `kv_tokens` keeps of a token: its SHA-256, so the database never holds a usable token.
+/// Tokens are 256 random bits, so a fast hash is enough.
+fn token_digest(token: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    let mut text = String::with_capacity(DIGEST_PREFIX.len() + 64);
+    text.push_str(DIGEST_PREFIX);
+    for byte in digest {
+        text.push_str(&format!("{byte:02x}"));
+    }
+    text
+}
+
 fn internal(error: sqlx::Error) -> BrokerError {
     BrokerError::internal(error)
 }
@@ -231,11 +286,16 @@ impl KvBackend {
         })
     }
 
-    /// The instance a bearer token opens, if any.
+    /// The instance a bearer token opens, if any. Tokens are kept as digests; a token stored
+    /// in clear by an earlier version is still accepted.
     async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
+        let digest = token_digest(token);
+        // A digest sent as a token must not match itself.
+        let legacy = (!token.starts_with(DIGEST_PREFIX)).then_some(token);
         on_db!(&self.db, pool => {
-            sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = $1")
-                .bind(token)
+            sqlx::query_scalar("SELECT instance_id FROM kv_tokens WHERE token = $1 OR token = $2")
+                .bind(&digest)
+                .bind(legacy)
                 .fetch_optional(pool)
                 .await
         })
@@ -343,7 +403,7 @@ impl Backend for KvBackend {
             )
             .bind(id.as_str())
             .bind(binding.as_str())
-            .bind(&token)
+            .bind(token_digest(&token))
             .execute(pool)
             .await
             .map(|_| ())
@@ -396,7 +456,12 @@ pub async fn app(config: Config, listen: SocketAddr) -> Result<(Router, KvBroker
             })?;
         }
     }
-    let store = AnyStore::open(&config.database_url).await?;
+    if config.store_keys.is_none() {
+        tracing::warn!(
+            "OSB_STORE_KEY is not set: binding credentials are stored unencrypted in the database"
+        );
+    }
+    let store = AnyStore::open_with_keys(&config.database_url, config.store_keys.clone()).await?;
     let db = match &store {
         AnyStore::Sqlite(store) => Db::Sqlite(store.clone()),
         AnyStore::Postgres(store) => Db::Postgres(store.pool().clone()),
@@ -471,7 +536,8 @@ pub async fn start(config: Config) -> Result<Running, Box<dyn std::error::Error 
     let addr = listener.local_addr()?;
     let (app, broker) = app(config, addr).await?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let serve = osb_server::Server::new().serve(listener, app, std::future::pending());
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -656,5 +722,37 @@ async fn health(State(broker): State<KvBroker>) -> Response {
             axum::Json(json!({"store": "unavailable", "description": e.to_string()})),
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_passwords() {
+        let mut config = Config::new(
+            "admin",
+            "s3cret-pw-1",
+            "postgres://kv:db-pw-2@db.example:5432/kv?sslmode=require&password=db-pw-3",
+        );
+        config.public_url = Some("https://kv.example".into());
+        let text = format!("{config:?}");
+        for secret in ["s3cret-pw-1", "db-pw-2", "db-pw-3"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert!(
+            text.contains("db.example:5432/kv?sslmode=require"),
+            "{text}"
+        );
+        assert_eq!(redact_url("sqlite:data/kv.db"), "sqlite:data/kv.db");
+        assert_eq!(
+            redact_url("postgres://user@host/db"),
+            "postgres://user@host/db"
+        );
+        assert_eq!(
+            redact_url("postgres://u:p@ss@host/db"),
+            "postgres://u:<redacted>@host/db"
+        );
     }
 }

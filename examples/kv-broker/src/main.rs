@@ -1,11 +1,14 @@
 //! Run with: cargo run -p example-kv-broker
 //!
 //! Serves the kv-broker on `OSB_LISTEN` (default `127.0.0.1:8080`) until Ctrl-C or SIGTERM, with
-//! its state in `OSB_DATABASE_URL` (default `sqlite:data/kv-broker.db`, created on first run).
+//! its state in `OSB_DATABASE_URL` (default `sqlite:data/kv-broker.db`, created on first run), with
+//! the connection limits and TLS of `osb_server::Server::from_env` (`OSB_HEADER_READ_TIMEOUT_MS`,
+//! `OSB_IDLE_TIMEOUT_MS`, `OSB_MAX_CONNECTIONS`, `OSB_TLS_CERT`, `OSB_TLS_KEY`, `OSB_TLS_CLIENT_CA`).
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use example_kv_broker::{Config, app};
+use osb_server::Server;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -24,7 +27,9 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (config, generated) = Config::from_env();
+    let (mut config, generated) = Config::from_env();
+    config.store_keys = osb_store::StoreKeys::from_env()?;
+    let server = Server::from_env()?;
     let listen = std::env::var("OSB_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -36,14 +41,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             config.username, config.password
         );
     }
-    let database = config.database_url.clone();
+    let database = example_kv_broker::redact_url(&config.database_url);
     let (router, _broker) = app(config, addr)
         .await
         .map_err(|e| format!("cannot open the database {database:?}: {e}"))?;
-    println!("kv-broker listening on http://{addr} (database {database})");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    println!(
+        "kv-broker listening on {}://{addr} (database {database})",
+        server.scheme()
+    );
+    server.serve(listener, router, shutdown()).await?;
     println!("kv-broker stopped");
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use osb_server::Server;
 use osb_server::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -23,8 +24,8 @@ pub const SCHEMA_PLAN_ID: &str = "3a9c8b7d-6e5f-4a1b-8c2d-0e9f8a7b6c5d";
 /// The `async` plan: provision, bind, unbind and deprovision take [`Config::async_delay`].
 pub const ASYNC_PLAN_ID: &str = "5e4d3c2b-1a0f-4e9d-8c7b-6a5f4e3d2c1b";
 
-/// Settings of the memory broker.
-#[derive(Clone, Debug)]
+/// Settings of the memory broker. `Debug` redacts the password.
+#[derive(Clone)]
 pub struct Config {
     /// How long asynchronous work takes (`OSB_ASYNC_DELAY_MS`, default 3000).
     pub async_delay: Duration,
@@ -35,6 +36,17 @@ pub struct Config {
     pub username: String,
     /// Basic auth password (`OSB_BROKER_PASSWORD`, default: a fresh random one).
     pub password: String,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("async_delay", &self.async_delay)
+            .field("retention", &self.retention)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Config {
@@ -122,7 +134,8 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let serve = Server::new().serve(listener, app, std::future::pending());
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -509,5 +522,17 @@ impl ServiceBroker for MemoryBroker {
         let mut found = ServiceBindingResource::new().with_credentials(r.credentials);
         found.parameters = r.parameters;
         Ok(FetchBindingOutcome::Found(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_the_password() {
+        let text = format!("{:?}", Config::new("admin", "s3cret-pw-1"));
+        assert!(text.contains("admin"), "{text}");
+        assert!(!text.contains("s3cret-pw-1"), "{text}");
     }
 }

@@ -1,7 +1,10 @@
 //! Run with: cargo run -p example-memory-broker
 //!
-//! Serves the in-memory broker on `OSB_LISTEN` (default `127.0.0.1:8080`) until Ctrl-C or SIGTERM.
+//! Serves the in-memory broker on `OSB_LISTEN` (default `127.0.0.1:8080`) until Ctrl-C or SIGTERM,
+//! with the connection limits and TLS of `osb_server::Server::from_env` (`OSB_HEADER_READ_TIMEOUT_MS`,
+//! `OSB_IDLE_TIMEOUT_MS`, `OSB_MAX_CONNECTIONS`, `OSB_TLS_CERT`, `OSB_TLS_KEY`, `OSB_TLS_CLIENT_CA`).
 use example_memory_broker::{Config, app};
+use osb_server::Server;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,6 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let (config, generated) = Config::from_env();
+    let server = Server::from_env()?;
     let listen = std::env::var("OSB_LISTEN").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let user = config.username.clone();
     if generated {
@@ -22,12 +26,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = app(config).await?;
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!(
-        "memory broker listening on http://{}",
+        "memory broker listening on {}://{}",
+        server.scheme(),
         listener.local_addr()?
     );
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    server.serve(listener, router, shutdown()).await?;
     println!("memory broker stopped");
     Ok(())
 }

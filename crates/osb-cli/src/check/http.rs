@@ -270,11 +270,17 @@ impl Http {
         credentials: Credentials,
         version: String,
         timeout: Duration,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        if let Some(pem) = ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("--ca-cert: {e}"))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| e.to_string())?;
         Ok(Http {
             client,
             base: base.trim_end_matches('/').to_string(),

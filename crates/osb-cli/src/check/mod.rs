@@ -146,6 +146,7 @@ pub(crate) async fn check(ctx: &Ctx, args: CheckArgs) -> Result<()> {
         ctx.target.credentials(),
         version.to_string(),
         ctx.target.timeout(),
+        ctx.target.ca_pem(),
     )
     .map_err(|e| CliError::Local { message: e })?;
     let results: Results = Arc::new(Mutex::new(Vec::new()));
