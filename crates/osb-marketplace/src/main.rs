@@ -81,6 +81,7 @@ fn token(
 
 async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let (config, generated) = Config::from_env()?;
+    let server = osb_server::Server::from_env()?;
     let listen =
         std::env::var("OSB_MARKETPLACE_LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
     if let Some(path) = config.database_url.strip_prefix("sqlite:") {
@@ -126,37 +127,18 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     println!(
-        "osb-marketplace listening on http://{} (database {database})",
+        "osb-marketplace listening on {}://{} (database {database})",
+        server.scheme(),
         listener.local_addr()?
     );
-    axum::serve(listener, marketplace.router())
-        .with_graceful_shutdown(shutdown())
+    server
+        .serve(
+            listener,
+            marketplace.router(),
+            osb_server::shutdown_signal(),
+        )
         .await?;
     worker.abort();
     println!("osb-marketplace stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -243,6 +243,7 @@ pub use guards::Guards;
 pub use router::{Broker, BrokerBuilder, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, router};
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server,
+    shutdown_signal,
 };
 pub use version::VersionPolicy;
 

@@ -49,31 +49,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         "kv-broker listening on {}://{addr} (database {database})",
         server.scheme()
     );
-    server.serve(listener, router, shutdown()).await?;
+    server
+        .serve(listener, router, osb_server::shutdown_signal())
+        .await?;
     println!("kv-broker stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn shutdown() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -30,35 +30,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         server.scheme(),
         listener.local_addr()?
     );
-    server.serve(listener, router, shutdown()).await?;
+    server
+        .serve(listener, router, osb_server::shutdown_signal())
+        .await?;
     println!("memory broker stopped");
     Ok(())
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn shutdown() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }
