@@ -175,12 +175,12 @@
 //!
 //! ```no_run
 //! # async fn run(client: osb_client::Client, request: osb_types::ServiceInstanceProvisionRequest) {
-//! use osb_client::{orphan_mitigation_for, CallOptions, Cleanup, CleanupPolicy, OmOperation, OrphanTarget};
+//! use osb_client::{orphan_mitigation_for, CallOptions, Cleanup, CleanupPolicy, OrphanOperation, OrphanTarget};
 //! use osb_types::{InstanceId, ProvisionQuery};
 //! let instance = InstanceId::new("instance-2");
 //! let query = ProvisionQuery::new().with_accepts_incomplete(true);
 //! let result = client.provision(&instance, &request, &query, &CallOptions::new()).await;
-//! if orphan_mitigation_for(OmOperation::Provision, &result) == Cleanup::Instance {
+//! if orphan_mitigation_for(OrphanOperation::Provision, &result) == Cleanup::Instance {
 //!     let target = OrphanTarget::instance(instance, &request.service_id, &request.plan_id);
 //!     let _ = client.cleanup_orphan(&target, &CleanupPolicy::new()).await;
 //! }
@@ -205,7 +205,7 @@ pub use checks::{ParametersFor, check_bind, check_provision, check_update, valid
 pub use client::{CallOptions, Client};
 pub use error::{Error, RawBody, Result};
 pub use orphan::{
-    Cleanup, CleanupOutcome, CleanupPolicy, Observed, OmOperation, OrphanTarget, Outcome,
+    Cleanup, CleanupOutcome, CleanupPolicy, Observed, OrphanOperation, OrphanTarget, Outcome,
     orphan_mitigation, orphan_mitigation_for,
 };
 pub use poll::{OperationKind, PollOutcome, PollPolicy, PollProgress, WaitForOperation};

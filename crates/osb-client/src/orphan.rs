@@ -18,7 +18,7 @@ use crate::poll::{OperationKind, PollOutcome, PollPolicy};
 
 /// The request whose result is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum OmOperation {
+pub enum OrphanOperation {
     /// Provision (`PUT /v2/service_instances/{id}`).
     Provision,
     /// Update (`PATCH /v2/service_instances/{id}`); never triggers orphan mitigation.
@@ -188,18 +188,18 @@ impl Observed {
 /// the reply is well-formed, so a working instance or binding is never deleted over it.
 ///
 /// ```
-/// use osb_client::{orphan_mitigation, Cleanup, Observed, OmOperation};
-/// assert_eq!(orphan_mitigation(OmOperation::Provision, &Observed::Timeout), Cleanup::Instance);
-/// assert_eq!(orphan_mitigation(OmOperation::Bind, &Observed::Reply { status: 503, code: None }), Cleanup::Binding);
-/// assert_eq!(orphan_mitigation(OmOperation::Update, &Observed::Timeout), Cleanup::None);
+/// use osb_client::{orphan_mitigation, Cleanup, Observed, OrphanOperation};
+/// assert_eq!(orphan_mitigation(OrphanOperation::Provision, &Observed::Timeout), Cleanup::Instance);
+/// assert_eq!(orphan_mitigation(OrphanOperation::Bind, &Observed::Reply { status: 503, code: None }), Cleanup::Binding);
+/// assert_eq!(orphan_mitigation(OrphanOperation::Update, &Observed::Timeout), Cleanup::None);
 /// ```
-pub fn orphan_mitigation(operation: OmOperation, observed: &Observed) -> Cleanup {
+pub fn orphan_mitigation(operation: OrphanOperation, observed: &Observed) -> Cleanup {
     let (target, creates) = match operation {
-        OmOperation::Provision => (Cleanup::Instance, true),
-        OmOperation::Deprovision => (Cleanup::Instance, false),
-        OmOperation::Bind => (Cleanup::Binding, true),
-        OmOperation::Unbind => (Cleanup::Binding, false),
-        OmOperation::Update => return Cleanup::None,
+        OrphanOperation::Provision => (Cleanup::Instance, true),
+        OrphanOperation::Deprovision => (Cleanup::Instance, false),
+        OrphanOperation::Bind => (Cleanup::Binding, true),
+        OrphanOperation::Unbind => (Cleanup::Binding, false),
+        OrphanOperation::Update => return Cleanup::None,
     };
     let needed = match observed {
         Observed::Reply { status, code } => match status {
@@ -238,13 +238,13 @@ pub fn orphan_mitigation(operation: OmOperation, observed: &Observed) -> Cleanup
 /// [`orphan_mitigation`] for a request's result.
 ///
 /// ```
-/// use osb_client::{orphan_mitigation_for, Cleanup, OmOperation};
+/// use osb_client::{orphan_mitigation_for, Cleanup, OrphanOperation};
 /// use osb_types::DeleteOutcome;
 /// let result: Result<DeleteOutcome, osb_client::Error> = Ok(DeleteOutcome::Gone);
-/// assert_eq!(orphan_mitigation_for(OmOperation::Deprovision, &result), Cleanup::None);
+/// assert_eq!(orphan_mitigation_for(OrphanOperation::Deprovision, &result), Cleanup::None);
 /// ```
 pub fn orphan_mitigation_for<T: Outcome>(
-    operation: OmOperation,
+    operation: OrphanOperation,
     result: &Result<T, Error>,
 ) -> Cleanup {
     orphan_mitigation(operation, &Observed::from_result(result))

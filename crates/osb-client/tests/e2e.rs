@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use example_memory_broker::{ASYNC_PLAN_ID, Config, SCHEMA_PLAN_ID, SERVICE_ID, SYNC_PLAN_ID};
 use osb_client::{
-    CallOptions, Cleanup, CleanupOutcome, CleanupPolicy, Client, Error, OmOperation, OperationKind,
-    OrphanTarget, PollOutcome, PollPolicy, check_provision, orphan_mitigation_for,
+    CallOptions, Cleanup, CleanupOutcome, CleanupPolicy, Client, Error, OperationKind,
+    OrphanOperation, OrphanTarget, PollOutcome, PollPolicy, check_provision, orphan_mitigation_for,
 };
 use osb_types::{
     BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity,
@@ -322,7 +322,7 @@ async fn schemas_credentials_and_cleanup() {
     // A provision that timed out leaves an instance to clean up; the cleanup deletes it.
     let result: Result<ProvisionOutcome, Error> = Err(Error::Timeout { source: None });
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Provision, &result),
+        orphan_mitigation_for(OrphanOperation::Provision, &result),
         Cleanup::Instance
     );
     let target = OrphanTarget::instance(instance.clone(), SERVICE_ID, SCHEMA_PLAN_ID);

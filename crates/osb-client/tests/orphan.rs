@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{Reply, Server, closed_port_url, fast_policy, wait_on_instance};
 use osb_client::{
-    CallOptions, Cleanup, CleanupOutcome, CleanupPolicy, Client, Error, Observed, OmOperation,
-    OperationKind, OrphanTarget, orphan_mitigation, orphan_mitigation_for,
+    CallOptions, Cleanup, CleanupOutcome, CleanupPolicy, Client, Error, Observed, OperationKind,
+    OrphanOperation, OrphanTarget, orphan_mitigation, orphan_mitigation_for,
 };
 use osb_types::{
     BindOutcome, BindQuery, BindingId, CloudFoundryIdentity, DeleteOutcome, DeprovisionQuery,
@@ -18,12 +18,12 @@ use osb_types::{
 };
 use serde_json::json;
 
-const OPS: [OmOperation; 5] = [
-    OmOperation::Provision,
-    OmOperation::Update,
-    OmOperation::Deprovision,
-    OmOperation::Bind,
-    OmOperation::Unbind,
+const OPS: [OrphanOperation; 5] = [
+    OrphanOperation::Provision,
+    OrphanOperation::Update,
+    OrphanOperation::Deprovision,
+    OrphanOperation::Bind,
+    OrphanOperation::Unbind,
 ];
 
 fn reply(status: u16) -> Observed {
@@ -141,7 +141,7 @@ async fn provision_cleanup(server: &Server, reply: Reply, accepts_incomplete: bo
     server.script(vec![reply]);
     let query = ProvisionQuery::new().with_accepts_incomplete(accepts_incomplete);
     let result = provision(&impatient(server), "i", &query).await;
-    orphan_mitigation_for(OmOperation::Provision, &result)
+    orphan_mitigation_for(OrphanOperation::Provision, &result)
 }
 
 #[tokio::test]
@@ -236,7 +236,7 @@ async fn decisions_from_real_provision_replies() {
         let result = provision(client, instance_id, &ProvisionQuery::new()).await;
         assert!(matches!(&result, Err(e) if e.is_connect() || e.is_refused_locally()));
         assert_eq!(
-            orphan_mitigation_for(OmOperation::Provision, &result),
+            orphan_mitigation_for(OrphanOperation::Provision, &result),
             Cleanup::None
         );
     }
@@ -270,17 +270,17 @@ async fn decisions_from_real_replies_of_the_other_operations() {
     let opts = CallOptions::new();
     let (i, b) = (InstanceId::new("i"), BindingId::new("b"));
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Bind, &bind(&client).await),
+        orphan_mitigation_for(OrphanOperation::Bind, &bind(&client).await),
         Cleanup::Binding
     );
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Deprovision, &deprovision(&client).await),
+        orphan_mitigation_for(OrphanOperation::Deprovision, &deprovision(&client).await),
         Cleanup::Instance
     );
     let body = ServiceInstanceUpdateRequest::new("s");
     let update = client.update(&i, &body, &UpdateQuery::new(), &opts).await;
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Update, &update),
+        orphan_mitigation_for(OrphanOperation::Update, &update),
         Cleanup::None
     );
 
@@ -289,7 +289,7 @@ async fn decisions_from_real_replies_of_the_other_operations() {
         .unbind(&i, &b, &UnbindQuery::new("s", "p"), &opts)
         .await;
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Unbind, &unbind),
+        orphan_mitigation_for(OrphanOperation::Unbind, &unbind),
         Cleanup::None
     );
 
@@ -299,13 +299,13 @@ async fn decisions_from_real_replies_of_the_other_operations() {
     let deprovision = deprovision(&client).await;
     assert!(deprovision.as_ref().unwrap_err().is_timeout());
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Deprovision, &deprovision),
+        orphan_mitigation_for(OrphanOperation::Deprovision, &deprovision),
         Cleanup::None
     );
     let bind = bind(&client).await;
     assert!(bind.as_ref().unwrap_err().is_timeout());
     assert_eq!(
-        orphan_mitigation_for(OmOperation::Bind, &bind),
+        orphan_mitigation_for(OrphanOperation::Bind, &bind),
         Cleanup::Binding
     );
 
@@ -313,11 +313,11 @@ async fn decisions_from_real_replies_of_the_other_operations() {
     server.script(vec![Reply::json(200, json!({"state": "failed"}))]);
     let poll = wait_on_instance(&client, OperationKind::Create).await;
     assert_eq!(
-        orphan_mitigation(OmOperation::Provision, &Observed::from_poll(&poll)),
+        orphan_mitigation(OrphanOperation::Provision, &Observed::from_poll(&poll)),
         Cleanup::Instance
     );
     assert_eq!(
-        orphan_mitigation(OmOperation::Update, &Observed::from_poll(&poll)),
+        orphan_mitigation(OrphanOperation::Update, &Observed::from_poll(&poll)),
         Cleanup::None
     );
 }
@@ -486,7 +486,7 @@ async fn cleanup_does_not_repeat_requests_the_broker_refuses() {
 /// binding.
 async fn bind_with_mitigation(client: &Client) -> Result<BindOutcome, Error> {
     let result = bind(client).await;
-    if orphan_mitigation_for(OmOperation::Bind, &result) == Cleanup::Binding {
+    if orphan_mitigation_for(OrphanOperation::Bind, &result) == Cleanup::Binding {
         let target = OrphanTarget::binding("i", "b", "s", "p");
         let _ = client.cleanup_orphan(&target, &cleanup_policy(1)).await;
     }
@@ -544,7 +544,7 @@ async fn redirects_are_not_followed() {
         }
         assert_eq!(server.count(), 1, "{status} was followed");
         assert_eq!(
-            orphan_mitigation_for(OmOperation::Provision, &result),
+            orphan_mitigation_for(OrphanOperation::Provision, &result),
             Cleanup::None,
             "{status}"
         );
@@ -557,7 +557,7 @@ async fn redirects_are_not_followed() {
         );
         assert_eq!(server.count(), 1, "{status} was followed");
         assert_eq!(
-            orphan_mitigation_for(OmOperation::Bind, &result),
+            orphan_mitigation_for(OrphanOperation::Bind, &result),
             Cleanup::None,
             "{status}"
         );

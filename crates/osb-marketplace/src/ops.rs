@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use osb_client::{CallOptions, Cleanup, Client, Observed, OmOperation, orphan_mitigation};
+use osb_client::{CallOptions, Cleanup, Client, Observed, OrphanOperation, orphan_mitigation};
 use osb_types::{
     BindOutcome, BindQuery, BindingId, BindingLastOperationQuery, CloudFoundryIdentity,
     DeleteOutcome, DeprovisionQuery, ErrorCode, FetchBindingQuery, InstanceId,
@@ -384,7 +384,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                     .await?;
                     Ok(Answer::Accepted)
                 }
-                Err(e) => fail_create(m, table, t, OmOperation::Provision, &e).await,
+                Err(e) => fail_create(m, table, t, OrphanOperation::Provision, &e).await,
                 Ok(_) => Err(unexpected()),
             }
         }
@@ -473,7 +473,7 @@ async fn send(m: &Marketplace, table: Table, t: &Target) -> Result<Answer> {
                     to_poll(m, table, t, token, &[("request", Value::Null)]).await?;
                     Ok(Answer::Accepted)
                 }
-                Err(e) => fail_create(m, table, t, OmOperation::Bind, &e).await,
+                Err(e) => fail_create(m, table, t, OrphanOperation::Bind, &e).await,
                 Ok(_) => Err(unexpected()),
             }
         }
@@ -523,7 +523,7 @@ async fn fail_create(
     m: &Marketplace,
     table: Table,
     t: &Target,
-    operation: OmOperation,
+    operation: OrphanOperation,
     e: &osb_client::Error,
 ) -> Result<Answer> {
     let cf = relay(e);
@@ -744,8 +744,8 @@ async fn fail_polled(
     observed: &Observed,
 ) -> Result<()> {
     let operation = match table {
-        Table::Instance => OmOperation::Provision,
-        Table::Binding => OmOperation::Bind,
+        Table::Instance => OrphanOperation::Provision,
+        Table::Binding => OrphanOperation::Bind,
     };
     if t.op_type == "create" && orphan_mitigation(operation, observed) != Cleanup::None {
         return fail_with_orphan(m, table, t, description).await;

@@ -1,6 +1,8 @@
 //! `osb bind`, `osb unbind`, `osb credentials`.
 
-use osb_client::{CallOptions, Cleanup, Client, OmOperation, check_bind, orphan_mitigation_for};
+use osb_client::{
+    CallOptions, Cleanup, Client, OrphanOperation, check_bind, orphan_mitigation_for,
+};
 use osb_types::{
     ApiVersion, BindOutcome, BindQuery, BindingId, Catalog, Operation, ServiceBindingRequest,
     UnbindQuery,
@@ -140,7 +142,7 @@ pub(crate) async fn bind(ctx: &Ctx, args: BindArgs) -> Result<()> {
     let result = client
         .bind(&instance.id, &id, &body, &query, &CallOptions::new())
         .await;
-    let cleanup = orphan_mitigation_for(OmOperation::Bind, &result);
+    let cleanup = orphan_mitigation_for(OrphanOperation::Bind, &result);
     match result {
         Ok(outcome @ (BindOutcome::Created(_) | BindOutcome::AlreadyExists(_))) => {
             let (word, reply) = match outcome {

@@ -1,7 +1,7 @@
 //! `osb provision`, `osb update`, `osb deprovision`.
 
 use osb_client::{
-    CallOptions, Cleanup, OmOperation, check_provision, check_update, orphan_mitigation_for,
+    CallOptions, Cleanup, OrphanOperation, check_provision, check_update, orphan_mitigation_for,
 };
 use osb_types::{
     DeprovisionQuery, InstanceId, LastOperationResource, MaintenanceInfo, ProvisionOutcome,
@@ -124,7 +124,7 @@ pub(crate) async fn provision(ctx: &Ctx, args: ProvisionArgs) -> Result<()> {
     let result = client
         .provision(&id, &body, &query, &CallOptions::new())
         .await;
-    let cleanup = orphan_mitigation_for(OmOperation::Provision, &result);
+    let cleanup = orphan_mitigation_for(OrphanOperation::Provision, &result);
     let where_ = format!("{}/{}", service.name, plan.name);
     match result {
         Ok(ProvisionOutcome::Created(reply)) => {
