@@ -4,9 +4,12 @@
 //! - `spec-diff --upstream FILE`: compare our spec with an upstream OpenAPI 3 or Swagger 2 file.
 //! - `roundtrip [--cases N] [--seed S] [--in-process | --loopback] [--release] [FILTER…]`: run the
 //!   osb-client↔osb-server round-trip property tests (crate `osb-roundtrip`).
+//! - `bench [--duration 5s] [--cases …] [--connections N] [--json] [--peer NAME=URL] …`: the
+//!   benchmarks over loopback (crate `osb-bench`, release builds); see `docs/benchmarks.md`.
 //!
 //! `cargo test -p xtask` runs the generator in check mode, so stale generated code fails the tests.
 
+mod bench;
 mod codegen;
 mod roundtrip;
 mod spec;
@@ -58,6 +61,14 @@ enum Task {
         /// Test name filters passed to the test binary (e.g. `provision`).
         filter: Vec<String>,
     },
+    /// Benchmarks over loopback: brokers against a bare axum floor, client overhead, poller
+    /// scale, memory (release builds; `cargo xtask bench --help` for the options).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Options of the harness (`--duration 5s`, `--cases catalog,provision`, …).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The workspace root (the parent of this crate's directory).
@@ -95,6 +106,7 @@ fn main() -> ExitCode {
             release,
             filter,
         }),
+        Task::Bench { args } => bench::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
