@@ -117,6 +117,7 @@ mod tests {
         assert_eq!(listening_url("Basic auth: user \"a\""), None);
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn reads_its_own_memory() {
         let (rss, peak) = rss_kib(std::process::id()).unwrap_or_default();
