@@ -6,9 +6,12 @@
 //!   osb-client↔osb-server round-trip property tests (crate `osb-roundtrip`).
 //! - `fuzz [--time 60s | --inputs N] [--seed S] [--dev] [TARGET…]`: structured random fuzzing
 //!   of the decoders, the router and the client (crate `osb-fuzz`).
+//! - `bench [--duration 5s] [--cases …] [--connections N] [--json] [--peer NAME=URL] …`: the
+//!   benchmarks over loopback (crate `osb-bench`, release builds); see `docs/benchmarks.md`.
 //!
 //! `cargo test -p xtask` runs the generator in check mode, so stale generated code fails the tests.
 
+mod bench;
 mod codegen;
 mod fuzz;
 mod roundtrip;
@@ -78,6 +81,14 @@ enum Task {
         /// The targets (default: all).
         targets: Vec<String>,
     },
+    /// Benchmarks over loopback: brokers against a bare axum floor, client overhead, poller
+    /// scale, memory (release builds; `cargo xtask bench --help` for the options).
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Options of the harness (`--duration 5s`, `--cases catalog,provision`, …).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// The workspace root (the parent of this crate's directory).
@@ -128,6 +139,7 @@ fn main() -> ExitCode {
             dev,
             targets,
         }),
+        Task::Bench { args } => bench::run(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -82,9 +82,17 @@ impl Store for MemoryStore {
                 Write::DeleteResource(key) => {
                     state.resources.remove(&key);
                     if key.binding_id.is_none() {
-                        state
+                        // Keys sort by instance first: its bindings follow it.
+                        let bindings: Vec<Key> = state
                             .resources
-                            .retain(|k, _| k.instance_id != key.instance_id);
+                            .range(&key..)
+                            .map(|(k, _)| k)
+                            .take_while(|k| k.instance_id == key.instance_id)
+                            .cloned()
+                            .collect();
+                        for binding in bindings {
+                            state.resources.remove(&binding);
+                        }
                     }
                 }
                 Write::PutOperation(op) => state.put_operation(op),

@@ -25,13 +25,15 @@ macro_rules! operation_columns {
 }
 pub(crate) use operation_columns;
 
-/// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`).
+/// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`);
+/// SQLite's transactions write with its own multi-row statements (`sqlite/batch.rs`).
 pub(crate) mod sql {
     pub(crate) const SELECT_RESOURCE: &str = concat!(
         "SELECT ",
         resource_columns!(),
         " FROM resources WHERE instance_id = $1 AND binding_id = $2"
     );
+    #[cfg(feature = "postgres")]
     pub(crate) const SELECT_ACTIVE: &str = concat!(
         "SELECT ",
         operation_columns!(),
@@ -47,6 +49,7 @@ pub(crate) mod sql {
         operation_columns!(),
         " FROM operations WHERE instance_id = $1 AND binding_id = $2 ORDER BY seq DESC LIMIT 1"
     );
+    #[cfg(feature = "postgres")]
     pub(crate) const UPSERT_RESOURCE: &str = concat!(
         "INSERT INTO resources (",
         resource_columns!(),
@@ -57,9 +60,11 @@ pub(crate) mod sql {
         "request = excluded.request, reply = excluded.reply, created_at = excluded.created_at, ",
         "updated_at = excluded.updated_at"
     );
+    #[cfg(feature = "postgres")]
     pub(crate) const DELETE_BINDING: &str =
         "DELETE FROM resources WHERE instance_id = $1 AND binding_id = $2";
     /// An instance takes its bindings with it (`$2` is `''` for an instance).
+    #[cfg(feature = "postgres")]
     pub(crate) const DELETE_INSTANCE: &str =
         "DELETE FROM resources WHERE instance_id = $1 AND $2 = ''";
     pub(crate) const RENEW: &str = "UPDATE operations SET lease_until = $1 \
@@ -83,6 +88,7 @@ pub(crate) use bind_key;
 
 /// Binds a resource's columns (`$1`–`$10`) to [`sql::UPSERT_RESOURCE`], with the fingerprint,
 /// request and reply sealed by the store's [`Sealer`](crate::seal::Sealer) (`?` on failure).
+#[cfg(feature = "postgres")]
 macro_rules! bind_resource {
     ($query:expr, $r:expr, $sealer:expr) => {{
         let r = $r;
@@ -107,10 +113,12 @@ macro_rules! bind_resource {
             .bind(r.updated_at)
     }};
 }
+#[cfg(feature = "postgres")]
 pub(crate) use bind_resource;
 
 /// Binds an operation's columns (`$1`–`$13`, in [`operation_columns`] order) to an insert,
 /// with the fingerprint and request sealed (`?` on failure).
+#[cfg(feature = "postgres")]
 macro_rules! bind_operation {
     ($query:expr, $op:expr, $sealer:expr) => {{
         let op = $op;
@@ -134,6 +142,7 @@ macro_rules! bind_operation {
             .bind(op.finished_at)
     }};
 }
+#[cfg(feature = "postgres")]
 pub(crate) use bind_operation;
 
 /// What a resource's sealed column is bound to: table, column and key.

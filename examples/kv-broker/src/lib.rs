@@ -215,6 +215,12 @@ macro_rules! on_db_write {
     };
 }
 
+/// A value bound to one of the backend's statements.
+enum Arg {
+    Text(String),
+    Int(i64),
+}
+
 /// The work of the kv-broker: its own tables beside osb-store's.
 #[derive(Clone, Debug)]
 pub struct KvBackend {
@@ -286,6 +292,42 @@ impl KvBackend {
         })
     }
 
+    /// Runs `statements` as one atomic write: on SQLite in the store's next group commit (it
+    /// shares the commit of the store's own writes), on PostgreSQL in a transaction.
+    async fn write(&self, statements: Vec<(&'static str, Vec<Arg>)>) -> Result<(), BrokerError> {
+        match &self.db {
+            Db::Sqlite(store) => {
+                let queries = statements
+                    .into_iter()
+                    .map(|(sql, args)| {
+                        args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
+                            Arg::Text(t) => q.bind(t),
+                            Arg::Int(i) => q.bind(i),
+                        })
+                    })
+                    .collect();
+                store
+                    .execute_grouped(queries)
+                    .await
+                    .map(|_| ())
+                    .map_err(BrokerError::internal)
+            }
+            Db::Postgres(pool) => async {
+                let mut tx = pool.begin().await?;
+                for (sql, args) in statements {
+                    let query = args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
+                        Arg::Text(t) => q.bind(t),
+                        Arg::Int(i) => q.bind(i),
+                    });
+                    query.execute(&mut *tx).await?;
+                }
+                tx.commit().await
+            }
+            .await
+            .map_err(internal),
+        }
+    }
+
     /// The instance a bearer token opens, if any. Tokens are kept as digests; a token stored
     /// in clear by an earlier version is still accepted.
     async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
@@ -326,18 +368,12 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_MAX_KEYS);
-        on_db_write!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
-                 ON CONFLICT (instance_id) DO NOTHING",
-            )
-            .bind(id.as_str())
-            .bind(max_keys)
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(internal)?;
+        self.write(vec![(
+            "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
+             ON CONFLICT (instance_id) DO NOTHING",
+            vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
+        )])
+        .await?;
         Ok(ServiceInstanceProvisionResponse::new()
             .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
     }
@@ -353,35 +389,27 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
         {
-            on_db_write!(&self.db, pool => {
-                sqlx::query("UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2")
-                    .bind(max_keys)
-                    .bind(id.as_str())
-                    .execute(pool)
-                    .await
-                    .map(|_| ())
-            })
-            .map_err(internal)?;
+            self.write(vec![(
+                "UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2",
+                vec![Arg::Int(max_keys), Arg::Text(id.to_string())],
+            )])
+            .await?;
         }
         Ok(ServiceInstanceUpdateResponse::new())
     }
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), BrokerError> {
-        on_db_write!(&self.db, pool => {
-            async {
-                let mut tx = pool.begin().await?;
-                for statement in [
-                    "DELETE FROM kv_entries WHERE instance_id = $1",
-                    "DELETE FROM kv_tokens WHERE instance_id = $1",
-                    "DELETE FROM kv_instances WHERE instance_id = $1",
-                ] {
-                    sqlx::query(statement).bind(id.as_str()).execute(&mut *tx).await?;
-                }
-                tx.commit().await
-            }
-            .await
-        })
-        .map_err(internal)
+        self.write(
+            [
+                "DELETE FROM kv_entries WHERE instance_id = $1",
+                "DELETE FROM kv_tokens WHERE instance_id = $1",
+                "DELETE FROM kv_instances WHERE instance_id = $1",
+            ]
+            .into_iter()
+            .map(|sql| (sql, vec![Arg::Text(id.to_string())]))
+            .collect(),
+        )
+        .await
     }
 
     async fn create_binding(
@@ -396,19 +424,16 @@ impl Backend for KvBackend {
             uuid::Uuid::new_v4().simple()
         );
         // A binding created again (after a restart) gets a new token; the old one is revoked.
-        on_db_write!(&self.db, pool => {
-            sqlx::query(
-                "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
-                 ON CONFLICT (instance_id, binding_id) DO UPDATE SET token = excluded.token",
-            )
-            .bind(id.as_str())
-            .bind(binding.as_str())
-            .bind(token_digest(&token))
-            .execute(pool)
-            .await
-            .map(|_| ())
-        })
-        .map_err(internal)?;
+        self.write(vec![(
+            "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
+             ON CONFLICT (instance_id, binding_id) DO UPDATE SET token = excluded.token",
+            vec![
+                Arg::Text(id.to_string()),
+                Arg::Text(binding.to_string()),
+                Arg::Text(token_digest(&token)),
+            ],
+        )])
+        .await?;
         let mut credentials = Map::new();
         credentials.insert("uri".into(), json!(format!("{}/kv/{id}", self.public_url)));
         credentials.insert("token".into(), json!(token));
@@ -420,15 +445,11 @@ impl Backend for KvBackend {
         id: &InstanceId,
         binding: &BindingId,
     ) -> Result<(), BrokerError> {
-        on_db_write!(&self.db, pool => {
-            sqlx::query("DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2")
-                .bind(id.as_str())
-                .bind(binding.as_str())
-                .execute(pool)
-                .await
-                .map(|_| ())
-        })
-        .map_err(internal)
+        self.write(vec![(
+            "DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2",
+            vec![Arg::Text(id.to_string()), Arg::Text(binding.to_string())],
+        )])
+        .await
     }
 }
 

@@ -1,0 +1,501 @@
+//! Group commit for [`SqliteStore::transact`](super::SqliteStore): one writer task runs the
+//! transactions that queued while the previous one committed as **one** SQLite transaction.
+//!
+//! Every statement sent to sqlx's SQLite connection is a round trip to the connection's worker
+//! thread, and write transactions run one at a time; a provision used to cost two transactions
+//! of six round trips each. The writer reads the resources and operations of a whole batch in
+//! one round trip, hands each caller its snapshot so that its `decide` runs in the caller's task
+//! as before, then writes the batch's changes with one multi-row statement per table and
+//! commits once. Each caller is answered only after that commit.
+//!
+//! Statements of the broker's own (`SqliteStore::execute_grouped`, e.g. the kv-broker's
+//! namespace rows) join the same commit, after the store's writes.
+//!
+//! A batch holds at most one transaction per instance (an instance's deletion takes its bindings
+//! with it, so two keys of one instance could see each other's writes): a second one waits for
+//! the next batch. The result is the same as running the batch's transactions one after the
+//! other, in queue order. If anything fails, the whole batch is rolled back and every caller in
+//! it gets the error: nothing is half-written.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, SqlitePool};
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::StoreError;
+use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
+use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
+use crate::seal::Sealer;
+
+/// The most transactions one commit carries.
+const MAX_BATCH: usize = 64;
+
+/// A statement of the broker's own, run by [`SqliteStore::execute_grouped`](super::SqliteStore).
+pub(super) type Statement =
+    sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+
+/// What the writer is asked to do.
+pub(super) enum Job {
+    /// One [`Store::transact`](crate::Store::transact).
+    Transact(Transact),
+    /// Statements of the broker's own, committed with the next group.
+    Execute(Execute),
+}
+
+/// One queued [`Store::transact`](crate::Store::transact).
+pub(super) struct Transact {
+    pub(super) key: Key,
+    /// Where the snapshot goes (or the error that prevented reading it).
+    pub(super) snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
+    /// The writes the caller's `decide` chose; a caller that went away chose none.
+    pub(super) writes: oneshot::Receiver<Vec<Write>>,
+    /// The commit's outcome.
+    pub(super) done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Queued statements of the broker's own.
+pub(super) struct Execute {
+    pub(super) statements: Vec<Statement>,
+    /// The commit's outcome: rows changed.
+    pub(super) done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// A job whose snapshot was sent.
+struct Decided {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+fn copy(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Incompatible(m) => StoreError::Incompatible(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+    }
+}
+
+/// Runs batches until every sender is gone.
+pub(super) async fn writer(
+    pool: SqlitePool,
+    queue: Arc<Mutex<()>>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    sealer: Sealer,
+) {
+    let mut held: VecDeque<Job> = VecDeque::new();
+    // One connection for every batch: as the only writer, its page cache stays valid between
+    // commits (a connection whose database another one changed drops its cache).
+    let mut conn: Option<PoolConnection<Sqlite>> = None;
+    loop {
+        let first = match held.pop_front() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut instances = HashSet::new();
+        let mut batch = Vec::new();
+        let mut later = VecDeque::new();
+        let mut offer = |job: Job, batch: &mut Vec<Job>, later: &mut VecDeque<Job>| {
+            let fits = batch.len() < MAX_BATCH
+                && match &job {
+                    Job::Transact(t) => instances.insert(t.key.instance_id.as_str().to_owned()),
+                    Job::Execute(_) => true,
+                };
+            if fits {
+                batch.push(job);
+            } else {
+                later.push_back(job);
+            }
+        };
+        offer(first, &mut batch, &mut later);
+        while let Some(job) = held.pop_front() {
+            offer(job, &mut batch, &mut later);
+        }
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => offer(job, &mut batch, &mut later),
+                Err(_) => break,
+            }
+        }
+        held = later;
+        // A caller that went away before its snapshot was read has nothing to decide.
+        batch.retain(|job| match job {
+            Job::Transact(t) => !t.snapshot.is_closed(),
+            Job::Execute(_) => true,
+        });
+        if batch.is_empty() {
+            continue;
+        }
+        let _queue = queue.lock().await;
+        tracing::trace!(jobs = batch.len(), "group commit");
+        run(&pool, &mut conn, batch, &sealer).await;
+    }
+}
+
+/// Runs one batch as one transaction and answers its callers.
+async fn run(
+    pool: &SqlitePool,
+    held: &mut Option<PoolConnection<Sqlite>>,
+    batch: Vec<Job>,
+    sealer: &Sealer,
+) {
+    let mut transacts = Vec::new();
+    let mut executes = Vec::new();
+    for job in batch {
+        match job {
+            Job::Transact(t) => transacts.push(t),
+            Job::Execute(e) => executes.push(e),
+        }
+    }
+    let fail_all = |error: &StoreError, transacts: Vec<Transact>, executes: Vec<Execute>| {
+        for job in transacts {
+            let _ = job.snapshot.send(Err(copy(error)));
+        }
+        for job in executes {
+            let _ = job.done.send(Err(copy(error)));
+        }
+    };
+    let mut conn = match held.take() {
+        Some(conn) => conn,
+        None => match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(e) => return fail_all(&StoreError::from(e), transacts, executes),
+        },
+    };
+    // Begin and read, and hand out the snapshots.
+    let keys: Vec<Key> = transacts.iter().map(|job| job.key.clone()).collect();
+    let (snapshots, max_seq) = match read(&mut conn, &keys, sealer).await {
+        Ok(read) => read,
+        Err(error) => {
+            if rollback(&mut conn).await {
+                *held = Some(conn);
+            }
+            return fail_all(&error, transacts, executes);
+        }
+    };
+    let mut waiting = Vec::with_capacity(transacts.len());
+    for (job, snapshot) in transacts.into_iter().zip(snapshots) {
+        if job.snapshot.send(Ok(snapshot)).is_ok() {
+            waiting.push((job.writes, job.done));
+        }
+    }
+    let mut decided = Vec::with_capacity(waiting.len());
+    for (writes, done) in waiting {
+        decided.push(Decided {
+            writes: writes.await.unwrap_or_default(),
+            done,
+        });
+    }
+    // Write and commit.
+    let mut changed = Vec::with_capacity(executes.len());
+    let mut answers = Vec::with_capacity(executes.len());
+    for job in executes {
+        changed.push(job.statements);
+        answers.push(job.done);
+    }
+    let result = async {
+        apply(&mut conn, &decided, max_seq, sealer).await?;
+        let mut rows = Vec::with_capacity(changed.len());
+        for statements in changed {
+            let mut n = 0;
+            for statement in statements {
+                n += statement.execute(&mut *conn).await?.rows_affected();
+            }
+            rows.push(n);
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok::<Vec<u64>, StoreError>(rows)
+    }
+    .await;
+    if result.is_err() {
+        if rollback(&mut conn).await {
+            *held = Some(conn);
+        }
+    } else {
+        *held = Some(conn);
+    }
+    for job in decided {
+        let _ = job.done.send(match &result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(copy(error)),
+        });
+    }
+    for (i, done) in answers.into_iter().enumerate() {
+        let _ = done.send(match &result {
+            Ok(rows) => Ok(rows.get(i).copied().unwrap_or(0)),
+            Err(error) => Err(copy(error)),
+        });
+    }
+}
+
+/// Ends a failed transaction; a connection that cannot is closed rather than reused (`false`).
+async fn rollback(conn: &mut PoolConnection<Sqlite>) -> bool {
+    if sqlx::query("ROLLBACK").execute(&mut **conn).await.is_err() {
+        // "no transaction is active" (it never began) also lands here; closing is safe either way.
+        conn.close_on_drop();
+        return false;
+    }
+    true
+}
+
+/// Keys in `VALUES` form for a join: `(?, ?), (?, ?), …`.
+fn key_values(n: usize) -> String {
+    vec!["(?, ?)"; n].join(", ")
+}
+
+/// `BEGIN IMMEDIATE`, then the resources, the operations in progress and the last operation
+/// number, in one round trip.
+async fn read(
+    conn: &mut PoolConnection<Sqlite>,
+    keys: &[Key],
+    sealer: &Sealer,
+) -> Result<(Vec<Snapshot>, i64), StoreError> {
+    if keys.is_empty() {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+        return Ok((Vec::new(), 0));
+    }
+    // Padded to a power of two (repeating the last key) so that few statements are prepared.
+    let padded = keys.len().next_power_of_two();
+    let values = key_values(padded);
+    let sql = format!(
+        "BEGIN IMMEDIATE; \
+         SELECT r.instance_id, r.binding_id, r.service_id, r.plan_id, r.state, r.fingerprint, \
+         r.request, r.reply, r.created_at, r.updated_at \
+         FROM (VALUES {values}) AS k JOIN resources r \
+         ON r.instance_id = k.column1 AND r.binding_id = k.column2; \
+         SELECT o.{ops} FROM (VALUES {values}) AS k JOIN operations o \
+         ON o.instance_id = k.column1 AND o.binding_id = k.column2 AND o.state = 'in progress'; \
+         SELECT COALESCE(MAX(seq), 0) AS max_seq FROM operations",
+        ops = operation_columns!().replace(", ", ", o."),
+    );
+    let mut query = sqlx::query(&sql);
+    let last = keys.last();
+    for _ in 0..2 {
+        for key in keys
+            .iter()
+            .chain(std::iter::repeat_n(last, padded - keys.len()).flatten())
+        {
+            query = query
+                .bind(key.instance_id.as_str())
+                .bind(key.binding_column());
+        }
+    }
+    let rows: Vec<SqliteRow> = query.fetch_all(&mut **conn).await?;
+    let mut resources: HashMap<Key, ResourceRecord> = HashMap::new();
+    let mut active: HashMap<Key, OperationRecord> = HashMap::new();
+    let mut max_seq = 0;
+    for row in &rows {
+        if row.try_column("max_seq").is_ok() {
+            max_seq = row.try_get("max_seq")?;
+        } else if row.try_column("kind").is_ok() {
+            let op = operation_of(row, sealer)?;
+            active.insert(op.key.clone(), op);
+        } else {
+            let resource = resource_of(row, sealer)?;
+            resources.insert(resource.key.clone(), resource);
+        }
+    }
+    let snapshots = keys
+        .iter()
+        .map(|key| Snapshot {
+            resource: resources.remove(key),
+            active: active.remove(key),
+        })
+        .collect();
+    Ok((snapshots, max_seq))
+}
+
+/// Rows per statement: a batch's rows go in chunks of these sizes, so that few distinct
+/// statements are prepared and cached.
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in CHUNKS {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
+        }
+    }
+    sizes
+}
+
+const RESOURCE_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const UPSERT_RESOURCES_TAIL: &str = " ON CONFLICT (instance_id, binding_id) DO UPDATE SET \
+    service_id = excluded.service_id, plan_id = excluded.plan_id, state = excluded.state, \
+    fingerprint = excluded.fingerprint, request = excluded.request, reply = excluded.reply, \
+    created_at = excluded.created_at, updated_at = excluded.updated_at";
+const OPERATION_ROW: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const UPSERT_OPERATIONS_TAIL: &str = " ON CONFLICT (id) DO UPDATE SET state = excluded.state, \
+    description = excluded.description, owner = excluded.owner, \
+    lease_until = excluded.lease_until, deadline = excluded.deadline, \
+    finished_at = excluded.finished_at";
+
+/// Applies the writes of the batch. Callers write to distinct instances, so only the order of
+/// a caller's own writes matters; when no caller both puts and deletes a resource, the puts go
+/// first and the writes are grouped into multi-row statements per table, else they run one by
+/// one in order.
+async fn apply(
+    conn: &mut PoolConnection<Sqlite>,
+    decided: &[Decided],
+    max_seq: i64,
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
+    let mixed = decided.iter().any(|d| {
+        d.writes.iter().any(|w| matches!(w, Write::PutResource(_)))
+            && d.writes
+                .iter()
+                .any(|w| matches!(w, Write::DeleteResource(_)))
+    });
+    let mut seq = max_seq;
+    if mixed {
+        for write in decided.iter().flat_map(|d| &d.writes) {
+            apply_group(conn, std::slice::from_ref(write), &mut seq, sealer).await?;
+        }
+        return Ok(());
+    }
+    let writes: Vec<&Write> = decided.iter().flat_map(|d| &d.writes).collect();
+    let resources: Vec<Write> = writes
+        .iter()
+        .filter(|w| matches!(w, Write::PutResource(_)))
+        .map(|w| (*w).clone())
+        .collect();
+    let deletes: Vec<Write> = writes
+        .iter()
+        .filter(|w| matches!(w, Write::DeleteResource(_)))
+        .map(|w| (*w).clone())
+        .collect();
+    let operations: Vec<Write> = writes
+        .iter()
+        .filter(|w| matches!(w, Write::PutOperation(_)))
+        .map(|w| (*w).clone())
+        .collect();
+    apply_group(conn, &resources, &mut seq, sealer).await?;
+    apply_group(conn, &deletes, &mut seq, sealer).await?;
+    apply_group(conn, &operations, &mut seq, sealer).await?;
+    Ok(())
+}
+
+/// Writes of one kind (as [`apply`] groups them), in chunks.
+async fn apply_group(
+    conn: &mut PoolConnection<Sqlite>,
+    writes: &[Write],
+    seq: &mut i64,
+    sealer: &Sealer,
+) -> Result<(), StoreError> {
+    let mut rest = writes;
+    for size in chunk_sizes(writes.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        match &chunk[0] {
+            Write::PutResource(_) => {
+                let sql = format!(
+                    "INSERT INTO resources (instance_id, binding_id, service_id, plan_id, state, \
+                     fingerprint, request, reply, created_at, updated_at) VALUES {}{}",
+                    vec![RESOURCE_ROW; size].join(", "),
+                    UPSERT_RESOURCES_TAIL
+                );
+                let mut query = sqlx::query(&sql);
+                for write in chunk {
+                    if let Write::PutResource(r) = write {
+                        let label = |column: &str| resource_label(&r.key, column);
+                        let fingerprint =
+                            sealer.seal(&label("fingerprint"), r.fingerprint.clone())?;
+                        let request = sealer.seal(&label("request"), r.request.to_string())?;
+                        let reply = match &r.reply {
+                            Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
+                            None => None,
+                        };
+                        query = query
+                            .bind(r.key.instance_id.as_str().to_owned())
+                            .bind(r.key.binding_column().to_owned())
+                            .bind(r.service_id.clone())
+                            .bind(r.plan_id.clone())
+                            .bind(r.state.as_str())
+                            .bind(fingerprint)
+                            .bind(request)
+                            .bind(reply)
+                            .bind(r.created_at)
+                            .bind(r.updated_at);
+                    }
+                }
+                query.execute(&mut **conn).await?;
+            }
+            Write::PutOperation(_) => {
+                let sql = format!(
+                    "INSERT INTO operations ({}, seq) VALUES {}{}",
+                    operation_columns!(),
+                    vec![OPERATION_ROW; size].join(", "),
+                    UPSERT_OPERATIONS_TAIL
+                );
+                let mut query = sqlx::query(&sql);
+                for write in chunk {
+                    if let Write::PutOperation(op) = write {
+                        *seq += 1;
+                        let label = |column: &str| operation_label(&op.id, column);
+                        let fingerprint =
+                            sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
+                        let request = sealer.seal(&label("request"), op.request.to_string())?;
+                        query = query
+                            .bind(op.id.as_str().to_owned())
+                            .bind(op.key.instance_id.as_str().to_owned())
+                            .bind(op.key.binding_column().to_owned())
+                            .bind(op.kind.as_str())
+                            .bind(op.state.as_str())
+                            .bind(fingerprint)
+                            .bind(request)
+                            .bind(op.description.clone())
+                            .bind(op.owner.clone())
+                            .bind(op.lease_until)
+                            .bind(op.deadline)
+                            .bind(op.created_at)
+                            .bind(op.finished_at)
+                            .bind(*seq);
+                    }
+                }
+                query.execute(&mut **conn).await?;
+            }
+            Write::DeleteResource(_) => {
+                // An instance takes its bindings with it; a binding goes alone.
+                let sql = format!(
+                    "DELETE FROM resources WHERE (instance_id, binding_id) IN (SELECT column1, \
+                     column2 FROM (VALUES {values})) OR instance_id IN (SELECT column1 FROM \
+                     (VALUES {values}) WHERE column2 = '')",
+                    values = key_values(size)
+                );
+                let mut query = sqlx::query(&sql);
+                for _ in 0..2 {
+                    for write in chunk {
+                        if let Write::DeleteResource(key) = write {
+                            query = query
+                                .bind(key.instance_id.as_str().to_owned())
+                                .bind(key.binding_column().to_owned());
+                        }
+                    }
+                }
+                query.execute(&mut **conn).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_the_rows_with_few_sizes() {
+        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
+        assert_eq!(chunk_sizes(1), vec![1]);
+        assert_eq!(chunk_sizes(37), vec![32, 4, 1]);
+        assert_eq!(chunk_sizes(130), vec![64, 64, 2]);
+        for n in 0..200 {
+            assert_eq!(chunk_sizes(n).iter().sum::<usize>(), n);
+        }
+    }
+}
