@@ -29,6 +29,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default limit on connections served at once: 512, well below the usual limit of 1,024 open
 /// files, leaving room for the database and logs.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// The longest timeout taken: a year (longer ones would overflow a clock's deadline).
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Serves a router (or any tower service) over HTTP/1.1, or HTTPS with the `tls` feature, with
 /// limits that keep slow and idle clients from exhausting the broker:
@@ -114,13 +116,13 @@ impl Server {
         };
         let mut server = Server::new();
         if let Some(ms) = number("OSB_HEADER_READ_TIMEOUT_MS")? {
-            server.header_read_timeout = Duration::from_millis(ms);
+            server = server.header_read_timeout(Duration::from_millis(ms));
         }
         if let Some(ms) = number("OSB_IDLE_TIMEOUT_MS")? {
-            server.idle_timeout = Duration::from_millis(ms);
+            server = server.idle_timeout(Duration::from_millis(ms));
         }
         if let Some(n) = number("OSB_MAX_CONNECTIONS")? {
-            server.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+            server = server.max_connections(usize::try_from(n).unwrap_or(usize::MAX));
         }
         let (cert, key, client_ca) = (
             var("OSB_TLS_CERT"),
@@ -152,19 +154,20 @@ impl Server {
         Ok(server)
     }
 
-    /// How long a client has to send a request's headers. For the first request of a
+    /// How long a client has to send a request's headers (1 ms to a year). For the first request of a
     /// connection the time counts from the connection's start (after the TLS handshake, which
     /// has the same limit); for later requests, from their first byte.
     #[must_use]
     pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.header_read_timeout = timeout.max(Duration::from_millis(1));
+        self.header_read_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
-    /// How long a kept-alive connection may wait for its next request before it is closed.
+    /// How long a kept-alive connection may wait for its next request before it is closed (1 ms
+    /// to a year).
     #[must_use]
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
-        self.idle_timeout = timeout.max(Duration::from_millis(1));
+        self.idle_timeout = timeout.clamp(Duration::from_millis(1), MAX_TIMEOUT);
         self
     }
 
@@ -606,7 +609,11 @@ mod tests {
         assert_eq!(server.header_read_timeout, Duration::from_millis(1500));
         assert_eq!(server.idle_timeout, Duration::from_secs(20));
         assert_eq!(server.max_connections, 64);
-        for bad in ["0", "-1", "ten", "1.5"] {
+        let huge = lookup(&[("OSB_MAX_CONNECTIONS", "18446744073709551615")]).unwrap();
+        assert_eq!(huge.max_connections, Semaphore::MAX_PERMITS);
+        let server = Server::new().idle_timeout(Duration::MAX);
+        assert_eq!(server.idle_timeout, MAX_TIMEOUT);
+        for bad in ["0", "-1", "ten", "1.5", "18446744073709551616"] {
             let err = lookup(&[("OSB_MAX_CONNECTIONS", bad)]).unwrap_err();
             assert!(err.to_string().contains("OSB_MAX_CONNECTIONS"), "{err}");
         }

@@ -118,9 +118,13 @@ async fn partial_headers_are_closed_and_normal_requests_served_throughout() {
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
         assert!(reply.ends_with("pong"), "{reply}");
     }
-    let checks = connections.into_iter().map(|mut stream| {
-        tokio::spawn(async move { closed_within(&mut stream, header_timeout + SLACK).await })
-    });
+    // All checks start now, so each bound counts from the same moment.
+    let checks: Vec<_> = connections
+        .into_iter()
+        .map(|mut stream| {
+            tokio::spawn(async move { closed_within(&mut stream, header_timeout + SLACK).await })
+        })
+        .collect();
     let mut open = 0;
     for check in checks {
         if !check.await.unwrap() {
