@@ -162,12 +162,13 @@ impl Backend for Arc<TestBackend> {
 }
 
 /// The stateful layer's configuration in the suite: a 100 ms synchronous budget, 1 s
-/// retention, 200 ms leases.
+/// retention, 2 s leases (long enough that a loaded machine does not turn a slow renewal into
+/// a takeover; takeover tests set their own short leases).
 pub fn config() -> StatefulConfig {
     StatefulConfig::default()
         .with_sync_budget(Duration::from_millis(100))
         .with_retention(Duration::from_secs(1))
-        .with_lease(Duration::from_millis(200))
+        .with_lease(Duration::from_secs(2))
         .with_worker_interval(Duration::from_millis(50))
 }
 
