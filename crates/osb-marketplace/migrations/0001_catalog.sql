@@ -109,7 +109,8 @@ CREATE TABLE service_bindings (
     id INTEGER PRIMARY KEY,
     guid TEXT NOT NULL UNIQUE,
     name TEXT,
-    service_instance_id INTEGER NOT NULL REFERENCES service_instances (id),
+    -- An instance's bindings go with it (purges, and deletes the broker confirmed).
+    service_instance_id INTEGER NOT NULL REFERENCES service_instances (id) ON DELETE CASCADE,
     app_guid TEXT,
     -- Sealed JSON of the credentials.
     credentials TEXT,

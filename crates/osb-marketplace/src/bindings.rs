@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 use crate::auth::{Claims, Scope};
 use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
-use crate::instances::{self, answer, flag, idle, orphan_jobs};
+use crate::instances::{self, flag, idle};
 use crate::list::{self, Field, Kind, ListQuery};
 use crate::ops::{self, Answer, Table};
-use crate::{Marketplace, guid, json_column, metadata, now};
+use crate::{Marketplace, answer, guid, json_column, metadata, now};
 
 #[derive(Debug, sqlx::FromRow)]
 struct BindingRow {
@@ -37,12 +37,17 @@ struct BindingRow {
     plan_unique_id: String,
     created_at: String,
     updated_at: Option<String>,
+    /// The latest orphan-mitigation job, as JSON text.
+    orphan_mitigation: Option<String>,
 }
 
 const SELECT: &str = "SELECT b.id, b.guid, b.name, b.app_guid, b.credentials, b.syslog_drain_url, \
     b.volume_mounts, b.op_type, b.op_state, b.op_description, b.op_created_at, b.op_updated_at, \
     i.guid AS instance_guid, s.bindings_retrievable, s.service_broker_id AS broker_id, \
-    s.unique_id AS service_unique_id, p.unique_id AS plan_unique_id, b.created_at, b.updated_at \
+    s.unique_id AS service_unique_id, p.unique_id AS plan_unique_id, b.created_at, b.updated_at, \
+    (SELECT json_object('state', j.state, 'attempts', j.attempts, 'last_error', j.last_error, \
+    'reason', j.reason) FROM orphan_jobs j WHERE j.kind = 'binding' AND j.binding_guid = b.guid \
+    ORDER BY j.id DESC LIMIT 1) AS orphan_mitigation \
     FROM service_bindings b JOIN service_instances i ON i.id = b.service_instance_id \
     JOIN service_plans p ON p.id = i.service_plan_id JOIN services s ON s.id = p.service_id";
 
@@ -67,7 +72,7 @@ const FIELDS: &[Field] = &[
 impl BindingRow {
     /// The resource. Credentials are shown to writers and admins only; readers see Cloud
     /// Controller's placeholder.
-    async fn resource(&self, m: &Marketplace, claims: &Claims) -> Result<Value> {
+    fn resource(&self, m: &Marketplace, claims: &Claims) -> Result<Value> {
         let credentials = if !claims.has(Scope::Write) {
             json!({"redacted_message": "[PRIVATE DATA HIDDEN]"})
         } else {
@@ -99,9 +104,8 @@ impl BindingRow {
         if let Some(app) = &self.app_guid {
             entity["app_url"] = json!(format!("/v2/apps/{app}"));
         }
-        let jobs = orphan_jobs(m, "binding", &self.guid).await?;
-        if !jobs.is_null() {
-            entity["orphan_mitigation"] = jobs;
+        if self.orphan_mitigation.is_some() {
+            entity["orphan_mitigation"] = json_column(self.orphan_mitigation.as_deref());
         }
         Ok(json!({
             "metadata": metadata("service_bindings", &self.guid, &self.created_at, self.updated_at.as_deref()),
@@ -230,7 +234,7 @@ pub(crate) async fn create(
         status,
         &guid,
         "service_bindings",
-        row.resource(&m, &claims).await?,
+        row.resource(&m, &claims)?,
     ))
 }
 
@@ -249,7 +253,7 @@ async fn page(
     .await?;
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
-        resources.push(row.resource(m, claims).await?);
+        resources.push(row.resource(m, claims)?);
     }
     Ok(q.body(path, total, resources))
 }
@@ -288,7 +292,7 @@ pub(crate) async fn show(
     Path(guid): Path<String>,
 ) -> Result<Json<Value>> {
     let claims = m.keys().authorize(&headers, Scope::Read)?;
-    Ok(Json(find(&m, &guid).await?.resource(&m, &claims).await?))
+    Ok(Json(find(&m, &guid).await?.resource(&m, &claims)?))
 }
 
 /// `GET /v2/service_bindings/:guid/parameters`: fetches the binding from the broker, when the
@@ -367,7 +371,7 @@ pub(crate) async fn delete(
                 StatusCode::ACCEPTED,
                 &guid,
                 "service_bindings",
-                row.resource(&m, &claims).await?,
+                row.resource(&m, &claims)?,
             ))
         }
     }

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde_json::{Value, json};
@@ -13,7 +13,7 @@ use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
 use crate::list::{self, Field, Kind, ListQuery};
 use crate::sync::{Changes, apply, fetch_catalog};
-use crate::{Marketplace, guid, metadata, now};
+use crate::{Marketplace, answer, guid, metadata, now};
 
 /// A row of `service_brokers`. The password stays sealed until a broker call needs it.
 #[derive(sqlx::FromRow)]
@@ -206,12 +206,12 @@ pub(crate) async fn create(
     log_changes(&name, &changes);
     tracing::info!(%guid, name, url, services = catalog.services.len(), "service broker registered");
     let broker = find(m.pool(), &guid).await?;
-    Ok((
+    Ok(answer(
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/v2/service_brokers/{guid}"))],
-        Json(broker.resource()),
-    )
-        .into_response())
+        &guid,
+        "service_brokers",
+        broker.resource(),
+    ))
 }
 
 /// `GET /v2/service_brokers`.

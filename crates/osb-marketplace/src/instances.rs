@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use osb_types::{FetchInstanceOutcome, FetchInstanceQuery, InstanceId};
 use serde_json::{Map, Value, json};
@@ -13,7 +13,7 @@ use crate::body::read_object;
 use crate::error::{CfCode, CfError, Error, Result};
 use crate::list::{self, Field, Kind, ListQuery};
 use crate::ops::{self, Answer, Table};
-use crate::{Marketplace, guid, json_column, metadata, now};
+use crate::{Marketplace, answer, guid, json_column, metadata, now};
 
 /// A row of `service_instances`, with its plan and service.
 #[derive(Debug, sqlx::FromRow)]
@@ -46,6 +46,8 @@ pub(crate) struct InstanceRow {
     pub(crate) broker_id: Option<i64>,
     created_at: String,
     updated_at: Option<String>,
+    /// The latest orphan-mitigation job, as JSON text.
+    orphan_mitigation: Option<String>,
 }
 
 pub(crate) const SELECT: &str = "SELECT i.id, i.guid, i.name, i.space_guid, i.organization_guid, \
@@ -55,7 +57,10 @@ pub(crate) const SELECT: &str = "SELECT i.id, i.guid, i.name, i.space_guid, i.or
     s.guid AS service_guid, s.unique_id AS service_unique_id, s.bindable AS service_bindable, \
     p.bindable AS plan_bindable, s.plan_updateable AS service_plan_updateable, \
     s.instances_retrievable, s.bindings_retrievable, s.id AS service_id, \
-    s.service_broker_id AS broker_id, i.created_at, i.updated_at \
+    s.service_broker_id AS broker_id, i.created_at, i.updated_at, \
+    (SELECT json_object('state', j.state, 'attempts', j.attempts, 'last_error', j.last_error, \
+    'reason', j.reason) FROM orphan_jobs j WHERE j.kind = 'instance' AND j.instance_guid = i.guid \
+    ORDER BY j.id DESC LIMIT 1) AS orphan_mitigation \
     FROM service_instances i JOIN service_plans p ON p.id = i.service_plan_id \
     JOIN services s ON s.id = p.service_id";
 
@@ -82,25 +87,6 @@ const FIELDS: &[Field] = &[
     },
 ];
 
-/// The orphan-mitigation jobs of a resource, for its entity.
-pub(crate) async fn orphan_jobs(m: &Marketplace, kind: &str, guid: &str) -> Result<Value> {
-    let column = if kind == "instance" {
-        "instance_guid"
-    } else {
-        "binding_guid"
-    };
-    let jobs: Vec<(String, i64, Option<String>, String)> = sqlx::query_as(&format!(
-        "SELECT state, attempts, last_error, reason FROM orphan_jobs WHERE kind = ? AND {column} = ? ORDER BY id DESC LIMIT 1"
-    ))
-    .bind(kind)
-    .bind(guid)
-    .fetch_all(m.pool())
-    .await?;
-    Ok(jobs.into_iter().next().map_or(Value::Null, |(state, attempts, last_error, reason)| {
-        json!({"state": state, "attempts": attempts, "last_error": last_error, "reason": reason})
-    }))
-}
-
 impl InstanceRow {
     pub(crate) fn bindable(&self) -> bool {
         self.plan_bindable.unwrap_or(self.service_bindable)
@@ -116,7 +102,7 @@ impl InstanceRow {
         })
     }
 
-    async fn resource(&self, m: &Marketplace) -> Result<Value> {
+    fn resource(&self) -> Value {
         let guid = &self.guid;
         let mut entity = json!({
             "name": self.name,
@@ -134,14 +120,13 @@ impl InstanceRow {
             "service_plan_url": format!("/v2/service_plans/{}", self.plan_guid),
             "service_bindings_url": format!("/v2/service_instances/{guid}/service_bindings"),
         });
-        let jobs = orphan_jobs(m, "instance", guid).await?;
-        if !jobs.is_null() {
-            entity["orphan_mitigation"] = jobs;
+        if self.orphan_mitigation.is_some() {
+            entity["orphan_mitigation"] = json_column(self.orphan_mitigation.as_deref());
         }
-        Ok(json!({
+        json!({
             "metadata": metadata("service_instances", guid, &self.created_at, self.updated_at.as_deref()),
             "entity": entity,
-        }))
+        })
     }
 }
 
@@ -169,15 +154,6 @@ pub(crate) fn flag(raw: Option<&str>, name: &str) -> Result<bool, CfError> {
         }
     }
     Ok(false)
-}
-
-pub(crate) fn answer(status: StatusCode, guid: &str, kind: &str, body: Value) -> Response {
-    (
-        status,
-        [(header::LOCATION, format!("/v2/{kind}/{guid}"))],
-        Json(body),
-    )
-        .into_response()
 }
 
 /// The plan a request names: `400 CF-InvalidRelation` when unknown, `400 CF-ServicePlanInvalid`
@@ -375,7 +351,7 @@ pub(crate) async fn list(
         list::fetch(m.pool(), SELECT, &q, "i.id", |_| {}).await?;
     let mut resources = Vec::with_capacity(rows.len());
     for row in &rows {
-        resources.push(row.resource(&m).await?);
+        resources.push(row.resource());
     }
     Ok(Json(q.body("/v2/service_instances", total, resources)))
 }
@@ -387,7 +363,7 @@ pub(crate) async fn show(
     Path(guid): Path<String>,
 ) -> Result<Json<Value>> {
     m.keys().authorize(&headers, Scope::Read)?;
-    Ok(Json(find(&m, &guid).await?.resource(&m).await?))
+    Ok(Json(find(&m, &guid).await?.resource()))
 }
 
 /// `GET /v2/service_instances/:guid/parameters`: fetches the instance from the broker, when the
@@ -606,7 +582,7 @@ pub(crate) async fn update(
             StatusCode::CREATED,
             &guid,
             "service_instances",
-            row.resource(&m).await?,
+            row.resource(),
         ));
     }
     let mut context: Map<String, Value> = serde_json::from_str(&row.context).unwrap_or_default();
@@ -653,12 +629,7 @@ async fn reply(m: &Marketplace, guid: &str, outcome: Answer) -> Result<Response>
         StatusCode::ACCEPTED
     };
     let row = find(m, guid).await?;
-    Ok(answer(
-        status,
-        guid,
-        "service_instances",
-        row.resource(m).await?,
-    ))
+    Ok(answer(status, guid, "service_instances", row.resource()))
 }
 
 /// `DELETE /v2/service_instances/:guid[?accepts_incomplete=true][&purge=true][&recursive=true]`.
@@ -682,16 +653,11 @@ pub(crate) async fn delete(
             .into());
         }
         let _write = m.write_lock().await;
-        let mut tx = m.pool().begin().await?;
-        sqlx::query("DELETE FROM service_bindings WHERE service_instance_id = ?")
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        // Its bindings go with it (ON DELETE CASCADE).
         sqlx::query("DELETE FROM service_instances WHERE id = ?")
             .bind(row.id)
-            .execute(&mut *tx)
+            .execute(m.pool())
             .await?;
-        tx.commit().await?;
         tracing::info!(%guid, "service instance purged");
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -748,7 +714,7 @@ pub(crate) async fn delete(
                 StatusCode::ACCEPTED,
                 &guid,
                 "service_instances",
-                row.resource(&m).await?,
+                row.resource(),
             ))
         }
     }

@@ -405,6 +405,22 @@ pub(crate) fn json_column(text: Option<&str>) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// A resource answered with `status` and a `Location` header naming it.
+pub(crate) fn answer(
+    status: axum::http::StatusCode,
+    guid: &str,
+    kind: &str,
+    body: serde_json::Value,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        status,
+        [(axum::http::header::LOCATION, format!("/v2/{kind}/{guid}"))],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 /// The `metadata` of a resource: guid, url, and times.
 pub(crate) fn metadata(
     kind: &str,

@@ -234,8 +234,8 @@ impl ListQuery {
     }
 }
 
-/// One page of the rows of `select` (`SELECT … FROM …`, without `WHERE`) that `scope` and the
-/// filters keep, with how many there are in all.
+/// One page of the rows of `select` (`SELECT … FROM …`, without `WHERE`, and with no subquery
+/// after its last ` FROM `) that `scope` and the filters keep, with how many there are in all.
 pub(crate) async fn fetch<R>(
     pool: &sqlx::SqlitePool,
     select: &str,
@@ -246,7 +246,8 @@ pub(crate) async fn fetch<R>(
 where
     R: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
 {
-    let from = select.find(" FROM ").map_or(select, |at| &select[at..]);
+    // The last ` FROM ` starts the tables: subqueries among the columns come before it.
+    let from = select.rfind(" FROM ").map_or(select, |at| &select[at..]);
     let mut count: QueryBuilder<'_, Sqlite> =
         QueryBuilder::new(format!("SELECT count(*){from} WHERE 1 = 1"));
     scope(&mut count);

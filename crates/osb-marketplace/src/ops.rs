@@ -216,21 +216,14 @@ async fn set_op(
     Ok(done.rows_affected() > 0)
 }
 
-/// Removes a row the broker confirmed deleted (an instance with its bindings).
+/// Removes a row the broker confirmed deleted (an instance takes its bindings with it: ON
+/// DELETE CASCADE).
 async fn remove(m: &Marketplace, table: Table, id: i64) -> Result<()> {
     let _write = m.write_lock().await;
-    let mut tx = m.pool().begin().await?;
-    if table == Table::Instance {
-        sqlx::query("DELETE FROM service_bindings WHERE service_instance_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-    }
     sqlx::query(&format!("DELETE FROM {} WHERE id = ?", table.name()))
         .bind(id)
-        .execute(&mut *tx)
+        .execute(m.pool())
         .await?;
-    tx.commit().await?;
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::auth::Scope;
@@ -12,7 +12,7 @@ use crate::body::read_object;
 use crate::error::{CfCode, CfError, Result};
 use crate::list::{self, Field, Kind, ListQuery};
 use crate::plans;
-use crate::{Marketplace, guid, json_column, metadata, now};
+use crate::{Marketplace, answer, guid, json_column, metadata, now};
 
 /// A row of `services`, with its broker's guid and name.
 #[derive(Debug, sqlx::FromRow)]
@@ -263,12 +263,12 @@ pub(crate) async fn create(
     }
     let row = find(m.pool(), &guid).await?;
     tracing::info!(guid = %row.guid, label = %row.label, "service created");
-    Ok((
+    Ok(answer(
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/v2/services/{guid}"))],
-        Json(row.created()),
-    )
-        .into_response())
+        &guid,
+        "services",
+        row.created(),
+    ))
 }
 
 /// `GET /v2/services`.
@@ -341,13 +341,7 @@ pub(crate) async fn delete(
         )
         .into());
     }
-    sqlx::query(
-        "DELETE FROM service_bindings WHERE service_instance_id IN (SELECT i.id FROM service_instances i \
-         JOIN service_plans p ON p.id = i.service_plan_id WHERE p.service_id = ?)",
-    )
-    .bind(service.id)
-    .execute(&mut *tx)
-    .await?;
+    // Their bindings go with them (ON DELETE CASCADE).
     sqlx::query(
         "DELETE FROM service_instances WHERE service_plan_id IN \
          (SELECT id FROM service_plans WHERE service_id = ?)",

@@ -337,20 +337,13 @@ pub(crate) async fn apply(
     .fetch_all(&mut *tx)
     .await?;
     for (id, name, label, instances) in plans.into_iter().filter(|p| !kept_plans.contains(&p.0)) {
-        if instances > 0 {
-            sqlx::query("UPDATE service_plans SET active = 0, updated_at = ? WHERE id = ?")
-                .bind(&now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let in_use = instances > 0;
+        retire(tx, "service_plans", id, in_use, &now).await?;
+        if in_use {
             changes.warnings.push(format!(
                 "Plan {name} of service {label} is missing from the broker's catalog but has {instances} instance(s); it has been deactivated and will be removed when its instances are gone."
             ));
         } else {
-            sqlx::query("DELETE FROM service_plans WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             changes
                 .lines
                 .push(format!("plan {name} of service {label} removed"));
@@ -367,22 +360,41 @@ pub(crate) async fn apply(
         .into_iter()
         .filter(|s| !kept_services.contains(&s.0))
     {
-        if plans > 0 {
-            sqlx::query("UPDATE services SET active = 0, updated_at = ? WHERE id = ?")
-                .bind(&now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+        let in_use = plans > 0;
+        retire(tx, "services", id, in_use, &now).await?;
+        if in_use {
             changes.warnings.push(format!(
                 "Service {label} is missing from the broker's catalog but its plans have instances; it has been deactivated."
             ));
         } else {
-            sqlx::query("DELETE FROM services WHERE id = ?")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
             changes.lines.push(format!("service {label} removed"));
         }
     }
     Ok(changes)
+}
+
+/// A plan or service gone from the catalog: deactivated while something still uses it,
+/// deleted otherwise.
+async fn retire(
+    tx: &mut SqliteConnection,
+    table: &str,
+    id: i64,
+    in_use: bool,
+    now: &str,
+) -> Result<()> {
+    if in_use {
+        sqlx::query(&format!(
+            "UPDATE {table} SET active = 0, updated_at = ? WHERE id = ?"
+        ))
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query(&format!("DELETE FROM {table} WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
