@@ -88,12 +88,18 @@ pub(super) async fn writer(
     // One connection for every batch: as the only writer, its page cache stays valid between
     // commits (a connection whose database another one changed drops its cache).
     let mut conn: Option<PoolConnection<Sqlite>> = None;
+    // Closing the pool waits for every connection to come back: give the held one back then.
+    let closed = pool.close_event();
+    tokio::pin!(closed);
     loop {
         let first = match held.pop_front() {
             Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
-                None => return,
+            None => tokio::select! {
+                job = jobs.recv() => match job {
+                    Some(job) => job,
+                    None => return,
+                },
+                () = &mut closed => return,
             },
         };
         let mut instances = HashSet::new();
