@@ -1,4 +1,5 @@
-//! [`BrokerError`]: the one error type of osb-server, and how it becomes an OSB error reply.
+//! [`Error`], the error of building and serving; [`BrokerError`], a broker's answer to a request
+//! that fails, and how it becomes an OSB error reply.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -10,8 +11,7 @@ use osb_types::{ApiVersion, ErrorCode, ErrorResponse, Operation, Problem, ShapeF
 /// A boxed error a broker hands to [`BrokerError::internal`].
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
-/// Everything that can go wrong in osb-server: a broker's refusal of a request, and a router
-/// that cannot be built.
+/// A broker's answer to a request that fails.
 ///
 /// A broker returns a `BrokerError` from a [`ServiceBroker`](crate::ServiceBroker) method and
 /// the server answers with the matching status and an OSB error body
@@ -94,19 +94,30 @@ pub enum BrokerError {
         #[source]
         source: BoxError,
     },
+}
+
+/// The error of osb-server itself: a router or server that cannot be built, or cannot start
+/// serving. Answers to requests are [`BrokerError`]s.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The broker's [`catalog`](crate::ServiceBroker::catalog) failed while the router was
+    /// being built.
+    #[error("the broker's catalog could not be read: {0}")]
+    Catalog(#[source] BrokerError),
     /// The catalog has problems the linter counts as errors; the router is not built.
     #[error("the catalog has {} error(s): {}", problems.len(), join(problems))]
     InvalidCatalog {
         /// The problems of severity error.
         problems: Vec<Problem>,
     },
-    /// The router's configuration is inconsistent.
+    /// The router's or server's configuration is inconsistent.
     #[error("invalid configuration: {reason}")]
     InvalidConfig {
         /// What is wrong.
         reason: String,
     },
-    /// Serving failed: the listener, a certificate file, a signal handler.
+    /// Serving could not start: the listener, a certificate file, a signal handler.
     #[error("{context}: {source}")]
     Io {
         /// What was being done.
@@ -115,6 +126,14 @@ pub enum BrokerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl Error {
+    pub(crate) fn config(reason: impl Into<String>) -> Self {
+        Error::InvalidConfig {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// An osb-types error raised by the broker's own code (a reply it could not build, such as
@@ -278,11 +297,9 @@ impl BrokerError {
             }
             BrokerError::NotSupported { .. } => StatusCode::BAD_REQUEST,
             BrokerError::Failed { status, .. } if status.as_u16() >= 400 => *status,
-            BrokerError::Failed { .. }
-            | BrokerError::Internal { .. }
-            | BrokerError::InvalidCatalog { .. }
-            | BrokerError::InvalidConfig { .. }
-            | BrokerError::Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            BrokerError::Failed { .. } | BrokerError::Internal { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -313,21 +330,36 @@ impl BrokerError {
                 operation.path()
             )),
             BrokerError::Failed { body, .. } => *body,
-            err @ (BrokerError::Internal { .. }
-            | BrokerError::InvalidCatalog { .. }
-            | BrokerError::InvalidConfig { .. }
-            | BrokerError::Io { .. }) => {
+            err @ BrokerError::Internal { .. } => {
                 tracing::error!(error = %Chain(&err), "the broker failed");
                 ErrorResponse::described(INTERNAL_DESCRIPTION)
             }
         };
-        let mut rejection = Rejection::new(status, body);
+        let mut rejection = Rejection::with_body(status, body);
         rejection.keep_usability = match operation {
             Operation::Update => Usability::Both,
             Operation::Deprovision => Usability::InstanceUsable,
             _ => Usability::None,
         };
         rejection
+    }
+}
+
+/// On a broker's own axum routes, a `BrokerError` is answered as from an OSB route, without
+/// the usability flags (they belong to update and deprovision).
+impl From<BrokerError> for Rejection {
+    fn from(error: BrokerError) -> Self {
+        let operation = match &error {
+            BrokerError::NotSupported { operation } => *operation,
+            _ => Operation::Catalog,
+        };
+        error.into_rejection(operation)
+    }
+}
+
+impl IntoResponse for BrokerError {
+    fn into_response(self) -> Response {
+        Rejection::from(self).into_response()
     }
 }
 
@@ -373,10 +405,22 @@ pub(crate) enum Usability {
     Both,
 }
 
-/// An error reply: status, OSB error body and extra headers, shaped for the request's version
-/// when it is turned into a response.
+/// An error reply: a status and an OSB error body (`{"error": …, "description": …}`), shaped
+/// for the request's version when it becomes a response.
+///
+/// The rejection of osb-server's [extractors](crate::headers), and what a [`BrokerError`]
+/// becomes on a broker's own axum routes (`BrokerError` implements `IntoResponse`).
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use osb_server::Rejection;
+/// let rejection = Rejection::new(http::StatusCode::CONFLICT, "the key exists");
+/// assert_eq!(rejection.status(), http::StatusCode::CONFLICT);
+/// assert_eq!(rejection.body().description.as_deref(), Some("the key exists"));
+/// assert_eq!(rejection.into_response().status(), 409);
+/// ```
 #[derive(Debug)]
-pub(crate) struct Rejection {
+pub struct Rejection {
     pub(crate) status: StatusCode,
     pub(crate) body: Box<ErrorResponse>,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
@@ -392,7 +436,28 @@ pub(crate) struct Rejection {
 pub(crate) struct LoggedDescription(pub(crate) String);
 
 impl Rejection {
-    pub(crate) fn new(status: StatusCode, body: ErrorResponse) -> Self {
+    /// A rejection with `status` (4xx or 5xx; anything else is answered `500`) and a
+    /// description.
+    pub fn new(status: StatusCode, description: impl Into<String>) -> Self {
+        let status = if status.is_client_error() || status.is_server_error() {
+            status
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        Self::with_body(status, ErrorResponse::described(description))
+    }
+
+    /// The status answered.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error body answered (before shaping for the request's version).
+    pub fn body(&self) -> &ErrorResponse {
+        &self.body
+    }
+
+    pub(crate) fn with_body(status: StatusCode, body: ErrorResponse) -> Self {
         Rejection {
             status,
             body: Box::new(body),
@@ -411,7 +476,7 @@ impl Rejection {
 
     /// A rejection with only a description.
     pub(crate) fn described(status: StatusCode, description: impl Into<String>) -> Self {
-        Self::new(status, ErrorResponse::described(description))
+        Self::with_body(status, ErrorResponse::described(description))
     }
 
     pub(crate) fn bad_request(description: impl Into<String>) -> Self {

@@ -27,27 +27,32 @@ pub(crate) struct OsbHeaders {
     pub(crate) api_info_location: Option<String>,
 }
 
-pub(crate) fn osb_headers(headers: &HeaderMap) -> Result<OsbHeaders, Rejection> {
-    let originating_identity = match headers.get(names::ORIGINATING_IDENTITY) {
-        None => None,
-        Some(value) => {
-            let text = value.to_str().map_err(|_| {
-                Rejection::bad_request(
-                    "The X-Broker-API-Originating-Identity header is not ASCII; expected `<platform> <base64 JSON object>`.",
-                )
-            })?;
-            Some(OriginatingIdentity::parse(text).map_err(|e| {
-                let reason = match e {
-                    osb_types::Error::InvalidOriginatingIdentity { reason } => reason,
-                    other => other.to_string(),
-                };
-                Rejection::bad_request(format!(
-                    "The X-Broker-API-Originating-Identity header is malformed: {}. Expected `<platform> <base64 of a JSON object>`, e.g. `cloudfoundry eyJ1c2VyX2lkIjoiYWJjIn0=`.",
-                    reason.trim_end_matches('.')
-                ))
-            })?)
-        }
+/// The originating identity header, parsed; `None` when absent.
+pub(crate) fn originating_identity(
+    headers: &HeaderMap,
+) -> Result<Option<OriginatingIdentity>, Rejection> {
+    let Some(value) = headers.get(names::ORIGINATING_IDENTITY) else {
+        return Ok(None);
     };
+    let text = value.to_str().map_err(|_| {
+        Rejection::bad_request(
+            "The X-Broker-API-Originating-Identity header is not ASCII; expected `<platform> <base64 JSON object>`.",
+        )
+    })?;
+    OriginatingIdentity::parse(text).map(Some).map_err(|e| {
+        let reason = match e {
+            osb_types::Error::InvalidOriginatingIdentity { reason } => reason,
+            other => other.to_string(),
+        };
+        Rejection::bad_request(format!(
+            "The X-Broker-API-Originating-Identity header is malformed: {}. Expected `<platform> <base64 of a JSON object>`, e.g. `cloudfoundry eyJ1c2VyX2lkIjoiYWJjIn0=`.",
+            reason.trim_end_matches('.')
+        ))
+    })
+}
+
+pub(crate) fn osb_headers(headers: &HeaderMap) -> Result<OsbHeaders, Rejection> {
+    let originating_identity = originating_identity(headers)?;
     let text = |name: http::HeaderName| {
         headers
             .get(name)

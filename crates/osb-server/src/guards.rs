@@ -273,7 +273,7 @@ impl CatalogGuards {
                         "maintenance_info.version {requested:?} was sent, but plan {plan_name:?} has no maintenance_info in the catalog; fetch the catalog again and retry without it."
                     ),
                 };
-                Rejection::new(
+                Rejection::with_body(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     ErrorResponse::coded(ErrorCode::MaintenanceInfoConflict, description),
                 )

@@ -207,7 +207,7 @@
 //! `tls` feature:
 //!
 //! ```no_run
-//! # async fn demo(app: axum::Router) -> Result<(), osb_server::BrokerError> {
+//! # async fn demo(app: axum::Router) -> Result<(), osb_server::Error> {
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 //! osb_server::Server::from_env()?.serve(listener, app, std::future::pending()).await
 //! # }
@@ -228,6 +228,7 @@ mod error;
 mod extract;
 mod guards;
 mod handlers;
+pub mod headers;
 pub mod prelude;
 mod router;
 mod serve;
@@ -238,8 +239,9 @@ mod version;
 pub use async_trait::async_trait;
 pub use auth::Auth;
 pub use broker::{RequestContext, ServiceBroker};
-pub use error::{BoxError, BrokerError};
+pub use error::{BoxError, BrokerError, Error, Rejection};
 pub use guards::Guards;
+pub use headers::{ApiVersionHeader, OriginatingIdentityHeader, RequestIdentityHeader};
 pub use router::{Broker, BrokerBuilder, DEFAULT_BODY_LIMIT, DEFAULT_TIMEOUT, router};
 pub use serve::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server,

@@ -26,7 +26,7 @@ use crate::extract::names;
 use crate::guards::{CatalogGuards, Guards};
 use crate::handlers;
 use crate::version::VersionPolicy;
-use crate::{BrokerError, ServiceBroker};
+use crate::{Error, ServiceBroker};
 
 /// Default limit on request bodies: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -49,7 +49,7 @@ impl Broker {
 ///
 /// ```no_run
 /// # use osb_server::{Broker, Guards, VersionPolicy, ServiceBroker};
-/// # async fn demo(my_broker: impl ServiceBroker) -> Result<(), osb_server::BrokerError> {
+/// # async fn demo(my_broker: impl ServiceBroker) -> Result<(), osb_server::Error> {
 /// let app: axum::Router = Broker::builder(my_broker)
 ///     .basic_auth("platform", "s3cret")
 ///     .version_policy(VersionPolicy::new().missing_header_status(http::StatusCode::BAD_REQUEST))
@@ -186,16 +186,16 @@ impl BrokerBuilder {
     ///
     /// Fails when the catalog cannot be fetched, when the linter reports errors (warnings are
     /// logged), when a schema does not compile, or when the configuration is inconsistent.
-    pub async fn build<S>(self) -> Result<Router<S>, BrokerError>
+    pub async fn build<S>(self) -> Result<Router<S>, Error>
     where
         S: Clone + Send + Sync + 'static,
     {
         self.version
             .validate()
-            .map_err(|reason| BrokerError::InvalidConfig { reason })?;
+            .map_err(|reason| Error::InvalidConfig { reason })?;
         let catalog = match self.catalog {
             Some(catalog) => catalog,
-            None => self.broker.catalog().await?,
+            None => self.broker.catalog().await.map_err(Error::Catalog)?,
         };
         let problems = catalog.lint();
         for problem in problems.iter().filter(|p| !p.is_error()) {
@@ -206,7 +206,7 @@ impl BrokerBuilder {
             for problem in &problems {
                 tracing::error!(%problem, "catalog error");
             }
-            return Err(BrokerError::InvalidCatalog { problems });
+            return Err(Error::InvalidCatalog { problems });
         }
         if !self.auth.is_configured() && !self.auth.is_anonymous() {
             tracing::warn!(
@@ -216,7 +216,7 @@ impl BrokerBuilder {
         let docs = CatalogDocs::new(&catalog)?;
         let index = Arc::new(CatalogIndex::from(catalog));
         let catalog_guards =
-            CatalogGuards::new(index).map_err(|reason| BrokerError::InvalidConfig { reason })?;
+            CatalogGuards::new(index).map_err(|reason| Error::InvalidConfig { reason })?;
         let shared = Arc::new(Shared {
             broker: self.broker,
             catalog: catalog_guards,
@@ -233,7 +233,7 @@ impl BrokerBuilder {
 }
 
 /// Builds the router for `broker` with the defaults of [`BrokerBuilder::new`].
-pub async fn router<S, B>(broker: B) -> Result<Router<S>, BrokerError>
+pub async fn router<S, B>(broker: B) -> Result<Router<S>, Error>
 where
     S: Clone + Send + Sync + 'static,
     B: ServiceBroker,
@@ -260,14 +260,15 @@ pub(crate) struct CatalogDocs {
 }
 
 impl CatalogDocs {
-    fn new(catalog: &Catalog) -> Result<Self, BrokerError> {
+    fn new(catalog: &Catalog) -> Result<Self, Error> {
         let mut docs = Vec::with_capacity(ApiVersion::KNOWN.len());
         for version in ApiVersion::KNOWN {
             let mut shaped = catalog.clone();
             shaped.shape_for_version(version);
-            let bytes = serde_json::to_vec(&shaped).map_err(BrokerError::internal)?;
+            let bytes = serde_json::to_vec(&shaped)
+                .map_err(|e| Error::config(format!("the catalog cannot be serialized: {e}")))?;
             let etag = HeaderValue::from_str(&format!("\"{:016x}\"", fnv1a(&bytes)))
-                .map_err(BrokerError::internal)?;
+                .map_err(|e| Error::config(format!("the catalog's ETag is not a header: {e}")))?;
             docs.push((version, Bytes::from(bytes), etag));
         }
         Ok(CatalogDocs { docs })

@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 use tower::Service;
 
-use crate::{BoxError, BrokerError};
+use crate::{BoxError, Error};
 
 /// Default time a client has to send a request's headers: 10 seconds.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,7 +48,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// `OSB_TLS_CLIENT_CA`.
 ///
 /// ```no_run
-/// # async fn demo(app: axum::Router) -> Result<(), osb_server::BrokerError> {
+/// # async fn demo(app: axum::Router) -> Result<(), osb_server::Error> {
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
 /// osb_server::Server::from_env()?
 ///     .max_connections(256)
@@ -95,15 +95,15 @@ impl Server {
     /// | `OSB_TLS_CLIENT_CA` | PEM file of the CAs whose client certificates are required (`tls` feature) |
     ///
     /// An unparsable or zero value, or only one of `OSB_TLS_CERT` and `OSB_TLS_KEY`, is an
-    /// [`InvalidConfig`](BrokerError::InvalidConfig) error, as is a TLS variable when the `tls`
+    /// [`InvalidConfig`](Error::InvalidConfig) error, as is a TLS variable when the `tls`
     /// feature is off (rather than serving plain HTTP by surprise).
-    pub fn from_env() -> Result<Self, BrokerError> {
+    pub fn from_env() -> Result<Self, Error> {
         Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
     /// [`from_env`](Self::from_env) with the variables looked up by `var`.
-    pub(crate) fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, BrokerError> {
-        let number = |name: &str| -> Result<Option<u64>, BrokerError> {
+    pub(crate) fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
+        let number = |name: &str| -> Result<Option<u64>, Error> {
             match var(name) {
                 None => Ok(None),
                 Some(value) => match value.trim().parse::<u64>() {
@@ -238,7 +238,7 @@ impl Server {
         listener: TcpListener,
         service: S,
         shutdown: F,
-    ) -> Result<(), BrokerError>
+    ) -> Result<(), Error>
     where
         S: Service<Request<Body>, Response = Response<B>, Error = Infallible>
             + Clone
@@ -316,8 +316,8 @@ impl Server {
     }
 }
 
-fn invalid(reason: impl Into<String>) -> BrokerError {
-    BrokerError::InvalidConfig {
+fn invalid(reason: impl Into<String>) -> Error {
+    Error::InvalidConfig {
         reason: reason.into(),
     }
 }
@@ -585,7 +585,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn lookup(vars: &[(&str, &str)]) -> Result<Server, BrokerError> {
+    fn lookup(vars: &[(&str, &str)]) -> Result<Server, Error> {
         let vars: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

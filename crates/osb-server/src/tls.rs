@@ -11,7 +11,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{RootCertStore, ServerConfig};
 
-use crate::BrokerError;
+use crate::Error;
 
 /// Where the PEM files are.
 #[derive(Clone, Debug)]
@@ -29,7 +29,7 @@ pub(crate) struct TlsState {
 }
 
 impl TlsState {
-    pub(crate) fn load(files: TlsFiles) -> Result<Self, BrokerError> {
+    pub(crate) fn load(files: TlsFiles) -> Result<Self, Error> {
         let config = read(&files)?;
         Ok(TlsState {
             files,
@@ -48,7 +48,7 @@ impl TlsState {
     }
 
     /// Reads the files again; on failure the current configuration stays.
-    pub(crate) fn reload(&self) -> Result<(), BrokerError> {
+    pub(crate) fn reload(&self) -> Result<(), Error> {
         let config = read(&self.files)?;
         *self.config.write().unwrap_or_else(PoisonError::into_inner) = config;
         Ok(())
@@ -58,11 +58,11 @@ impl TlsState {
 /// On Unix, reloads the pair on each `SIGHUP`; the task runs until aborted.
 pub(crate) fn reload_on_hangup(
     state: Arc<TlsState>,
-) -> Result<Option<tokio::task::JoinHandle<()>>, BrokerError> {
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = signal(SignalKind::hangup()).map_err(|source| BrokerError::Io {
+        let mut hangups = signal(SignalKind::hangup()).map_err(|source| Error::Io {
             context: "cannot listen for SIGHUP".into(),
             source,
         })?;
@@ -88,11 +88,11 @@ pub(crate) fn reload_on_hangup(
     }
 }
 
-fn invalid(reason: String) -> BrokerError {
-    BrokerError::InvalidConfig { reason }
+fn invalid(reason: String) -> Error {
+    Error::InvalidConfig { reason }
 }
 
-fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, BrokerError> {
+fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let unreadable = |e: &dyn std::fmt::Display| invalid(format!("{what} {}: {e}", path.display()));
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(|e| unreadable(&e))?
@@ -107,7 +107,7 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-fn read(files: &TlsFiles) -> Result<Arc<ServerConfig>, BrokerError> {
+fn read(files: &TlsFiles) -> Result<Arc<ServerConfig>, Error> {
     if files.cert.as_os_str().is_empty() || files.key.as_os_str().is_empty() {
         return Err(invalid(
             "a TLS client CA is set without a certificate and key".into(),
@@ -139,7 +139,7 @@ fn read(files: &TlsFiles) -> Result<Arc<ServerConfig>, BrokerError> {
 fn client_verifier(
     ca: &Path,
     provider: Arc<CryptoProvider>,
-) -> Result<Arc<dyn tokio_rustls::rustls::server::danger::ClientCertVerifier>, BrokerError> {
+) -> Result<Arc<dyn tokio_rustls::rustls::server::danger::ClientCertVerifier>, Error> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(ca, "TLS client CA")? {
         roots

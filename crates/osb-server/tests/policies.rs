@@ -213,7 +213,10 @@ async fn invalid_version_policies_refuse_to_build() {
             .build::<()>()
             .await
             .unwrap_err();
-        assert!(matches!(err, BrokerError::InvalidConfig { .. }), "{err}");
+        assert!(
+            matches!(err, osb_server::Error::InvalidConfig { .. }),
+            "{err}"
+        );
     }
 }
 
@@ -795,7 +798,7 @@ async fn catalog_errors_refuse_to_build() {
         .build::<()>()
         .await
         .unwrap_err();
-    let BrokerError::InvalidCatalog { problems } = &err else {
+    let osb_server::Error::InvalidCatalog { problems } = &err else {
         panic!("{err}")
     };
     let rules: Vec<_> = problems.iter().map(|p| p.rule).collect();
@@ -845,6 +848,10 @@ async fn a_failing_catalog_call_refuses_to_build() {
     }
     let err = osb_server::router::<(), _>(Broken).await.unwrap_err();
     assert!(err.to_string().contains("no catalog today"), "{err}");
+    let osb_server::Error::Catalog(answer) = &err else {
+        panic!("{err:?}")
+    };
+    assert!(matches!(answer, BrokerError::Internal { .. }), "{answer:?}");
 }
 
 #[derive(Clone, Default)]

@@ -520,7 +520,7 @@ pub enum AppError {
     /// The database could not be opened or is not the broker's.
     Store(StoreError),
     /// The OSB router could not be built.
-    Broker(BrokerError),
+    Broker(osb_server::Error),
 }
 
 impl fmt::Display for AppError {

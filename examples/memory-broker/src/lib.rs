@@ -102,7 +102,7 @@ pub fn catalog() -> Catalog {
 }
 
 /// The broker's router, with Basic auth from `config`.
-pub async fn app(config: Config) -> Result<axum::Router, BrokerError> {
+pub async fn app(config: Config) -> Result<axum::Router, osb_server::Error> {
     let (user, password) = (config.username.clone(), config.password.clone());
     let broker = MemoryBroker {
         state: Mutex::default(),
