@@ -61,7 +61,7 @@ fn refused(violation: Violation) -> Error {
         ViolationKind::InvalidParameters { violations, .. } => {
             Error::InvalidParameters { violations }
         }
-        _ => Error::Validation(osb_types::Error::invalid(
+        _ => Error::Validation(osb_types::Invalid::new(
             violation.path,
             violation.to_string(),
         )),

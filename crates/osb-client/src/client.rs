@@ -281,9 +281,10 @@ impl CallOptions {
 
 pub(crate) fn identity_header(identity: &OriginatingIdentity) -> Result<HeaderValue, Error> {
     let refuse = |reason: &str| {
-        Error::Validation(osb_types::Error::InvalidOriginatingIdentity {
-            reason: reason.to_string(),
-        })
+        Error::Validation(osb_types::Invalid::new(
+            osb_types::header::ORIGINATING_IDENTITY.as_str(),
+            reason,
+        ))
     };
     // The header is `<platform> <base64>`: a platform name with a space, or with bytes a broker
     // cannot read as ASCII, would not come back as sent.
@@ -511,7 +512,7 @@ impl<'a> Call<'a> {
 }
 
 fn invalid(field: &str, reason: &str) -> Error {
-    Error::Validation(osb_types::Error::invalid(field, reason))
+    Error::Validation(osb_types::Invalid::new(field, reason))
 }
 
 /// Checks an id that goes into a path and appends it, encoded.
@@ -582,7 +583,7 @@ impl Client {
         &self,
         operation: Operation,
         body: &T,
-        validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
+        validate: impl FnOnce(&T) -> Result<(), osb_types::Invalid>,
     ) -> Result<Vec<u8>, Error> {
         if self.inner.shape_requests
             && let Some(newer) = body.unshapeable_field(self.inner.version)
@@ -609,7 +610,7 @@ impl Client {
     fn check_query<T>(
         &self,
         query: &T,
-        validate: impl FnOnce(&T) -> Result<(), osb_types::Error>,
+        validate: impl FnOnce(&T) -> Result<(), osb_types::Invalid>,
     ) -> Result<(), Error> {
         if self.inner.validate_requests {
             validate(query).map_err(Error::Validation)?;
@@ -1105,7 +1106,7 @@ mod tests {
             .build()
             .unwrap();
         let field = |r: Result<(), Error>| match r {
-            Err(Error::Validation(osb_types::Error::Invalid { field, .. })) => field,
+            Err(Error::Validation(osb_types::Invalid { field, .. })) => field,
             other => panic!("expected a validation error, got {other:?}"),
         };
         let long = "x".repeat(osb_types::MAX_OPERATION_LEN + 1);

@@ -132,9 +132,9 @@ pub enum Error {
     /// read ([`ClientBuilder::service`](crate::ClientBuilder::service), `in-process` feature).
     #[error("the in-process service failed")]
     Service(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
-    /// The request breaks a rule of the spec and was not sent.
+    /// The request breaks a rule of the spec and was not sent: the field at fault and why.
     #[error(transparent)]
-    Validation(osb_types::Error),
+    Validation(osb_types::Invalid),
     /// `parameters` do not match the plan's JSON schema (from the optional checks such as
     /// [`check_provision`](crate::check_provision)); nothing was sent.
     #[error("{}", parameters_message(violations))]

@@ -111,7 +111,7 @@ fn unknown_offerings_and_plans_are_reported() {
     for (service, plan, field) in cases {
         let body = ServiceInstanceProvisionRequest::new(service, plan, "o", "s");
         match check_provision(&catalog, &body) {
-            Err(Error::Validation(osb_types::Error::Invalid { field: got, .. })) => {
+            Err(Error::Validation(osb_types::Invalid { field: got, .. })) => {
                 assert_eq!(got, field)
             }
             other => panic!("{service}/{plan}: {other:?}"),

@@ -399,11 +399,10 @@ impl CatalogGuards {
 
 /// Checks a request's `operation` query value.
 pub(crate) fn operation_length(operation: &OperationId) -> Result<(), Rejection> {
-    validate_operation(operation).map_err(|e| match e {
-        osb_types::Error::Invalid { field, reason } => bad(format!(
+    validate_operation(operation).map_err(|osb_types::Invalid { field, reason }| {
+        bad(format!(
             "The query parameter `{field}` {reason}; send back the operation exactly as the broker returned it."
-        )),
-        other => bad(format!("{other}.")),
+        ))
     })
 }
 

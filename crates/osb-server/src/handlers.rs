@@ -129,7 +129,7 @@ trait RequestBody: DeserializeOwned {
     const MODEL: &'static str;
     /// Its required fields, as descriptions list them.
     const REQUIRED: &'static str;
-    fn check(&self) -> Result<(), osb_types::Error>;
+    fn check(&self) -> Result<(), osb_types::Invalid>;
     fn context(&self) -> Option<&Context>;
 }
 
@@ -138,7 +138,7 @@ macro_rules! request_body {
         impl RequestBody for $ty {
             const MODEL: &'static str = $model;
             const REQUIRED: &'static str = $required;
-            fn check(&self) -> Result<(), osb_types::Error> {
+            fn check(&self) -> Result<(), osb_types::Invalid> {
                 self.validate()
             }
             fn context(&self) -> Option<&Context> {
@@ -176,13 +176,8 @@ async fn read_body<T: RequestBody>(
     Ok(body)
 }
 
-fn invalid(model: &str, error: osb_types::Error) -> Rejection {
-    match error {
-        osb_types::Error::Invalid { field, reason } => {
-            Rejection::bad_request(format!("Invalid {model}: `{field}` {reason}."))
-        }
-        other => Rejection::bad_request(format!("Invalid {model}: {other}.")),
-    }
+fn invalid(model: &str, osb_types::Invalid { field, reason }: osb_types::Invalid) -> Rejection {
+    Rejection::bad_request(format!("Invalid {model}: `{field}` {reason}."))
 }
 
 fn broker_error(operation: Operation) -> impl FnOnce(BrokerError) -> Rejection {
@@ -262,7 +257,7 @@ fn shape_accepted<T: AsyncBody>(
 /// is a `500`, with the reason logged, rather than a malformed answer.
 fn check_reply(
     operation: Operation,
-    checked: Result<(), osb_types::Error>,
+    checked: Result<(), osb_types::Invalid>,
 ) -> Result<(), Rejection> {
     checked.map_err(|e| {
         tracing::error!(
@@ -499,15 +494,14 @@ async fn run_deprovision(
 /// which the catalog may have retired.
 fn check_delete_query(
     shared: &Shared,
-    validated: Result<(), osb_types::Error>,
+    validated: Result<(), osb_types::Invalid>,
     service_id: &str,
     plan_id: &str,
 ) -> Result<(), Rejection> {
-    validated.map_err(|e| match e {
-        osb_types::Error::Invalid { field, reason } => Rejection::bad_request(format!(
+    validated.map_err(|osb_types::Invalid { field, reason }| {
+        Rejection::bad_request(format!(
             "The query parameter `{field}` {reason}; DELETE requests need service_id and plan_id."
-        )),
-        other => Rejection::bad_request(format!("{other}.")),
+        ))
     })?;
     if shared.guards.strict_ids {
         shared.catalog.known_plan(service_id, plan_id)?;

@@ -1,6 +1,8 @@
 //! The one error type of osb-types.
 
-/// Everything that can go wrong in osb-types: parsing headers, decoding replies, validation.
+/// OSB data that breaks the spec, as osb-types finds it: a header that does not parse, a
+/// request or model that does not validate ([`Invalid`], which the `validate` methods return on
+/// their own), or a broker's reply that is not an outcome of its operation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -23,13 +25,8 @@ pub enum Error {
         input: String,
     },
     /// A request or model breaks a rule of the spec.
-    #[error("invalid `{field}`: {reason}")]
-    Invalid {
-        /// The JSON path of the offending field, e.g. `maintenance_info.version`.
-        field: String,
-        /// What is wrong, in words a person can act on.
-        reason: String,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// A reply's status code is not one of the successful outcomes of the operation.
     #[error("status {status} is not a successful outcome of this operation")]
     UnexpectedStatus {
@@ -58,7 +55,32 @@ pub enum Error {
 impl Error {
     /// A validation error for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::Invalid {
+        Error::Invalid(Invalid::new(field, reason))
+    }
+}
+
+/// A request, query or model that breaks a rule of the spec: what the `validate` methods
+/// return, naming the offending field.
+///
+/// ```
+/// use osb_types::Invalid;
+/// let invalid = Invalid::new("maintenance_info.version", "must not be empty");
+/// assert_eq!(invalid.to_string(), "invalid `maintenance_info.version`: must not be empty");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid `{field}`: {reason}")]
+pub struct Invalid {
+    /// The JSON path of the offending field, e.g. `maintenance_info.version` (for a query, the
+    /// parameter's name; for a header, its name).
+    pub field: String,
+    /// What is wrong, in words a person can act on.
+    pub reason: String,
+}
+
+impl Invalid {
+    /// A validation error for `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Invalid {
             field: field.into(),
             reason: reason.into(),
         }

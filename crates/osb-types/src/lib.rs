@@ -89,7 +89,7 @@ pub use catalog::CatalogIndex;
 pub use context::{
     CloudFoundryContext, Context, KubernetesContext, PLATFORM_CLOUDFOUNDRY, PLATFORM_KUBERNETES,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Invalid, Result};
 pub use error_code::ErrorCode;
 pub use generated::*;
 pub use identity::{CloudFoundryIdentity, KubernetesIdentity, OriginatingIdentity};

@@ -34,7 +34,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::lint::{SchemaDraft, remote_refs};
-use crate::{Error, Plan};
+use crate::{Invalid, Plan};
 
 /// Longest meta-schema message kept by the linter, in characters.
 const MAX_MESSAGE_LEN: usize = 300;
@@ -80,11 +80,11 @@ impl SchemaDraft {
 }
 
 /// The draft a schema declares; draft-04 when it has no `$schema`.
-fn declared_draft(schema: &Map<String, Value>) -> Result<SchemaDraft, Error> {
+fn declared_draft(schema: &Map<String, Value>) -> Result<SchemaDraft, Invalid> {
     match schema.get("$schema") {
         None => Ok(SchemaDraft::Draft4),
         Some(Value::String(uri)) => SchemaDraft::from_uri(uri).ok_or_else(|| {
-            Error::invalid(
+            Invalid::new(
                 "$schema",
                 format!(
                     "{uri:?} is not a JSON Schema draft; use \"http://json-schema.org/draft-04/schema#\" \
@@ -92,7 +92,7 @@ fn declared_draft(schema: &Map<String, Value>) -> Result<SchemaDraft, Error> {
                 ),
             )
         }),
-        Some(_) => Err(Error::invalid("$schema", "must be a string naming a JSON Schema draft")),
+        Some(_) => Err(Invalid::new("$schema", "must be a string naming a JSON Schema draft")),
     }
 }
 
@@ -107,14 +107,14 @@ fn located(pointer: &str, message: impl fmt::Display) -> String {
 impl ParameterSchema {
     /// Compiles a `parameters` schema.
     ///
-    /// Fails with [`Error::Invalid`] when `$schema` names no known draft, when a `$ref` points
+    /// Fails with [`Invalid`] when `$schema` names no known draft, when a `$ref` points
     /// outside the document, or when the schema is not valid for its draft (for example an
     /// unknown `type` or a malformed `pattern`). The `field` of the error is `$schema`, `$ref`
     /// or `schema`; the reason gives the location inside the schema.
-    pub fn compile(schema: &Map<String, Value>) -> Result<Self, Error> {
+    pub fn compile(schema: &Map<String, Value>) -> Result<Self, Invalid> {
         let draft = declared_draft(schema)?;
         if let Some((pointer, target)) = remote_refs(schema).into_iter().next() {
-            return Err(Error::invalid(
+            return Err(Invalid::new(
                 "$ref",
                 located(
                     &pointer,
@@ -131,7 +131,7 @@ impl ParameterSchema {
             .build(&document)
             .map_err(|e| {
                 let message = truncate(e.to_string());
-                Error::invalid("schema", located(e.instance_path().as_str(), message))
+                Invalid::new("schema", located(e.instance_path().as_str(), message))
             })?;
         Ok(ParameterSchema { validator })
     }
@@ -196,7 +196,7 @@ impl PlanSchemas {
     ///
     /// The error's `field` is the schema's path in the plan followed by the field from
     /// [`ParameterSchema::compile`], e.g. `schemas.service_instance.create.parameters.$schema`.
-    pub fn compile(plan: &Plan) -> Result<Self, Error> {
+    pub fn compile(plan: &Plan) -> Result<Self, Invalid> {
         let Some(schemas) = &plan.schemas else {
             return Ok(PlanSchemas::default());
         };
@@ -204,13 +204,14 @@ impl PlanSchemas {
         let compile = |field: &str, schema: Option<&Map<String, Value>>| {
             schema
                 .map(|s| {
-                    ParameterSchema::compile(s).map_err(|e| match e {
-                        Error::Invalid {
-                            field: inner,
-                            reason,
-                        } => Error::invalid(format!("{field}.{inner}"), reason),
-                        other => other,
-                    })
+                    ParameterSchema::compile(s).map_err(
+                        |Invalid {
+                             field: inner,
+                             reason,
+                         }| {
+                            Invalid::new(format!("{field}.{inner}"), reason)
+                        },
+                    )
                 })
                 .transpose()
         };
@@ -320,11 +321,8 @@ mod tests {
         }
     }
 
-    fn invalid_field(e: Error) -> String {
-        match e {
-            Error::Invalid { field, .. } => field,
-            other => panic!("expected Error::Invalid, got {other:?}"),
-        }
+    fn invalid_field(e: Invalid) -> String {
+        e.field
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Deserializing a request already enforces the shape (required fields present, `parameters` an
 //! object). The `validate` methods add the spec's remaining rules and stop at the first problem,
-//! returning [`Error::Invalid`] whose `field` is the dotted JSON path of the offending field (for
+//! returning [`Invalid`] whose `field` is the dotted JSON path of the offending field (for
 //! a query, the parameter's name):
 //!
 //! | Rule | Fields |
@@ -22,9 +22,9 @@
 //! questions for the broker, which knows its catalog.
 
 use crate::{
-    BindingLastOperationQuery, Context, DeprovisionQuery, Error, FetchBindingQuery,
-    FetchInstanceQuery, InstanceLastOperationQuery, MaintenanceInfo, OperationId,
-    ServiceBindingMetadata, ServiceBindingRequest, ServiceBindingResource, ServiceBindingResponse,
+    BindingLastOperationQuery, Context, DeprovisionQuery, FetchBindingQuery, FetchInstanceQuery,
+    InstanceLastOperationQuery, Invalid, MaintenanceInfo, OperationId, ServiceBindingMetadata,
+    ServiceBindingRequest, ServiceBindingResource, ServiceBindingResponse,
     ServiceInstancePreviousValues, ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest,
     UnbindQuery,
 };
@@ -57,19 +57,19 @@ pub struct StringConstraint {
 /// let err = validate_id("instance_id", "").unwrap_err();
 /// assert_eq!(err.to_string(), "invalid `instance_id`: must not be empty");
 /// ```
-pub fn validate_id(field: &str, id: &str) -> Result<(), Error> {
+pub fn validate_id(field: &str, id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+        return Err(Invalid::new(field, "must not be empty"));
     }
     Ok(())
 }
 
 /// Checks an `operation` value: non-empty and at most 10,000 characters.
-pub fn validate_operation(operation: &OperationId) -> Result<(), Error> {
+pub fn validate_operation(operation: &OperationId) -> Result<(), Invalid> {
     validate_id("operation", operation)?;
     let len = operation.chars().count();
     if len > MAX_OPERATION_LEN {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             "operation",
             format!("is {len} characters long; the limit is {MAX_OPERATION_LEN}"),
         ));
@@ -77,7 +77,7 @@ pub fn validate_operation(operation: &OperationId) -> Result<(), Error> {
     Ok(())
 }
 
-fn validate_optional(field: &str, value: Option<&str>) -> Result<(), Error> {
+fn validate_optional(field: &str, value: Option<&str>) -> Result<(), Invalid> {
     match value {
         Some(v) => validate_id(field, v),
         None => Ok(()),
@@ -85,7 +85,7 @@ fn validate_optional(field: &str, value: Option<&str>) -> Result<(), Error> {
 }
 
 /// The optional `service_id` / `plan_id` hints of a query: non-empty when present.
-fn validate_hints(service_id: Option<&str>, plan_id: Option<&str>) -> Result<(), Error> {
+fn validate_hints(service_id: Option<&str>, plan_id: Option<&str>) -> Result<(), Invalid> {
     validate_optional("service_id", service_id)?;
     validate_optional("plan_id", plan_id)
 }
@@ -103,24 +103,24 @@ pub(crate) fn semver_problem(version: &str) -> Option<String> {
     }
 }
 
-fn validate_maintenance_info(prefix: &str, info: &MaintenanceInfo) -> Result<(), Error> {
+fn validate_maintenance_info(prefix: &str, info: &MaintenanceInfo) -> Result<(), Invalid> {
     match semver_problem(&info.version) {
-        Some(reason) => Err(Error::invalid(format!("{prefix}.version"), reason)),
+        Some(reason) => Err(Invalid::new(format!("{prefix}.version"), reason)),
         None => Ok(()),
     }
 }
 
-fn validate_context(context: Option<&Context>) -> Result<(), Error> {
+fn validate_context(context: Option<&Context>) -> Result<(), Invalid> {
     let Some(Context::Other(map)) = context else {
         return Ok(());
     };
     match map.get("platform") {
         Some(serde_json::Value::String(p)) if !p.is_empty() => Ok(()),
         Some(serde_json::Value::String(_)) => {
-            Err(Error::invalid("context.platform", "must not be empty"))
+            Err(Invalid::new("context.platform", "must not be empty"))
         }
-        Some(_) => Err(Error::invalid("context.platform", "must be a string")),
-        None => Err(Error::invalid(
+        Some(_) => Err(Invalid::new("context.platform", "must be a string")),
+        None => Err(Invalid::new(
             "context.platform",
             "is required: a context object must say which platform sent it",
         )),
@@ -135,7 +135,7 @@ impl MaintenanceInfo {
     /// assert!(MaintenanceInfo::new("2.1.1+abcdef").validate().is_ok());
     /// assert!(MaintenanceInfo::new("2.1").validate().is_err());
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_maintenance_info("maintenance_info", self)
     }
 }
@@ -144,7 +144,7 @@ impl ServiceInstanceProvisionRequest {
     /// Checks the rules of a provision body: non-empty `service_id`, `plan_id`,
     /// `organization_guid` and `space_guid`, a context that names its platform, and a SemVer
     /// `maintenance_info.version`.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("service_id", &self.service_id)?;
         validate_id("plan_id", &self.plan_id)?;
         validate_id("organization_guid", &self.organization_guid)?;
@@ -160,7 +160,7 @@ impl ServiceInstanceProvisionRequest {
 impl ServiceInstancePreviousValues {
     /// Checks that the fields present are non-empty and that `maintenance_info.version` is
     /// SemVer; errors name the field under `previous_values.`.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_optional("previous_values.service_id", self.service_id.as_deref())?;
         validate_optional("previous_values.plan_id", self.plan_id.as_deref())?;
         validate_optional(
@@ -179,7 +179,7 @@ impl ServiceInstanceUpdateRequest {
     /// Checks the rules of an update body: non-empty `service_id`, non-empty `plan_id` when
     /// present, a context that names its platform, SemVer `maintenance_info.version`, and
     /// well-formed `previous_values`.
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("service_id", &self.service_id)?;
         validate_optional("plan_id", self.plan_id.as_deref())?;
         validate_context(self.context.as_ref())?;
@@ -210,7 +210,7 @@ impl ServiceBindingRequest {
     ///     "invalid `service_id`: is required unless the request rotates a binding (predecessor_binding_id)"
     /// );
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let rotation = self.predecessor_binding_id.is_some();
         for (field, value) in [
             ("service_id", self.service_id.as_deref()),
@@ -220,7 +220,7 @@ impl ServiceBindingRequest {
                 Some(id) => validate_id(field, id)?,
                 None if rotation => {}
                 None => {
-                    return Err(Error::invalid(
+                    return Err(Invalid::new(
                         field,
                         "is required unless the request rotates a binding (predecessor_binding_id)",
                     ));
@@ -256,7 +256,7 @@ impl DeprovisionQuery {
     /// let err = DeprovisionQuery::new("svc", "").validate().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid `plan_id`: must not be empty");
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("service_id", &self.service_id)?;
         validate_id("plan_id", &self.plan_id)
     }
@@ -271,7 +271,7 @@ impl UnbindQuery {
     /// let err = UnbindQuery::new("", "plan").validate().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid `service_id`: must not be empty");
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_id("service_id", &self.service_id)?;
         validate_id("plan_id", &self.plan_id)
     }
@@ -293,7 +293,7 @@ impl InstanceLastOperationQuery {
     ///     "invalid `operation`: is 10001 characters long; the limit is 10000"
     /// );
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())?;
         match &self.operation {
             Some(operation) => validate_operation(operation),
@@ -313,7 +313,7 @@ impl BindingLastOperationQuery {
     /// let err = BindingLastOperationQuery::new().with_operation("").validate().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid `operation`: must not be empty");
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())?;
         match &self.operation {
             Some(operation) => validate_operation(operation),
@@ -332,7 +332,7 @@ impl FetchInstanceQuery {
     /// let err = FetchInstanceQuery::new().with_service_id("").validate().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid `service_id`: must not be empty");
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())
     }
 }
@@ -347,7 +347,7 @@ impl FetchBindingQuery {
     /// let err = FetchBindingQuery::new().with_plan_id("").validate().unwrap_err();
     /// assert_eq!(err.to_string(), "invalid `plan_id`: must not be empty");
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_hints(self.service_id.as_deref(), self.plan_id.as_deref())
     }
 }
@@ -356,9 +356,9 @@ impl FetchBindingQuery {
 mod tests {
     use super::*;
 
-    fn field(r: Result<(), Error>) -> String {
+    fn field(r: Result<(), Invalid>) -> String {
         match r {
-            Err(Error::Invalid { field, .. }) => field,
+            Err(Invalid { field, .. }) => field,
             other => panic!("expected Error::Invalid, got {other:?}"),
         }
     }
@@ -469,9 +469,9 @@ impl UtcTimestamp {
     }
 }
 
-fn timestamp(field: &str, value: &str) -> Result<UtcTimestamp, Error> {
+fn timestamp(field: &str, value: &str) -> Result<UtcTimestamp, Invalid> {
     UtcTimestamp::parse(value).ok_or_else(|| {
-        Error::invalid(
+        Invalid::new(
             field,
             format!(
                 "{value:?} is not an ISO 8601 UTC timestamp of the form yyyy-mm-ddThh:mm:ss.sZ"
@@ -499,7 +499,7 @@ impl ServiceBindingMetadata {
     /// let local = ok.with_expires_at("2030-12-31T23:59:59+01:00");
     /// assert!(local.validate().is_err());
     /// ```
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         let expires = self
             .expires_at
             .as_deref()
@@ -513,10 +513,7 @@ impl ServiceBindingMetadata {
         if let (Some(expires), Some(renew)) = (expires, renew)
             && renew > expires
         {
-            return Err(Error::invalid(
-                "metadata.renew_before",
-                "is after expires_at",
-            ));
+            return Err(Invalid::new("metadata.renew_before", "is after expires_at"));
         }
         Ok(())
     }
@@ -565,7 +562,7 @@ impl ServiceBindingMetadata {
 impl ServiceBindingResponse {
     /// Checks what a bind reply promises beyond its shape: the binding's expiry in `metadata`
     /// ([`ServiceBindingMetadata::validate`]).
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         self.metadata
             .as_ref()
             .map_or(Ok(()), ServiceBindingMetadata::validate)
@@ -575,7 +572,7 @@ impl ServiceBindingResponse {
 impl ServiceBindingResource {
     /// Checks what a fetched binding promises beyond its shape: the binding's expiry in
     /// `metadata` ([`ServiceBindingMetadata::validate`]).
-    pub fn validate(&self) -> Result<(), Error> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         self.metadata
             .as_ref()
             .map_or(Ok(()), ServiceBindingMetadata::validate)

@@ -3,8 +3,8 @@
 //! judged by a JSON Schema validator and by our own checks.
 
 use osb_types::{
-    ApiVersion, BindingLastOperationQuery, DeprovisionQuery, Error, FetchBindingQuery,
-    FetchInstanceQuery, InstanceLastOperationQuery, OriginatingIdentity, STRING_CONSTRAINTS,
+    ApiVersion, BindingLastOperationQuery, DeprovisionQuery, FetchBindingQuery, FetchInstanceQuery,
+    InstanceLastOperationQuery, Invalid, OriginatingIdentity, STRING_CONSTRAINTS,
     ServiceBindingMetadata, ServiceBindingRequest, ServiceInstancePreviousValues,
     ServiceInstanceProvisionRequest, ServiceInstanceUpdateRequest, StringConstraint, UnbindQuery,
 };
@@ -18,7 +18,10 @@ const NOT_VALIDATED: &[(&str, &str)] = &[
     ("AsyncOperation", "operation"),
 ];
 
-fn validated<T: DeserializeOwned>(body: Value, validate: impl Fn(&T) -> Result<(), Error>) -> bool {
+fn validated<T: DeserializeOwned>(
+    body: Value,
+    validate: impl Fn(&T) -> Result<(), Invalid>,
+) -> bool {
     let value: T = serde_json::from_value(body).expect("the test body deserializes");
     validate(&value).is_ok()
 }

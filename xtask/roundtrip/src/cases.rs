@@ -737,7 +737,7 @@ fn newer_field(present: bool, introduced: ApiVersion, version: ApiVersion) -> Op
     (present && version < introduced).then_some(Refusal::UnsupportedVersion)
 }
 
-fn validation(result: Result<(), osb_types::Error>) -> Option<Refusal> {
+fn validation(result: Result<(), osb_types::Invalid>) -> Option<Refusal> {
     result.err().map(|_| Refusal::Validation)
 }
 
