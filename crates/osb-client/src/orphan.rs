@@ -321,7 +321,7 @@ impl Default for CleanupPolicy {
     fn default() -> Self {
         CleanupPolicy {
             attempts: 5,
-            poll: PollPolicy::default().with_max_duration(Duration::from_secs(60 * 60)),
+            poll: PollPolicy::default().max_duration(Duration::from_secs(60 * 60)),
         }
     }
 }
@@ -334,14 +334,14 @@ impl CleanupPolicy {
 
     /// Sets the number of attempts.
     #[must_use]
-    pub fn with_attempts(mut self, attempts: u32) -> Self {
+    pub fn attempts(mut self, attempts: u32) -> Self {
         self.attempts = attempts;
         self
     }
 
     /// Sets the retry and polling policy.
     #[must_use]
-    pub fn with_poll(mut self, poll: PollPolicy) -> Self {
+    pub fn poll(mut self, poll: PollPolicy) -> Self {
         self.poll = poll;
         self
     }

@@ -30,8 +30,8 @@ const LAST_POLL_GRACE: Duration = Duration::from_secs(2);
 /// use osb_client::PollPolicy;
 /// use osb_types::RetryAfter;
 /// let policy = PollPolicy::new()
-///     .with_min_delay(Duration::from_secs(2))
-///     .with_max_delay(Duration::from_secs(30));
+///     .min_delay(Duration::from_secs(2))
+///     .max_delay(Duration::from_secs(30));
 /// let now = SystemTime::now();
 /// assert_eq!(policy.delay(0, None, now), Duration::from_secs(2));
 /// assert_eq!(policy.delay(1, None, now), Duration::from_secs(4));
@@ -74,35 +74,35 @@ impl PollPolicy {
 
     /// Sets the backoff floor.
     #[must_use]
-    pub fn with_min_delay(mut self, delay: Duration) -> Self {
+    pub fn min_delay(mut self, delay: Duration) -> Self {
         self.min_delay = delay;
         self
     }
 
     /// Sets the backoff cap.
     #[must_use]
-    pub fn with_max_delay(mut self, delay: Duration) -> Self {
+    pub fn max_delay(mut self, delay: Duration) -> Self {
         self.max_delay = delay;
         self
     }
 
     /// Sets the backoff factor (values below 1 are treated as 1).
     #[must_use]
-    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
+    pub fn multiplier(mut self, multiplier: f64) -> Self {
         self.multiplier = multiplier;
         self
     }
 
     /// Sets the longest `Retry-After` honoured.
     #[must_use]
-    pub fn with_max_retry_after(mut self, delay: Duration) -> Self {
+    pub fn max_retry_after(mut self, delay: Duration) -> Self {
         self.max_retry_after = delay;
         self
     }
 
     /// Sets the platform's polling limit.
     #[must_use]
-    pub fn with_max_duration(mut self, duration: Duration) -> Self {
+    pub fn max_duration(mut self, duration: Duration) -> Self {
         self.max_duration = duration;
         self
     }
@@ -542,22 +542,22 @@ mod tests {
     #[test]
     fn backoff_grows_from_the_floor_to_the_cap() {
         let p = PollPolicy::new()
-            .with_min_delay(Duration::from_millis(10))
-            .with_max_delay(Duration::from_millis(70))
-            .with_multiplier(2.0);
+            .min_delay(Duration::from_millis(10))
+            .max_delay(Duration::from_millis(70))
+            .multiplier(2.0);
         let now = SystemTime::now();
         let delays: Vec<u128> = (0..5).map(|n| p.delay(n, None, now).as_millis()).collect();
         assert_eq!(delays, [10, 20, 40, 70, 70]);
         assert_eq!(p.delay(u32::MAX, None, now), Duration::from_millis(70));
-        let flat = p.clone().with_multiplier(f64::NAN);
+        let flat = p.clone().multiplier(f64::NAN);
         assert_eq!(flat.delay(3, None, now), Duration::from_millis(10));
     }
 
     #[test]
     fn retry_after_wins_within_floor_and_cap() {
         let p = PollPolicy::new()
-            .with_min_delay(Duration::from_secs(1))
-            .with_max_retry_after(Duration::from_secs(100));
+            .min_delay(Duration::from_secs(1))
+            .max_retry_after(Duration::from_secs(100));
         let now = SystemTime::now();
         assert_eq!(
             p.delay(0, Some(&RetryAfter::seconds(30)), now),

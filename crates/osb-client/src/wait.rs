@@ -27,7 +27,7 @@ use crate::poll::{OperationKind, PollOutcome, PollPolicy, WaitForOperation};
 /// let service = Service::new("db", ServiceId::new("svc-1"), "A database", true, [plan.clone()]);
 /// let options = WaitOptions::create(&service, &plan);
 /// assert_eq!(options.kind(), OperationKind::Create);
-/// assert_eq!(options.max_duration(), Some(std::time::Duration::from_secs(600)));
+/// assert_eq!(options.polling_limit(), Some(std::time::Duration::from_secs(600)));
 /// ```
 #[derive(Clone, Debug)]
 pub struct WaitOptions {
@@ -82,7 +82,7 @@ impl WaitOptions {
 
     /// Uses this polling policy (backoff, `Retry-After` cap, the platform's own limit).
     #[must_use]
-    pub fn with_policy(mut self, policy: PollPolicy) -> Self {
+    pub fn policy(mut self, policy: PollPolicy) -> Self {
         self.policy = Some(policy);
         self
     }
@@ -90,14 +90,14 @@ impl WaitOptions {
     /// Stops after `duration` at the latest (the shortest of this, the plan's and the policy's
     /// limit applies).
     #[must_use]
-    pub fn with_max_duration(mut self, duration: Duration) -> Self {
+    pub fn max_duration(mut self, duration: Duration) -> Self {
         self.max_duration = Some(self.max_duration.map_or(duration, |d| d.min(duration)));
         self
     }
 
     /// Options for each poll request.
     #[must_use]
-    pub fn with_call_options(mut self, options: CallOptions) -> Self {
+    pub fn call_options(mut self, options: CallOptions) -> Self {
         self.call_options = options;
         self
     }
@@ -108,7 +108,7 @@ impl WaitOptions {
     }
 
     /// The longest wait these options allow, if they set one.
-    pub fn max_duration(&self) -> Option<Duration> {
+    pub fn polling_limit(&self) -> Option<Duration> {
         self.max_duration
     }
 

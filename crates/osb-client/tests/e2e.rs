@@ -38,10 +38,10 @@ async fn broker() -> (example_memory_broker::Running, Client) {
 /// Millisecond polling; the broker's `Retry-After` (whole seconds) is capped at 20 ms.
 fn policy() -> PollPolicy {
     PollPolicy::new()
-        .with_min_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(20))
-        .with_max_retry_after(Duration::from_millis(20))
-        .with_max_duration(Duration::from_secs(10))
+        .min_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20))
+        .max_retry_after(Duration::from_millis(20))
+        .max_duration(Duration::from_secs(10))
 }
 
 fn params(value: Value) -> Map<String, Value> {
@@ -326,7 +326,7 @@ async fn schemas_credentials_and_cleanup() {
         Cleanup::Instance
     );
     let target = OrphanTarget::instance(instance.clone(), SERVICE_ID, SCHEMA_PLAN_ID);
-    let policy = CleanupPolicy::new().with_attempts(3).with_poll(policy());
+    let policy = CleanupPolicy::new().attempts(3).poll(policy());
     assert_eq!(
         client.cleanup_orphan(&target, &policy).await.unwrap(),
         CleanupOutcome::Deleted { attempts: 1 }

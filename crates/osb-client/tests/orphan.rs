@@ -323,9 +323,7 @@ async fn decisions_from_real_replies_of_the_other_operations() {
 }
 
 fn cleanup_policy(attempts: u32) -> CleanupPolicy {
-    CleanupPolicy::new()
-        .with_attempts(attempts)
-        .with_poll(fast_policy())
+    CleanupPolicy::new().attempts(attempts).poll(fast_policy())
 }
 
 #[tokio::test]

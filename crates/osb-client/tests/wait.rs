@@ -33,7 +33,7 @@ async fn wait_builds_the_query_from_the_answer_and_the_plan() {
     .await;
     let (service, plan) = offering(None);
     let accepted = Accepted::<ServiceInstanceAsyncOperation>::with_operation(permit(), "op-1");
-    let options = WaitOptions::create(&service, &plan).with_policy(fast_policy());
+    let options = WaitOptions::create(&service, &plan).policy(fast_policy());
     let outcome = server
         .client()
         .wait(&InstanceId::new("i-9"), &accepted, &options)
@@ -57,7 +57,7 @@ async fn wait_binding_polls_the_binding_and_reads_gone_as_deleted() {
     let server = Server::start(vec![Reply::json(410, json!({}))]).await;
     let (service, plan) = offering(None);
     let accepted = Accepted::<AsyncOperation>::empty(permit());
-    let options = WaitOptions::delete(&service, &plan).with_policy(fast_policy());
+    let options = WaitOptions::delete(&service, &plan).policy(fast_policy());
     let outcome = server
         .client()
         .wait_binding(
@@ -88,7 +88,7 @@ async fn the_plans_deadline_ends_the_wait() {
     let server = Server::always(Reply::json(200, json!({"state": "in progress"}))).await;
     let (service, plan) = offering(Some(0));
     let accepted = Accepted::<ServiceInstanceAsyncOperation>::empty(permit());
-    let options = WaitOptions::update(&service, &plan).with_policy(fast_policy());
+    let options = WaitOptions::update(&service, &plan).policy(fast_policy());
     let started = Instant::now();
     let outcome = server
         .client()
@@ -113,7 +113,7 @@ async fn a_failed_operation_becomes_an_error_with_its_description() {
     .await;
     let (service, plan) = offering(None);
     let accepted = Accepted::<ServiceInstanceAsyncOperation>::empty(permit());
-    let options = WaitOptions::create(&service, &plan).with_policy(fast_policy());
+    let options = WaitOptions::create(&service, &plan).policy(fast_policy());
     let err = server
         .client()
         .wait(&InstanceId::new("i-9"), &accepted, &options)
@@ -140,7 +140,7 @@ async fn the_whole_asynchronous_lifecycle_against_the_memory_broker() {
     let catalog = client.catalog(&opts).await.unwrap();
     let (service, plan) = catalog.find_plan(ASYNC_PLAN_ID).unwrap();
     assert_eq!(service.id, SERVICE_ID);
-    let policy = fast_policy().with_min_delay(Duration::from_millis(20));
+    let policy = fast_policy().min_delay(Duration::from_millis(20));
 
     let id = InstanceId::new("wait-1");
     let request = ServiceInstanceProvisionRequest::new(&service.id, &plan.id, "org", "space");
@@ -150,7 +150,7 @@ async fn the_whole_asynchronous_lifecycle_against_the_memory_broker() {
         .await
         .unwrap();
     let accepted = outcome.as_accepted().expect("the async plan answers 202");
-    let create = WaitOptions::create(service, plan).with_policy(policy.clone());
+    let create = WaitOptions::create(service, plan).policy(policy.clone());
     let done = client.wait(&id, accepted, &create).await.unwrap();
     assert!(matches!(done, PollOutcome::Succeeded(_)), "{done:?}");
 
@@ -177,7 +177,7 @@ async fn the_whole_asynchronous_lifecycle_against_the_memory_broker() {
     };
     assert!(resource.credentials.unwrap().contains_key("uri"));
 
-    let delete = WaitOptions::delete(service, plan).with_policy(policy);
+    let delete = WaitOptions::delete(service, plan).policy(policy);
     let query = UnbindQuery::new(&service.id, &plan.id).with_accepts_incomplete(true);
     let outcome = client.unbind(&id, &binding, &query, &opts).await.unwrap();
     let accepted = outcome.as_accepted().expect("202");

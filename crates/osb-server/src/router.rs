@@ -124,7 +124,7 @@ impl BrokerBuilder {
 
     /// Accepts this Bearer token (call again for more).
     #[must_use]
-    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+    pub fn bearer_auth(mut self, token: impl Into<String>) -> Self {
         self.auth = self.auth.bearer(token);
         self
     }

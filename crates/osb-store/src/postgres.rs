@@ -34,7 +34,7 @@ pub struct PgOptions {
 impl PgOptions {
     /// These options, with `keys` encrypting records at rest.
     #[must_use]
-    pub fn with_keys(mut self, keys: crate::StoreKeys) -> Self {
+    pub fn keys(mut self, keys: crate::StoreKeys) -> Self {
         self.keys = Some(keys);
         self
     }

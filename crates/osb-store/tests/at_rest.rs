@@ -56,7 +56,7 @@ fn operation() -> OperationRecord {
 
 async fn open(path: &std::path::Path, keys: Option<StoreKeys>) -> Result<SqliteStore, StoreError> {
     let options = match keys {
-        Some(keys) => SqliteOptions::default().with_keys(keys),
+        Some(keys) => SqliteOptions::default().keys(keys),
         None => SqliteOptions::default(),
     };
     SqliteStore::open(&format!("sqlite:{}", path.display()), &options).await

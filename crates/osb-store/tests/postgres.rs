@@ -95,7 +95,7 @@ async fn two_replicas_create_an_instance_once() {
 }
 
 async fn open_sealed(url: &str, keys: osb_store::StoreKeys) -> PgStore {
-    PgStore::open(url, &PgOptions::default().with_keys(keys))
+    PgStore::open(url, &PgOptions::default().keys(keys))
         .await
         .expect("the store opens")
 }

@@ -68,7 +68,7 @@ fn keys() -> osb_store::StoreKeys {
 #[cfg(feature = "sqlite")]
 async fn sealed_sqlite(dir: &tempfile::TempDir, name: &str) -> SqliteStore {
     let url = format!("sqlite:{}", dir.path().join(name).display());
-    let options = SqliteOptions::default().with_keys(keys());
+    let options = SqliteOptions::default().keys(keys());
     SqliteStore::open(&url, &options).await.unwrap()
 }
 

@@ -102,8 +102,8 @@ async fn asynchronous_provision_in_process() {
     }
     // The broker asks for `Retry-After: 1`; a short floor and cap keep the test quick.
     let policy = PollPolicy::new()
-        .with_min_delay(Duration::from_millis(10))
-        .with_max_retry_after(Duration::from_millis(20));
+        .min_delay(Duration::from_millis(10))
+        .max_retry_after(Duration::from_millis(20));
     let outcome = client
         .wait_for_instance_operation(&instance, &poll, OperationKind::Create)
         .policy(policy)

@@ -65,8 +65,8 @@ async fn cleanup(
         Err(e) => return left.into_iter().map(|r| (r, e.to_string())).collect(),
     };
     let policy = CleanupPolicy::new()
-        .with_attempts(3)
-        .with_poll(PollPolicy::new().with_max_duration(max_wait));
+        .attempts(3)
+        .poll(PollPolicy::new().max_duration(max_wait));
     let mut failed = Vec::new();
     for resource in left {
         let target = match &resource {

@@ -193,10 +193,10 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
 /// A polling policy with millisecond delays, for fast tests.
 pub fn fast_policy() -> PollPolicy {
     PollPolicy::new()
-        .with_min_delay(Duration::from_millis(1))
-        .with_max_delay(Duration::from_millis(4))
-        .with_max_retry_after(Duration::from_millis(30))
-        .with_max_duration(Duration::from_secs(10))
+        .min_delay(Duration::from_millis(1))
+        .max_delay(Duration::from_millis(4))
+        .max_retry_after(Duration::from_millis(30))
+        .max_duration(Duration::from_secs(10))
 }
 
 /// A wait for the last operation of instance `i` (no query parameters), on [`fast_policy`].
