@@ -108,6 +108,7 @@ pub(crate) fn render(spec: &Spec) -> Result<Vec<(&'static str, String)>> {
         ("models.rs", format_file(&render_models(spec)?)?),
         ("operations.rs", format_file(&render_operations(spec)?)?),
         ("headers.rs", format_file(&render_headers(spec))?),
+        ("versions.rs", format_file(&render_versions(spec))?),
         ("strategies.rs", format_file(&render_strategies(spec)?)?),
     ])
 }
@@ -272,10 +273,70 @@ fn ctor_param(spec: &Spec, p: &Property) -> (String, String) {
 fn render_mod() -> String {
     format!(
         "#![doc = {PREAMBLE:?}]\n\
-         pub(crate) mod headers;\nmod models;\nmod operations;\n\
+         pub(crate) mod headers;\nmod models;\nmod operations;\nmod versions;\n\
          #[cfg(feature = \"testing\")]\npub(crate) mod strategies;\n\
          pub use models::*;\npub use operations::*;\n"
     )
+}
+
+/// `ApiVersion`'s constants: one per minor version from 2.13 to the spec's `info.version`,
+/// `OLDEST`, `LATEST` and `KNOWN`.
+fn render_versions(spec: &Spec) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#![doc = {PREAMBLE:?}]");
+    let _ = writeln!(out, "impl crate::ApiVersion {{");
+    let versions: Vec<Since> = (Since::BASE.minor..=spec.version.minor)
+        .map(|minor| Since {
+            major: spec.version.major,
+            minor,
+        })
+        .collect();
+    let name = |v: &Since| format!("V{}_{}", v.major, v.minor);
+    for v in &versions {
+        let what = if *v == Since::BASE {
+            format!(
+                "OSB {}.{}, the oldest version osb-rs speaks.",
+                v.major, v.minor
+            )
+        } else {
+            format!("OSB {}.{}.", v.major, v.minor)
+        };
+        out.push_str(&doc(&what));
+        let _ = writeln!(
+            out,
+            "pub const {}: crate::ApiVersion = crate::ApiVersion::new({}, {});",
+            name(v),
+            v.major,
+            v.minor
+        );
+    }
+    out.push_str(&doc(
+        "The newest version osb-rs knows: the version its spec describes.",
+    ));
+    let _ = writeln!(
+        out,
+        "pub const LATEST: crate::ApiVersion = Self::{};",
+        name(&spec.version)
+    );
+    out.push_str(&doc("The oldest version osb-rs interoperates with."));
+    let _ = writeln!(
+        out,
+        "pub const OLDEST: crate::ApiVersion = Self::{};",
+        name(&Since::BASE)
+    );
+    out.push_str(&doc("Every version osb-rs knows, oldest first."));
+    let _ = writeln!(
+        out,
+        "pub const KNOWN: [crate::ApiVersion; {}] = [{}];",
+        versions.len(),
+        versions
+            .iter()
+            .map(|v| format!("Self::{}", name(v)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out.push_str("}\n");
+    out
 }
 
 /// The name of the constant holding the version an item appeared in.
@@ -495,6 +556,19 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
             &format!("`{name}.{}`", p.name),
             p.since,
         ));
+        if let Some(null_since) = p.null_since {
+            let _ = writeln!(
+                out,
+                "{}pub const {}_NULL_SINCE: crate::ApiVersion = {};",
+                doc(&format!(
+                    "The OSB version from which `{name}.{}` may be an explicit `null`; shaping \
+                     for an older peer leaves a `null` out.",
+                    p.name
+                )),
+                p.name.to_ascii_uppercase(),
+                since_expr(null_since)
+            );
+        }
         out.push_str(&length_consts(
             &p.name,
             &format!("`{}`", p.name),
@@ -639,6 +713,21 @@ fn render_struct(spec: &Spec, schema: &Schema, props: &[Property], out: &mut Str
             body.push('\n');
         } else if let Some((_, stmt)) = recurse {
             let _ = writeln!(body, "{stmt}");
+        }
+        if let Some(null_since) = p.null_since {
+            if !p.nullable || p.required {
+                bail!(
+                    "{name}.{}: x-osb-null-since is for optional nullable fields",
+                    p.name
+                );
+            }
+            if null_since > p.since {
+                let _ = writeln!(
+                    body,
+                    "if version < Self::{}_NULL_SINCE && matches!(self.{ident}, Some(None)) {{ self.{ident} = None; }}",
+                    p.name.to_ascii_uppercase()
+                );
+            }
         }
     }
     let param = if body.is_empty() {
@@ -1087,6 +1176,7 @@ mod tests {
             ty,
             required: false,
             nullable,
+            null_since: None,
             deprecated: false,
             constructor: false,
             strategy: None,
@@ -1125,6 +1215,7 @@ mod tests {
             ]),
         };
         let spec = Spec {
+            version: Since::BASE,
             headers: Vec::new(),
             schemas: vec![inner, outer],
             operations: Vec::new(),

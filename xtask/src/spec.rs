@@ -91,6 +91,9 @@ pub(crate) struct Property {
     pub(crate) ty: Ty,
     pub(crate) required: bool,
     pub(crate) nullable: bool,
+    /// `x-osb-null-since`: the version from which an explicit `null` is allowed, where that is
+    /// later than the field itself.
+    pub(crate) null_since: Option<Since>,
     pub(crate) deprecated: bool,
     /// `x-rust-constructor: true`: an optional field that `new` still takes.
     pub(crate) constructor: bool,
@@ -188,6 +191,8 @@ pub(crate) struct Header {
 /// The parts of the spec the generator uses.
 #[derive(Clone, Debug)]
 pub(crate) struct Spec {
+    /// The OSB version the spec describes (`info.version`): the newest one the code knows.
+    pub(crate) version: Since,
     pub(crate) schemas: Vec<Schema>,
     pub(crate) operations: Vec<Operation>,
     /// Every header, once, in the order the spec first names it.
@@ -386,6 +391,13 @@ fn parse_schema(name: &str, schema: &Value) -> Result<Schema> {
                         ty: type_of(prop, &what)?,
                         required: required.contains(&prop_name.as_str()),
                         nullable: flag(prop, "nullable"),
+                        null_since: prop
+                            .get("x-osb-null-since")
+                            .map(|v| {
+                                Since::parse(v.as_str().unwrap_or_default())
+                                    .with_context(|| format!("{what}: x-osb-null-since"))
+                            })
+                            .transpose()?,
                         deprecated: flag(prop, "deprecated"),
                         constructor: flag(prop, "x-rust-constructor"),
                         strategy: prop
@@ -522,17 +534,73 @@ impl Spec {
                 }
             }
         }
+        let version = root
+            .pointer("/info/version")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("the spec has no info.version"))
+            .and_then(Since::parse)
+            .context("info.version")?;
+        if version < Since::BASE {
+            bail!(
+                "info.version {}.{} is older than the oldest version osb-rs speaks ({}.{})",
+                version.major,
+                version.minor,
+                Since::BASE.major,
+                Since::BASE.minor
+            );
+        }
         let spec = Spec {
+            version,
             schemas,
             operations,
             headers,
         };
         spec.check_references()?;
+        spec.check_versions()?;
         Ok(spec)
     }
 
     pub(crate) fn schema(&self, name: &str) -> Option<&Schema> {
         self.schemas.iter().find(|s| s.name == name)
+    }
+
+    /// Every `x-osb-since` is a version from 2.13 to `info.version`.
+    fn check_versions(&self) -> Result<()> {
+        let mut items: Vec<(String, Since)> = Vec::new();
+        for schema in &self.schemas {
+            items.push((schema.name.clone(), schema.since));
+            if let SchemaKind::Struct(props) = &schema.kind {
+                for p in props {
+                    items.push((format!("{}.{}", schema.name, p.name), p.since));
+                    if let Some(null_since) = p.null_since {
+                        items.push((format!("{}.{} null", schema.name, p.name), null_since));
+                    }
+                }
+            }
+        }
+        for op in &self.operations {
+            items.push((op.operation_id.clone(), op.since));
+            for q in &op.query {
+                items.push((format!("{} ?{}", op.operation_id, q.name), q.since));
+            }
+        }
+        for h in &self.headers {
+            items.push((h.name.clone(), h.since));
+        }
+        for (what, since) in items {
+            if since < Since::BASE || since > self.version || since.major != self.version.major {
+                bail!(
+                    "{what}: x-osb-since {}.{} is outside {}.{} to {}.{} (info.version)",
+                    since.major,
+                    since.minor,
+                    Since::BASE.major,
+                    Since::BASE.minor,
+                    self.version.major,
+                    self.version.minor
+                );
+            }
+        }
+        Ok(())
     }
 
     fn check_references(&self) -> Result<()> {

@@ -188,8 +188,6 @@ fn broker_error(operation: Operation) -> impl FnOnce(BrokerError) -> Rejection {
 trait AsyncBody: ShapeForVersion {
     /// The operation token, if the broker gave one.
     fn token(&self) -> Option<&OperationId>;
-    /// Leaves out the `null`s the version does not allow.
-    fn drop_nulls(&mut self, _version: ApiVersion) {}
 }
 
 impl AsyncBody for AsyncOperation {
@@ -201,22 +199,6 @@ impl AsyncBody for AsyncOperation {
 impl AsyncBody for ServiceInstanceAsyncOperation {
     fn token(&self) -> Option<&OperationId> {
         self.operation.as_ref().and_then(Option::as_ref)
-    }
-
-    fn drop_nulls(&mut self, version: ApiVersion) {
-        drop_null(&mut self.dashboard_url, version);
-        drop_null(&mut self.operation, version);
-    }
-}
-
-/// The version that allowed `null` for `dashboard_url` and `operation` (a change of meaning the
-/// spec's `nullable` does not date).
-const NULLABLE_SINCE: ApiVersion = ApiVersion::V2_15;
-
-/// `null` for `dashboard_url` and `operation` is allowed since 2.15; older peers get them left out.
-fn drop_null<T>(field: &mut Option<Option<T>>, version: ApiVersion) {
-    if version < NULLABLE_SINCE && matches!(field, Some(None)) {
-        *field = None;
     }
 }
 
@@ -249,7 +231,6 @@ fn shape_accepted<T: AsyncBody>(
     }
     let body = accepted.body_mut();
     body.shape_for_version(version);
-    body.drop_nulls(version);
     Ok(())
 }
 
@@ -368,7 +349,6 @@ async fn run_provision(shared: &Shared, mut call: Call<'_, InstanceId, Provision
     match &mut outcome {
         ProvisionOutcome::Created(b) | ProvisionOutcome::AlreadyExists(b) => {
             b.shape_for_version(version);
-            drop_null(&mut b.dashboard_url, version);
         }
         ProvisionOutcome::Accepted(a) => shape_accepted(shared, call.op, a, permit, version)?,
         _ => {}

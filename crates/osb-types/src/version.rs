@@ -13,6 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert!(v >= ApiVersion::V2_14 && v < ApiVersion::LATEST);
 /// assert_eq!(v.to_string(), "2.15");
 /// ```
+///
+/// The constants `V2_13` to `LATEST`, `OLDEST` and `KNOWN` are generated from the spec's
+/// `info.version`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ApiVersion {
     major: u16,
@@ -20,29 +23,6 @@ pub struct ApiVersion {
 }
 
 impl ApiVersion {
-    /// OSB 2.13, the oldest version osb-rs speaks.
-    pub const V2_13: ApiVersion = ApiVersion::new(2, 13);
-    /// OSB 2.14.
-    pub const V2_14: ApiVersion = ApiVersion::new(2, 14);
-    /// OSB 2.15.
-    pub const V2_15: ApiVersion = ApiVersion::new(2, 15);
-    /// OSB 2.16.
-    pub const V2_16: ApiVersion = ApiVersion::new(2, 16);
-    /// OSB 2.17.
-    pub const V2_17: ApiVersion = ApiVersion::new(2, 17);
-    /// The newest version osb-rs knows.
-    pub const LATEST: ApiVersion = ApiVersion::V2_17;
-    /// The oldest version osb-rs interoperates with.
-    pub const OLDEST: ApiVersion = ApiVersion::V2_13;
-    /// Every version osb-rs knows, oldest first.
-    pub const KNOWN: [ApiVersion; 5] = [
-        ApiVersion::V2_13,
-        ApiVersion::V2_14,
-        ApiVersion::V2_15,
-        ApiVersion::V2_16,
-        ApiVersion::V2_17,
-    ];
-
     /// Creates a version from its parts.
     pub const fn new(major: u16, minor: u16) -> Self {
         ApiVersion { major, minor }

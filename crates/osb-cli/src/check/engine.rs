@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Map, Value, json};
 
 use super::http::encode_component;
-use osb_types::{ApiVersion, Catalog, RetryAfter};
+use osb_types::{ApiVersion, Catalog, Plan, RetryAfter, Service, ServiceInstanceAsyncOperation};
 
 use super::defs::{self, CheckResult, Def, Status};
 use super::http::{AuthMode, Exchange, Http, Req, VersionMode, snippet};
@@ -769,7 +769,7 @@ impl Engine {
         let Some(Value::Object(body)) = ex.json() else {
             return Some(format!("the {} reply is not a JSON object", ex.status()));
         };
-        let nullable = self.at_least(ApiVersion::V2_15);
+        let nullable = self.at_least(ServiceInstanceAsyncOperation::OPERATION_NULL_SINCE);
         for key in ["dashboard_url", "operation"] {
             match body.get(key) {
                 None => {}
@@ -1208,7 +1208,7 @@ impl Engine {
         }
 
         match &p.maintenance {
-            Some(_) if self.at_least(ApiVersion::V2_15) => {
+            Some(_) if self.at_least(Plan::MAINTENANCE_INFO_SINCE) => {
                 let iid = new_id();
                 let mut body = self.provision_body(p, &p.pid, None);
                 body["maintenance_info"] = json!({"version": "0.0.0-osb-check"});
@@ -1273,7 +1273,7 @@ impl Engine {
 
     /// Fetch and updates of the instance.
     async fn instance_probes(&self, p: &PlanCtx, iid: &str, log: &mut RetryLog) {
-        if p.instances_retrievable && self.at_least(ApiVersion::V2_14) {
+        if p.instances_retrievable && self.at_least(Service::INSTANCES_RETRIEVABLE_SINCE) {
             let ex = self
                 .http
                 .send(
@@ -1310,7 +1310,9 @@ impl Engine {
             .await;
 
         match &p.maintenance {
-            Some(version) if self.at_least(ApiVersion::V2_15) && self.enabled("features") => {
+            Some(version)
+                if self.at_least(Plan::MAINTENANCE_INFO_SINCE) && self.enabled("features") =>
+            {
                 let mut body = base.clone();
                 body["maintenance_info"] = json!({"version": version});
                 body["previous_values"]["maintenance_info"] = json!({"version": version});
@@ -1324,7 +1326,10 @@ impl Engine {
             ),
         }
 
-        if p.allow_context_updates && self.at_least(ApiVersion::V2_15) && self.enabled("features") {
+        if p.allow_context_updates
+            && self.at_least(Service::ALLOW_CONTEXT_UPDATES_SINCE)
+            && self.enabled("features")
+        {
             let body = json!({"service_id": p.sid, "context": {"platform": "cloudfoundry",
                 "organization_guid": "osb-check-org", "space_guid": "osb-check-space",
                 "instance_name": "osb-check-renamed"}});
@@ -1416,7 +1421,7 @@ impl Engine {
 
         // Fetch (also the source of the binding's details after an asynchronous bind).
         let mut details = (!asynchronous).then(|| created.clone());
-        if p.bindings_retrievable && self.at_least(ApiVersion::V2_14) {
+        if p.bindings_retrievable && self.at_least(Service::BINDINGS_RETRIEVABLE_SINCE) {
             let ex = self
                 .http
                 .send(
@@ -1558,7 +1563,7 @@ impl Engine {
         }
 
         // Rotation.
-        if p.rotatable && self.at_least(ApiVersion::V2_17) && self.enabled("features") {
+        if p.rotatable && self.at_least(Plan::BINDING_ROTATABLE_SINCE) && self.enabled("features") {
             let next = new_id();
             let npath = binding_path(iid, &next);
             let mut body =

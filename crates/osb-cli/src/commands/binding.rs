@@ -29,7 +29,7 @@ fn retrievable(client: &Client, catalog: &Catalog, entry: &BindingEntry) -> bool
 
 /// Whether bind and unbind may be asynchronous at the configured version (2.14 and later).
 fn async_bindings(version: ApiVersion) -> bool {
-    version.supports(ApiVersion::V2_14)
+    version.supports(osb_types::BindQuery::ACCEPTS_INCOMPLETE_SINCE)
 }
 
 /// Prints the result of a command on a binding.

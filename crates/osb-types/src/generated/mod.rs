@@ -2,6 +2,7 @@
 pub(crate) mod headers;
 mod models;
 mod operations;
+mod versions;
 #[cfg(feature = "testing")]
 pub(crate) mod strategies;
 pub use models::*;

@@ -1128,6 +1128,11 @@ impl ServiceInstanceProvisionResponse {
     pub const FIELDS: &'static [&'static str] = &["dashboard_url", "metadata"];
     /// The OSB version `ServiceInstanceProvisionResponse.dashboard_url` first appeared in.
     pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version from which `ServiceInstanceProvisionResponse.dashboard_url` may be an explicit `null`; shaping for an older peer leaves a `null` out.
+    pub const DASHBOARD_URL_NULL_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        15,
+    );
     /// The OSB version `ServiceInstanceProvisionResponse.metadata` first appeared in.
     pub const METADATA_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 16);
     /// Creates an empty `ServiceInstanceProvisionResponse`.
@@ -1174,6 +1179,11 @@ impl ServiceInstanceProvisionResponse {
 }
 impl crate::ShapeForVersion for ServiceInstanceProvisionResponse {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
+        if version < Self::DASHBOARD_URL_NULL_SINCE
+            && matches!(self.dashboard_url, Some(None))
+        {
+            self.dashboard_url = None;
+        }
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
         } else if let Some(inner) = &mut self.metadata {
@@ -1212,8 +1222,15 @@ impl ServiceInstanceAsyncOperation {
     ];
     /// The OSB version `ServiceInstanceAsyncOperation.dashboard_url` first appeared in.
     pub const DASHBOARD_URL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version from which `ServiceInstanceAsyncOperation.dashboard_url` may be an explicit `null`; shaping for an older peer leaves a `null` out.
+    pub const DASHBOARD_URL_NULL_SINCE: crate::ApiVersion = crate::ApiVersion::new(
+        2,
+        15,
+    );
     /// The OSB version `ServiceInstanceAsyncOperation.operation` first appeared in.
     pub const OPERATION_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 13);
+    /// The OSB version from which `ServiceInstanceAsyncOperation.operation` may be an explicit `null`; shaping for an older peer leaves a `null` out.
+    pub const OPERATION_NULL_SINCE: crate::ApiVersion = crate::ApiVersion::new(2, 15);
     /// The longest `operation` the spec allows, in characters (`maxLength`).
     pub const OPERATION_MAX_LENGTH: usize = 10000;
     /// The OSB version `ServiceInstanceAsyncOperation.metadata` first appeared in.
@@ -1276,6 +1293,14 @@ impl ServiceInstanceAsyncOperation {
 }
 impl crate::ShapeForVersion for ServiceInstanceAsyncOperation {
     fn shape_for_version(&mut self, version: crate::ApiVersion) {
+        if version < Self::DASHBOARD_URL_NULL_SINCE
+            && matches!(self.dashboard_url, Some(None))
+        {
+            self.dashboard_url = None;
+        }
+        if version < Self::OPERATION_NULL_SINCE && matches!(self.operation, Some(None)) {
+            self.operation = None;
+        }
         if version < crate::ApiVersion::new(2, 16) {
             self.metadata = None;
         } else if let Some(inner) = &mut self.metadata {
