@@ -12,6 +12,8 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
 
+mod support;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fault {
     None,
@@ -571,11 +573,7 @@ struct Broker {
 }
 
 fn start(fault: Fault) -> Broker {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     let store = Arc::new(Mutex::new(Store::default()));
     let app = App {
         fault,

@@ -4,44 +4,19 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use example_memory_broker::Config;
 use quick_xml::events::Event;
 use serde_json::Value;
 
-/// The memory broker on loopback until dropped.
-struct Broker {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-}
+mod support;
+
+use support::Broker;
 
 fn broker() -> Broker {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut config = Config::new("admin", "secret");
-    config.async_delay = Duration::from_millis(100);
-    let running = runtime
-        .block_on(example_memory_broker::start(config))
-        .expect("broker starts");
-    Broker {
-        url: running.url(),
-        _runtime: runtime,
-    }
+    support::memory_broker(Duration::from_millis(100))
 }
 
 fn osb(url: &str, home: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osb"));
-    cmd.env("OSB_HOME", home)
-        .env("OSB_BROKER_URL", url)
-        .env("OSB_BROKER_USERNAME", "admin")
-        .env("OSB_BROKER_PASSWORD", "secret")
-        .env_remove("OSB_BROKER_TOKEN")
-        .env_remove("OSB_API_VERSION")
-        .env_remove("OSB_ORIGINATING_IDENTITY")
-        .timeout(Duration::from_secs(60));
-    cmd
+    support::osb(home, url, Duration::from_secs(60))
 }
 
 /// (testcases, failures, skipped) counted from the elements, after checking the counts in

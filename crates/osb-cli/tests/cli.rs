@@ -6,61 +6,19 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use example_memory_broker::{Config, SCHEMA_PLAN_ID, SERVICE_ID, SYNC_PLAN_ID};
+use example_memory_broker::{SCHEMA_PLAN_ID, SERVICE_ID, SYNC_PLAN_ID};
 use serde_json::Value;
 
-/// A broker serving on loopback until dropped.
-struct Broker {
-    url: String,
-    _runtime: tokio::runtime::Runtime,
-}
+mod support;
+
+use support::{Broker, ok, run};
 
 fn broker(async_delay: Duration) -> Broker {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let mut config = Config::new("admin", "secret");
-    config.async_delay = async_delay;
-    let running = runtime
-        .block_on(example_memory_broker::start(config))
-        .expect("broker starts");
-    Broker {
-        url: running.url(),
-        _runtime: runtime,
-    }
+    support::memory_broker(async_delay)
 }
 
-/// `osb` with its record in `home`, talking to `url` with the broker's credentials.
 fn osb(home: &Path, url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osb"));
-    cmd.env("OSB_HOME", home)
-        .env("OSB_BROKER_URL", url)
-        .env("OSB_BROKER_USERNAME", "admin")
-        .env("OSB_BROKER_PASSWORD", "secret")
-        .env_remove("OSB_BROKER_TOKEN")
-        .env_remove("OSB_API_VERSION")
-        .env_remove("OSB_ORIGINATING_IDENTITY")
-        .timeout(Duration::from_secs(30));
-    cmd
-}
-
-/// Runs and returns (exit code, stdout, stderr).
-fn run(cmd: &mut Command, args: &[&str]) -> (i32, String, String) {
-    let output = cmd.args(args).output().expect("osb runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// Runs, expects success, and returns stdout.
-fn ok(cmd: &mut Command, args: &[&str]) -> String {
-    let (code, stdout, stderr) = run(cmd, args);
-    assert_eq!(code, 0, "osb {args:?} failed:\n{stdout}\n{stderr}");
-    stdout
+    support::osb(home, url, Duration::from_secs(30))
 }
 
 /// Runs with `--json`, expects success, and parses stdout.

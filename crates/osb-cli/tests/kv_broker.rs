@@ -8,58 +8,16 @@ use std::time::Duration;
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// The kv-broker on loopback until dropped.
-struct Broker {
-    url: String,
-    runtime: tokio::runtime::Runtime,
-    _dir: tempfile::TempDir,
-}
+mod support;
+
+use support::{Broker, ok};
 
 fn broker() -> Broker {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = example_kv_broker::Config::new(
-        "admin",
-        "secret",
-        format!("sqlite:{}", dir.path().join("kv.db").display()),
-    );
-    config.async_delay = Duration::from_millis(100);
-    let running = runtime
-        .block_on(example_kv_broker::start(config))
-        .expect("the kv-broker starts");
-    Broker {
-        url: format!("http://{}", running.addr),
-        runtime,
-        _dir: dir,
-    }
+    support::kv_broker(Duration::from_millis(100))
 }
 
 fn osb(home: &Path, url: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_osb"));
-    cmd.env("OSB_HOME", home)
-        .env("OSB_BROKER_URL", url)
-        .env("OSB_BROKER_USERNAME", "admin")
-        .env("OSB_BROKER_PASSWORD", "secret")
-        .env_remove("OSB_BROKER_TOKEN")
-        .env_remove("OSB_API_VERSION")
-        .env_remove("OSB_ORIGINATING_IDENTITY")
-        .timeout(Duration::from_secs(60));
-    cmd
-}
-
-fn ok(cmd: &mut Command, args: &[&str]) -> String {
-    let output = cmd.args(args).output().expect("osb runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "osb {args:?} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    support::osb(home, url, Duration::from_secs(60))
 }
 
 #[test]

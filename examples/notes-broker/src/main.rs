@@ -27,26 +27,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         listener.local_addr()?
     );
     Ok(server
-        .serve(listener, builder.build().await?, stop())
+        .serve(
+            listener,
+            builder.build().await?,
+            osb_server::shutdown_signal(),
+        )
         .await?)
-}
-
-/// Resolves on Ctrl-C or, on Unix, SIGTERM.
-async fn stop() {
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
 }
