@@ -157,7 +157,10 @@
 //!
 //! The router is generic over its state, so it can be nested (`Router::new().nest("/osb", app)`)
 //! or merged with your own routes, and takes your own tower layers. Its unknown-route reply
-//! covers only paths under `/v2`, so merging never clashes with your fallback.
+//! covers only paths under `/v2`, so merging never clashes with your fallback. Your own routes
+//! can read the OSB headers with the [`headers`] extractors ([`ApiVersionHeader`],
+//! [`OriginatingIdentityHeader`], [`RequestIdentityHeader`]) and return [`BrokerError`]: they
+//! answer with the same statuses and OSB error bodies as the OSB routes.
 //!
 //! ## Choices where the spec leaves room
 //!
