@@ -390,7 +390,7 @@ fn binding_expiry_must_be_iso_8601_utc_and_renew_before_not_after_expiry() {
             .with_metadata(metadata)
             .validate()
             .unwrap_err();
-        assert!(&err.field == field, "{err}");
+        assert_eq!(err.field, field, "{err}");
     }
 }
 
