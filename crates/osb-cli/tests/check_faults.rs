@@ -53,6 +53,9 @@ enum Fault {
     RotationRefused,
     UpdateFails,
     CreateBodyNotObject,
+    /// Not a fault: the plan's maintenance_info version is the very one `osb check` probes
+    /// with, so its probe breaks no rule.
+    ProbeVersionIsCurrent,
 }
 
 const TOKEN: &str = "fault-token";
@@ -88,7 +91,16 @@ struct App {
     store: Arc<Mutex<Store>>,
 }
 
-fn catalog() -> Value {
+/// The sync plan's `maintenance_info.version`.
+fn maintenance_version(fault: Fault) -> &'static str {
+    if fault == Fault::ProbeVersionIsCurrent {
+        "0.0.0-osb-check"
+    } else {
+        "1.0.0"
+    }
+}
+
+fn catalog(fault: Fault) -> Value {
     let schema = |props: Value| {
         json!({"parameters": {"$schema": "http://json-schema.org/draft-04/schema#", "type": "object",
                "properties": props, "additionalProperties": false}})
@@ -99,7 +111,7 @@ fn catalog() -> Value {
         "allow_context_updates": true, "plan_updateable": true,
         "plans": [
             {"id": SYNC, "name": "sync", "description": "Everything at once",
-             "maintenance_info": {"version": "1.0.0"}, "binding_rotatable": true,
+             "maintenance_info": {"version": maintenance_version(fault)}, "binding_rotatable": true,
              "schemas": {
                 "service_instance": {"create": schema(json!({"size": {"type": "integer", "minimum": 1, "maximum": 10}}))},
                 "service_binding": {"create": schema(json!({"role": {"enum": ["read", "write"]}}))}}},
@@ -183,7 +195,7 @@ impl App {
         let v214 = version == Some("2.14");
 
         match (method.as_str(), path.as_slice()) {
-            ("GET", ["v2", "catalog"]) => reply(200, &catalog()),
+            ("GET", ["v2", "catalog"]) => reply(200, &catalog(self.fault)),
             ("PUT", ["v2", "service_instances", iid]) => self.provision(iid, body, accepts, v214),
             ("PATCH", ["v2", "service_instances", iid]) => self.update(iid, body),
             ("DELETE", ["v2", "service_instances", iid]) => {
@@ -250,7 +262,7 @@ impl App {
             return self.error(400, None, "Unknown service_id or plan_id.");
         }
         if let Some(version) = req["maintenance_info"]["version"].as_str()
-            && (pid != SYNC || version != "1.0.0")
+            && (pid != SYNC || version != maintenance_version(self.fault))
             && self.fault != Fault::MaintenanceIgnored
         {
             return self.error(
@@ -356,7 +368,7 @@ impl App {
             return self.error(422, None, "Context updates are not supported.");
         }
         if let Some(version) = req["maintenance_info"]["version"].as_str()
-            && (instance.plan != SYNC || version != "1.0.0")
+            && (instance.plan != SYNC || version != maintenance_version(self.fault))
         {
             return self.error(
                 422,
@@ -726,6 +738,43 @@ fn the_good_broker_passes_every_check() {
         );
     }
     assert!(broker.store.lock().unwrap().live.is_empty(), "left behind");
+}
+
+#[test]
+fn refusal_checks_run_only_on_requests_that_break_their_rule() {
+    let broker = start(Fault::ProbeVersionIsCurrent);
+    let (code, report, stderr) = check(&broker.url, &["--strict"]);
+    assert_eq!(ids_with(&report, "fail"), BTreeSet::new(), "{report:#}");
+    assert_eq!(code, 0, "{stderr}");
+    let check = |id: &str| -> Value {
+        report["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["id"] == id))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {id} in {report:#}"))
+    };
+    let maintenance = check("maintenance.conflict-422");
+    assert_eq!(maintenance["status"], "skip", "{maintenance:#}");
+    assert_eq!(maintenance["rule"], "maintenance-info-version");
+    assert!(
+        maintenance["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("breaks no `maintenance-info-version` rule"),
+        "{maintenance:#}"
+    );
+    // The other refusal checks break their rules, run, and cite them.
+    for (id, rule) in [
+        ("schemas.provision-invalid-400", "parameters-schema"),
+        ("schemas.bind-invalid-400", "parameters-schema"),
+        ("bad-input.unknown-ids-400", "known-service"),
+    ] {
+        let found = check(id);
+        assert_eq!(found["status"], "pass", "{found:#}");
+        assert_eq!(found["rule"], rule, "{found:#}");
+    }
+    // Checks that enforce no catalog rule cite none.
+    assert_eq!(check("provision.create-201").get("rule"), None);
 }
 
 #[test]

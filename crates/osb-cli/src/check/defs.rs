@@ -1,5 +1,6 @@
 //! The checks `osb check` knows: stable ids, groups, spec levels and sections, and results.
 
+use osb_types::rules::Rule;
 use serde::Serialize;
 
 use super::http::Exchange;
@@ -55,18 +56,31 @@ pub(crate) struct Def {
     pub(crate) section: &'static str,
     /// What passes.
     pub(crate) title: &'static str,
+    /// The rule of `osb_types::rules` whose refusal this check expects, if any: the check runs
+    /// only on a request that breaks it, and the report cites its id.
+    pub(crate) rule: Option<Rule>,
 }
 
 macro_rules! defs {
-    ($($name:ident = $id:literal, $group:literal, $level:ident, $section:literal, $title:literal;)*) => {
+    ($($name:ident = $id:literal, $group:literal, $level:ident, $section:literal, $title:literal $(, $rule:ident)?;)*) => {
         $(
             #[doc = $title]
             pub(crate) const $name: Def = Def {
                 id: $id, group: $group, level: Level::$level, section: $section, title: $title,
+                rule: rule!($($rule)?),
             };
         )*
         /// Every check, in the order they run.
         pub(crate) const ALL: &[&Def] = &[$(&$name),*];
+    };
+}
+
+macro_rules! rule {
+    () => {
+        None
+    };
+    ($rule:ident) => {
+        Some(Rule::$rule)
     };
 }
 
@@ -110,9 +124,9 @@ defs! {
     PROVISION_CONFLICT = "provision.conflict-409", "idempotency", Must, "Provisioning: Response",
         "a provision of an existing id with other attributes answers 409 Conflict";
     MAINTENANCE_CONFLICT = "maintenance.conflict-422", "features", Must, "Provisioning: maintenance_info (2.15)",
-        "a maintenance_info version other than the catalog's answers 422 MaintenanceInfoConflict";
+        "a maintenance_info version other than the catalog's answers 422 MaintenanceInfoConflict", MaintenanceInfoVersion;
     SCHEMA_PROVISION = "schemas.provision-invalid-400", "schemas", Should, "Schemas / Provisioning: Request Body",
-        "parameters that break the plan's create schema answer 400";
+        "parameters that break the plan's create schema answer 400", ParametersSchema;
     INSTANCE_FETCH = "instance.fetch", "lifecycle", Must, "Fetching a Service Instance (2.14)",
         "GET of the instance answers 200 with its offering and plan";
     UPDATE_APPLY = "update.apply", "lifecycle", Should, "Updating a Service Instance",
@@ -136,7 +150,7 @@ defs! {
     BIND_CONFLICT = "bind.conflict-409", "idempotency", Must, "Binding: Response",
         "a bind of an existing id with other parameters answers 409 Conflict";
     SCHEMA_BIND = "schemas.bind-invalid-400", "schemas", Should, "Schemas / Binding: Request Body",
-        "parameters that break the plan's binding schema answer 400";
+        "parameters that break the plan's binding schema answer 400", ParametersSchema;
     BIND_ENDPOINTS = "bind.endpoints-valid", "features", Must, "Binding: Endpoint object (2.15)",
         "endpoints, when returned, have a host and string ports";
     BIND_METADATA = "bind.metadata-valid", "features", Must, "Binding: BindingMetadata (2.16)",
@@ -160,7 +174,7 @@ defs! {
     BAD_MISSING = "bad-input.missing-fields-400", "bad-input", Must, "Provisioning: Response (400)",
         "a provision without service_id and plan_id answers 400";
     BAD_UNKNOWN_IDS = "bad-input.unknown-ids-400", "bad-input", Should, "Service Broker Errors (invalid data, 2.16)",
-        "a provision with unknown service_id and plan_id answers 400";
+        "a provision with unknown service_id and plan_id answers 400", KnownService;
     BAD_ERROR_BODY = "bad-input.error-body", "bad-input", Must, "Service Broker Errors",
         "400 replies carry a JSON error object (string error and description when present)";
 }
@@ -190,6 +204,9 @@ pub(crate) struct CheckResult {
     pub(crate) section: &'static str,
     /// What passes.
     pub(crate) title: &'static str,
+    /// The id of the `osb_types::rules` rule the check expects the broker to enforce.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rule: Option<&'static str>,
     /// The plan it ran on (`offering/plan`), for per-plan checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) plan: Option<String>,

@@ -1,13 +1,17 @@
 //! The checks themselves: catalog, auth, version header, bad input, and per plan the
 //! lifecycle with idempotency, async, schema and 2.15–2.17 feature checks.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 
 use super::http::encode_component;
-use osb_types::{ApiVersion, Catalog, Plan, RetryAfter, Service, ServiceInstanceAsyncOperation};
+use osb_types::rules::{self, ParametersFor, Rule};
+use osb_types::{
+    ApiVersion, Catalog, MaintenanceInfo, Plan, PlanSchemas, RetryAfter, Service,
+    ServiceInstanceAsyncOperation,
+};
 
 use super::defs::{self, CheckResult, Def, Status};
 use super::http::{AuthMode, Exchange, Http, Req, VersionMode, snippet};
@@ -103,6 +107,8 @@ pub(crate) struct Engine {
     opts: Options,
     results: Results,
     ledger: Ledger,
+    /// The broker's catalog, once it parsed: what the rules of refusal checks are judged by.
+    catalog: OnceLock<Catalog>,
 }
 
 fn new_id() -> String {
@@ -228,6 +234,65 @@ impl Engine {
             opts,
             results,
             ledger,
+            catalog: OnceLock::new(),
+        }
+    }
+
+    /// Whether the request a refusal check is about to send breaks the check's rule, as
+    /// `osb_types::rules` judges it against the broker's catalog; if not, the check is skipped
+    /// (a broker that accepts a request breaking no rule is right to).
+    fn breaks_rule(&self, def: &'static Def, plan: Option<&PlanCtx>, body: &Value) -> bool {
+        let Some(rule) = def.rule else { return true };
+        let Some(catalog) = self.catalog.get() else {
+            return true;
+        };
+        let text = |key: &str| body[key].as_str().unwrap_or_default().to_string();
+        let (sid, pid) = (text("service_id"), text("plan_id"));
+        let parameters = body.get("parameters").and_then(Value::as_object);
+        let found = match rule {
+            Rule::KnownService | Rule::PlanOfOffering => {
+                rules::known_plan(catalog, &sid, &pid).err()
+            }
+            Rule::MaintenanceInfoVersion => {
+                let requested = MaintenanceInfo::new(
+                    body["maintenance_info"]["version"]
+                        .as_str()
+                        .unwrap_or_default(),
+                );
+                rules::maintenance_info_version(catalog, &sid, &pid, &requested).err()
+            }
+            Rule::ParametersSchema => {
+                let which = if body.get("bind_resource").is_some() {
+                    ParametersFor::BindingCreate
+                } else {
+                    ParametersFor::InstanceCreate
+                };
+                catalog
+                    .service(&sid)
+                    .and_then(|s| s.plan(&pid))
+                    .and_then(|plan| PlanSchemas::compile(plan).ok())
+                    .and_then(|schemas| rules::parameters_schema(&schemas, which, parameters).err())
+            }
+            _ => None,
+        };
+        match found {
+            Some(violation)
+                if violation.rule == rule
+                    || (rule == Rule::KnownService && violation.rule == Rule::PlanOfOffering) =>
+            {
+                true
+            }
+            _ => {
+                self.record(
+                    def,
+                    plan,
+                    V::Skip(format!(
+                        "the request osb check built breaks no `{rule}` rule against the catalog, so there is nothing to refuse"
+                    )),
+                    Vec::new(),
+                );
+                false
+            }
         }
     }
 
@@ -256,6 +321,7 @@ impl Engine {
             level: def.level,
             section: def.section,
             title: def.title,
+            rule: def.rule.map(Rule::id),
             plan: plan.map(|p| p.label.clone()),
             status,
             message,
@@ -370,6 +436,7 @@ impl Engine {
             }
         };
         self.record(&defs::CATALOG_VALID, None, V::Pass, vec![ex.clone()]);
+        let _ = self.catalog.set(catalog.clone());
         let problems = catalog.lint();
         let list = |errors: bool| -> Vec<String> {
             problems
@@ -644,6 +711,11 @@ impl Engine {
             ),
         ];
         for (def, body) in cases {
+            if let Ok(value) = serde_json::from_str::<Value>(&body)
+                && !self.breaks_rule(def, None, &value)
+            {
+                continue;
+            }
             let iid = new_id();
             let req = Req::put(instance_path(&iid), &Value::Null)
                 .raw(body)
@@ -1208,10 +1280,13 @@ impl Engine {
         }
 
         match &p.maintenance {
-            Some(_) if self.at_least(Plan::MAINTENANCE_INFO_SINCE) => {
+            Some(_) if self.at_least(Plan::MAINTENANCE_INFO_SINCE) => 'check: {
                 let iid = new_id();
                 let mut body = self.provision_body(p, &p.pid, None);
                 body["maintenance_info"] = json!({"version": "0.0.0-osb-check"});
+                if !self.breaks_rule(&defs::MAINTENANCE_CONFLICT, Some(p), &body) {
+                    break 'check;
+                }
                 let ex = self
                     .http
                     .send(Req::put(instance_path(&iid), &body).accepts_incomplete(true))
@@ -1248,9 +1323,12 @@ impl Engine {
                 Some(p),
                 "the plan publishes no create schema to break",
             ),
-            Some(bad) => {
+            Some(bad) => 'check: {
                 let iid = new_id();
                 let body = self.provision_body(p, &p.pid, Some(&bad));
+                if !self.breaks_rule(&defs::SCHEMA_PROVISION, Some(p), &body) {
+                    break 'check;
+                }
                 let ex = self
                     .http
                     .send(Req::put(instance_path(&iid), &body).accepts_incomplete(true))
@@ -1538,14 +1616,15 @@ impl Engine {
                 Some(p),
                 "the plan publishes no binding schema to break",
             ),
-            Some(bad) => {
+            Some(bad) => 'check: {
                 let other = new_id();
+                let body = self.bind_body(p, Some(&bad));
+                if !self.breaks_rule(&defs::SCHEMA_BIND, Some(p), &body) {
+                    break 'check;
+                }
                 let ex = self
                     .http
-                    .send(
-                        Req::put(binding_path(iid, &other), &self.bind_body(p, Some(&bad)))
-                            .accepts_incomplete(true),
-                    )
+                    .send(Req::put(binding_path(iid, &other), &body).accepts_incomplete(true))
                     .await;
                 if is_2xx(&ex) {
                     self.remember(self.binding(p, iid, &other));

@@ -145,6 +145,9 @@ pub(crate) fn text_report(
                     let _ = writeln!(out, "      {line}");
                 }
                 let _ = writeln!(out, "      spec: {}", r.section);
+                if let Some(rule) = r.rule {
+                    let _ = writeln!(out, "      rule: {rule}");
+                }
                 for ex in r.exchanges.iter().take(3) {
                     let _ = writeln!(out, "      > {} {}", ex.request.method, ex.request.url);
                     if let Some(body) = &ex.request.body {
