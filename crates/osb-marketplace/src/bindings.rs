@@ -152,7 +152,10 @@ pub(crate) async fn create(
         }
         Err(e) => return Err(e),
     };
-    if !instance.bindable() {
+    let offering = instance.offering(None);
+    if osb_types::rules::bindable(&offering, instance.offering_id(), &instance.plan_unique_id)
+        .is_err()
+    {
         return Err(CfError::new(
             CfCode::UNBINDABLE_SERVICE,
             "The service instance doesn't support binding.",

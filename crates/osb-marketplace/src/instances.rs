@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use osb_types::rules;
 use osb_types::{FetchInstanceOutcome, FetchInstanceQuery, InstanceId};
 use serde_json::{Map, Value, json};
 
@@ -88,8 +89,43 @@ const FIELDS: &[Field] = &[
 ];
 
 impl InstanceRow {
-    pub(crate) fn bindable(&self) -> bool {
-        self.plan_bindable.unwrap_or(self.service_bindable)
+    /// The instance's offering with its plan (and `other`, a plan it may move to, given as
+    /// unique id and `maintenance_info` column), as the catalog rules of `osb_types::rules`
+    /// read them: they decide bindability, plan changes and maintenance versions here as in
+    /// the server and the client.
+    pub(crate) fn offering(&self, other: Option<(&str, Option<&str>)>) -> osb_types::Catalog {
+        use osb_types::{Catalog, MaintenanceInfo, Plan, PlanId, Service, ServiceId};
+        let maintenance = |column: Option<&str>| {
+            json_column(column)["version"]
+                .as_str()
+                .map(MaintenanceInfo::new)
+        };
+        let mut plan = Plan::new(PlanId::new(self.plan_unique_id.as_str()), "current", "");
+        plan.bindable = self.plan_bindable;
+        plan.plan_updateable = self.plan_updateable;
+        plan.maintenance_info = maintenance(self.plan_maintenance_info.as_deref());
+        let mut plans = vec![plan];
+        if let Some((unique_id, column)) = other.filter(|(id, _)| *id != self.plan_unique_id) {
+            let mut target = Plan::new(PlanId::new(unique_id), "target", "");
+            target.maintenance_info = maintenance(column);
+            plans.push(target);
+        }
+        let mut service = Service::new(
+            "offering",
+            ServiceId::new(self.offering_id()),
+            "",
+            self.service_bindable,
+            plans,
+        );
+        service.plan_updateable = Some(self.service_plan_updateable);
+        Catalog::new([service])
+    }
+
+    /// The offering's id in [`offering`](Self::offering).
+    pub(crate) fn offering_id(&self) -> &str {
+        self.service_unique_id
+            .as_deref()
+            .unwrap_or(&self.service_guid)
     }
 
     pub(crate) fn last_operation(&self) -> Value {
@@ -510,7 +546,15 @@ pub(crate) async fn update(
             )
             .into());
         }
-        if !row.plan_updateable.unwrap_or(row.service_plan_updateable) {
+        let offering = row.offering(Some((&unique_id, mi.as_deref())));
+        if rules::plan_updateable(
+            &offering,
+            row.offering_id(),
+            &row.plan_unique_id,
+            &unique_id,
+        )
+        .is_err()
+        {
             return Err(CfError::new(
                 CfCode::SERVICE_PLAN_INVALID,
                 "The service plan is invalid: the service does not support changing plans.",
@@ -529,8 +573,17 @@ pub(crate) async fn update(
             .into());
         };
         // Only the plan's current version can be asked for (an upgrade to it).
-        let current = json_column(target_maintenance.as_deref());
-        if current["version"].as_str() != Some(version) {
+        let target = plan_unique_id.as_deref().unwrap_or(&row.plan_unique_id);
+        let offering = row.offering(
+            plan_unique_id
+                .as_deref()
+                .map(|id| (id, target_maintenance.as_deref())),
+        );
+        let requested = osb_types::MaintenanceInfo::new(version);
+        if rules::maintenance_info_version(&offering, row.offering_id(), target, &requested)
+            .is_err()
+        {
+            let current = json_column(target_maintenance.as_deref());
             return Err(CfError::new(
                 CfCode::UNPROCESSABLE_ENTITY,
                 format!(
