@@ -469,11 +469,7 @@ impl ProvisionOutcome {
         match status {
             201 => decode(status, body).map(|(b, w)| (ProvisionOutcome::Created(b), w)),
             200 => decode(status, body).map(|(b, w)| (ProvisionOutcome::AlreadyExists(b), w)),
-            202 => {
-                let permit = permit_for(permit)?;
-                decode(status, body)
-                    .map(|(b, w)| (ProvisionOutcome::Accepted(Accepted::new(permit, b)), w))
-            }
+            202 => accepted(status, body, permit, ProvisionOutcome::Accepted),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
@@ -500,11 +496,7 @@ impl UpdateOutcome {
     ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
             200 => decode(status, body).map(|(b, w)| (UpdateOutcome::Updated(b), w)),
-            202 => {
-                let permit = permit_for(permit)?;
-                decode(status, body)
-                    .map(|(b, w)| (UpdateOutcome::Accepted(Accepted::new(permit, b)), w))
-            }
+            202 => accepted(status, body, permit, UpdateOutcome::Accepted),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
@@ -532,11 +524,7 @@ impl DeleteOutcome {
         match status {
             200 => clean(DeleteOutcome::Deleted),
             410 => clean(DeleteOutcome::Gone),
-            202 => {
-                let permit = permit_for(permit)?;
-                decode(status, body)
-                    .map(|(b, w)| (DeleteOutcome::Accepted(Accepted::new(permit, b)), w))
-            }
+            202 => accepted(status, body, permit, DeleteOutcome::Accepted),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
@@ -565,24 +553,32 @@ impl BindOutcome {
         permit: Option<AsyncPermit>,
     ) -> Result<(Self, Vec<DecodeWarning>), Error> {
         match status {
-            201 => decode(status, body)
-                .map(|(b, w)| {
-                    binding_expiry(b, w, |m: &mut ServiceBindingResponse| &mut m.metadata)
-                })
-                .map(|(b, w)| (BindOutcome::Created(b), w)),
-            200 => decode(status, body)
-                .map(|(b, w)| {
-                    binding_expiry(b, w, |m: &mut ServiceBindingResponse| &mut m.metadata)
-                })
-                .map(|(b, w)| (BindOutcome::AlreadyExists(b), w)),
-            202 => {
-                let permit = permit_for(permit)?;
-                decode(status, body)
-                    .map(|(b, w)| (BindOutcome::Accepted(Accepted::new(permit, b)), w))
-            }
+            201 => binding(status, body).map(|(b, w)| (BindOutcome::Created(b), w)),
+            200 => binding(status, body).map(|(b, w)| (BindOutcome::AlreadyExists(b), w)),
+            202 => accepted(status, body, permit, BindOutcome::Accepted),
             _ => Err(Error::UnexpectedStatus { status }),
         }
     }
+}
+
+/// A `202` reply: allowed only with the request's permit.
+fn accepted<B: Lenient, T>(
+    status: u16,
+    body: &[u8],
+    permit: Option<AsyncPermit>,
+    wrap: impl FnOnce(Accepted<B>) -> T,
+) -> Result<(T, Vec<DecodeWarning>), Error> {
+    let permit = permit_for(permit)?;
+    decode(status, body).map(|(b, w)| (wrap(Accepted::new(permit, b)), w))
+}
+
+/// A bind reply's body, with a binding expiry that breaks the spec set aside.
+fn binding(
+    status: u16,
+    body: &[u8],
+) -> Result<(ServiceBindingResponse, Vec<DecodeWarning>), Error> {
+    decode(status, body)
+        .map(|(b, w)| binding_expiry(b, w, |m: &mut ServiceBindingResponse| &mut m.metadata))
 }
 
 /// Sets aside a binding expiry that breaks the spec (see `ServiceBindingMetadata::validate`).
