@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use osb_server::types::OperationId;
 
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::store::{Decide, Store};
+use crate::store::{Decide, OwnedDecide, Store};
 use crate::{MemoryStore, StoreError};
 
 /// One of the stores, chosen at run time, e.g. from a broker's `OSB_DATABASE_URL`
@@ -80,6 +80,18 @@ macro_rules! dispatch {
 impl Store for AnyStore {
     async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.transact(key, decide).await)
+    }
+
+    async fn transact_owned(
+        &self,
+        key: &Key,
+        decide: OwnedDecide,
+    ) -> Result<Snapshot, StoreError> {
+        dispatch!(self, s => s.transact_owned(key, decide).await)
+    }
+
+    fn single_process(&self) -> bool {
+        dispatch!(self, s => s.single_process())
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {

@@ -2,6 +2,7 @@
 
 mod batch;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
 use crate::rows::{bind_key, operation_columns, operation_of, resource_of, sql};
 use crate::seal::Sealer;
-use crate::store::{Decide, Store};
+use crate::store::{Decide, OwnedDecide, Store};
 
 /// How a [`SqliteStore`] is opened.
 #[derive(Clone, Debug)]
@@ -85,6 +86,24 @@ pub struct SqliteStore {
     sealer: Sealer,
     /// The group-commit writer's queue ([`Store::transact`]).
     jobs: tokio::sync::mpsc::UnboundedSender<batch::Job>,
+    /// Statements waiting for the next transaction on their key
+    /// ([`execute_with`](Self::execute_with)).
+    attached: std::sync::Arc<Attached>,
+}
+
+/// Statements queued by [`SqliteStore::execute_with`], by key.
+#[derive(Default)]
+struct Attached(std::sync::Mutex<HashMap<Key, Vec<batch::Statement>>>);
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        f.debug_struct("Attached").field("keys", &keys).finish()
+    }
 }
 
 impl SqliteStore {
@@ -157,6 +176,7 @@ impl SqliteStore {
             write,
             sealer,
             jobs,
+            attached: std::sync::Arc::default(),
         };
         let released = store.release_all().await?;
         if released > 0 {
@@ -213,6 +233,41 @@ impl SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Queues `statements` (on the broker's own tables) to run in the same transaction as the
+    /// next [`Store::transact`] on `key` in this process, after that transaction's writes, and
+    /// returns at once. For a [`Backend`](crate::Backend) on this store: [`Stateful`](crate::Stateful)
+    /// records the outcome of every backend call with a transaction on the call's resource
+    /// (`Key::instance` for instance calls, `Key::binding` for binding calls), so the call's
+    /// own writes and the record of its outcome are committed together, or neither is.
+    ///
+    /// A failure of one of the statements fails that transaction (and its group); the
+    /// statements run even if the call that queued them then fails.
+    pub fn execute_with(&self, key: &Key, statements: Vec<batch::Statement>) {
+        if statements.is_empty() {
+            return;
+        }
+        self.attached
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .extend(statements);
+    }
+
+    /// The statements queued for `key` by [`execute_with`](Self::execute_with).
+    fn take_attached(&self, key: &Key) -> Vec<batch::Statement> {
+        let mut attached = self
+            .attached
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if attached.is_empty() {
+            return Vec::new();
+        }
+        attached.remove(key).unwrap_or_default()
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -252,8 +307,11 @@ impl Store for SqliteStore {
         self.jobs
             .send(batch::Job::Transact(batch::Transact {
                 key: key.clone(),
-                snapshot: snapshot_tx,
-                writes: writes_rx,
+                decision: batch::Decision::Remote {
+                    snapshot: snapshot_tx,
+                    writes: writes_rx,
+                },
+                attached: self.take_attached(key),
                 done: done_tx,
             }))
             .map_err(|_| stopped())?;
@@ -261,6 +319,31 @@ impl Store for SqliteStore {
         let _ = writes_tx.send(decide(&snapshot));
         done_rx.await.map_err(|_| stopped())??;
         Ok(snapshot)
+    }
+
+    async fn transact_owned(
+        &self,
+        key: &Key,
+        decide: OwnedDecide,
+    ) -> Result<Snapshot, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(batch::Job::Transact(batch::Transact {
+                key: key.clone(),
+                decision: batch::Decision::Owned(decide),
+                attached: self.take_attached(key),
+                done: done_tx,
+            }))
+            .map_err(|_| stopped())?;
+        done_rx
+            .await
+            .map_err(|_| stopped())??
+            .ok_or_else(|| StoreError::Unavailable("the store's writer lost a snapshot".into()))
+    }
+
+    fn single_process(&self) -> bool {
+        true
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {

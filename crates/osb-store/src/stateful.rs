@@ -537,80 +537,23 @@ impl<B: Backend, S: Store> Inner<B, S> {
         result: &Result<Done, BrokerError>,
         answered_async: bool,
     ) -> Result<(), StoreError> {
+        let outcome = Outcome::of(result);
+        let (op, work) = (op.clone(), work.clone());
         let now = now_millis();
-        let description = result.as_ref().err().map(describe);
         self.store
-            .transact(&op.key, &mut |snapshot: &Snapshot| {
-                let (Some(active), Some(resource)) = (&snapshot.active, &snapshot.resource) else {
-                    return Vec::new();
-                };
-                if active.id != op.id {
-                    return Vec::new();
-                }
-                let mut finished = active.clone();
-                finished.finished_at = Some(now);
-                finished.owner = None;
-                finished.lease_until = None;
-                let mut resource = resource.clone();
-                resource.updated_at = now;
-                let mut writes = Vec::new();
-                match (result, work) {
-                    (Ok(Done::Created(reply)), _) => {
-                        resource.state = ResourceState::Ready;
-                        resource.reply = Some(reply.clone());
-                        writes.push(Write::PutResource(resource));
+            .transact_owned(
+                &op.key.clone(),
+                Box::new(move |snapshot: &Snapshot| {
+                    let (Some(active), Some(resource)) = (&snapshot.active, &snapshot.resource)
+                    else {
+                        return Vec::new();
+                    };
+                    if active.id != op.id {
+                        return Vec::new();
                     }
-                    (Ok(Done::Updated(_)), Work::UpdateInstance { request }) => {
-                        resource.state = ResourceState::Ready;
-                        if let Some(plan) = &request.plan_id {
-                            resource.plan_id = Some(plan.to_string());
-                            resource.request["plan_id"] = json!(plan);
-                        }
-                        if let Some(parameters) = &request.parameters {
-                            resource.request["parameters"] = json!(parameters);
-                        }
-                        if let Some(info) = &request.maintenance_info {
-                            resource.request["maintenance_info"] = json!(info);
-                        }
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (Ok(_), Work::DeleteInstance { .. } | Work::DeleteBinding { .. }) => {
-                        writes.push(Write::DeleteResource(op.key.clone()));
-                    }
-                    (Ok(_), _) => {
-                        resource.state = ResourceState::Ready;
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (Err(_), Work::CreateInstance { .. } | Work::CreateBinding { .. }) => {
-                        if answered_async {
-                            resource.state = ResourceState::Failed;
-                            writes.push(Write::PutResource(resource));
-                        } else {
-                            writes.push(Write::DeleteResource(op.key.clone()));
-                        }
-                    }
-                    (Err(_), Work::UpdateInstance { .. }) => {
-                        resource.state = ResourceState::Ready;
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (
-                        Err(_),
-                        Work::DeleteInstance { previous } | Work::DeleteBinding { previous },
-                    ) => {
-                        resource.state =
-                            ResourceState::parse(previous).unwrap_or(ResourceState::Ready);
-                        writes.push(Write::PutResource(resource));
-                    }
-                }
-                finished.state = if result.is_ok() {
-                    OperationState::Succeeded
-                } else {
-                    OperationState::Failed
-                };
-                finished.description = description.clone();
-                writes.push(Write::PutOperation(finished));
-                writes
-            })
+                    finished_writes(active, resource, &work, &outcome, answered_async, now)
+                }),
+            )
             .await
             .map(|_| ())
     }
@@ -655,16 +598,21 @@ impl<B: Backend, S: Store> Inner<B, S> {
         .map_err(BrokerError::internal)?;
         // The create request, as the operation stores it (`Work`'s `request` member).
         let request = op.request.get("request").cloned().unwrap_or(Value::Null);
-        let mut verdict = None;
+        let verdict = Arc::new(Mutex::new(None));
+        let slot = verdict.clone();
         self.store
-            .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) =
-                    decide_create(snapshot, &fingerprint, &op, &work, &request, &ids);
-                verdict = Some(decision);
-                writes
-            })
+            .transact_owned(
+                key,
+                Box::new(move |snapshot: &Snapshot| {
+                    let (decision, writes) =
+                        decide_create(snapshot, &fingerprint, &op, &work, &request, &ids);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
+                    writes
+                }),
+            )
             .await
             .map_err(unavailable)?;
+        let verdict = verdict.lock().unwrap_or_else(PoisonError::into_inner).take();
         verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
     }
 
@@ -676,7 +624,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
         work: Work,
         deadline: Option<Millis>,
     ) -> Result<Begin, BrokerError> {
-        let mut op = new_operation(
+        let op = new_operation(
             key,
             &work,
             fingerprint.clone(),
@@ -686,16 +634,22 @@ impl<B: Backend, S: Store> Inner<B, S> {
         )
         .map_err(BrokerError::internal)?;
         let kind = work.kind();
-        let mut verdict = None;
+        let verdict = Arc::new(Mutex::new(None));
+        let slot = verdict.clone();
         self.store
-            .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) =
-                    decide_change(snapshot, kind, &fingerprint, &mut op, &work);
-                verdict = Some(decision);
-                writes
-            })
+            .transact_owned(
+                key,
+                Box::new(move |snapshot: &Snapshot| {
+                    let mut op = op.clone();
+                    let (decision, writes) =
+                        decide_change(snapshot, kind, &fingerprint, &mut op, &work);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
+                    writes
+                }),
+            )
             .await
             .map_err(unavailable)?;
+        let verdict = verdict.lock().unwrap_or_else(PoisonError::into_inner).take();
         verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
     }
 
@@ -829,6 +783,102 @@ impl<B: Backend, S: Store> Inner<B, S> {
     fn retry_after_secs(&self) -> u64 {
         self.config.retry_after.as_secs().max(1)
     }
+}
+
+/// A backend call's result as the store records it.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// The reply body of a create.
+    Created(Value),
+    Updated,
+    Deleted,
+    /// The failure's description.
+    Failed(String),
+}
+
+impl Outcome {
+    fn of(result: &Result<Done, BrokerError>) -> Outcome {
+        match result {
+            Ok(Done::Created(reply)) => Outcome::Created(reply.clone()),
+            Ok(Done::Updated(_)) => Outcome::Updated,
+            Ok(Done::Deleted) => Outcome::Deleted,
+            Err(error) => Outcome::Failed(describe(error)),
+        }
+    }
+}
+
+/// The writes that record the end of `active` (the running operation of `resource`).
+fn finished_writes(
+    active: &OperationRecord,
+    resource: &ResourceRecord,
+    work: &Work,
+    outcome: &Outcome,
+    answered_async: bool,
+    now: Millis,
+) -> Vec<Write> {
+    let mut finished = active.clone();
+    finished.finished_at = Some(now);
+    finished.owner = None;
+    finished.lease_until = None;
+    let mut resource = resource.clone();
+    resource.updated_at = now;
+    let mut writes = Vec::new();
+    match (outcome, work) {
+        (Outcome::Created(reply), _) => {
+            resource.state = ResourceState::Ready;
+            resource.reply = Some(reply.clone());
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Updated, Work::UpdateInstance { request }) => {
+            resource.state = ResourceState::Ready;
+            if let Some(plan) = &request.plan_id {
+                resource.plan_id = Some(plan.to_string());
+                resource.request["plan_id"] = json!(plan);
+            }
+            if let Some(parameters) = &request.parameters {
+                resource.request["parameters"] = json!(parameters);
+            }
+            if let Some(info) = &request.maintenance_info {
+                resource.request["maintenance_info"] = json!(info);
+            }
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Updated | Outcome::Deleted, Work::DeleteInstance { .. } | Work::DeleteBinding { .. }) => {
+            writes.push(Write::DeleteResource(active.key.clone()));
+        }
+        (Outcome::Updated | Outcome::Deleted, _) => {
+            resource.state = ResourceState::Ready;
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Failed(_), Work::CreateInstance { .. } | Work::CreateBinding { .. }) => {
+            if answered_async {
+                resource.state = ResourceState::Failed;
+                writes.push(Write::PutResource(resource));
+            } else {
+                writes.push(Write::DeleteResource(active.key.clone()));
+            }
+        }
+        (Outcome::Failed(_), Work::UpdateInstance { .. }) => {
+            resource.state = ResourceState::Ready;
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Failed(_), Work::DeleteInstance { previous } | Work::DeleteBinding { previous }) => {
+            resource.state = ResourceState::parse(previous).unwrap_or(ResourceState::Ready);
+            writes.push(Write::PutResource(resource));
+        }
+    }
+    match outcome {
+        Outcome::Failed(description) => {
+            finished.state = OperationState::Failed;
+            finished.description = Some(description.clone());
+        }
+        _ => {
+            finished.state = OperationState::Succeeded;
+            finished.description = None;
+        }
+    }
+    writes.push(Write::PutOperation(finished));
+    writes
 }
 
 fn decide_create(

@@ -9,6 +9,10 @@ use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Writ
 /// Chooses the writes of a transaction from what it read.
 pub type Decide<'a> = dyn FnMut(&Snapshot) -> Vec<Write> + Send + 'a;
 
+/// A [`Decide`] the store owns: it may run it wherever the transaction runs (the SQLite store's
+/// writer runs it inline, without handing the snapshot back to the caller's task).
+pub type OwnedDecide = Box<Decide<'static>>;
+
 /// Durable broker state: resources (instances and bindings) and the operations on them.
 ///
 /// Every method is atomic. [`transact`](Self::transact) is the only read-then-write: it reads a
@@ -25,6 +29,24 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the resource `key` and its operation in progress, then applies the writes that
     /// `decide` returns for them, atomically. Returns what was read.
     async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError>;
+
+    /// [`transact`](Self::transact) with a decision the store owns. The default runs it
+    /// through `transact`.
+    async fn transact_owned(
+        &self,
+        key: &Key,
+        mut decide: OwnedDecide,
+    ) -> Result<Snapshot, StoreError> {
+        self.transact(key, &mut *decide).await
+    }
+
+    /// Whether this process is the only one that writes the store's data (in memory; SQLite:
+    /// one process per file), so that the stateful layer may keep creations that were not
+    /// acknowledged yet in memory (see [`Backend::commits_with_store`](crate::Backend::commits_with_store)).
+    /// Default `false`: stores shared by replicas record every operation before it runs.
+    fn single_process(&self) -> bool {
+        false
+    }
 
     /// The resource `key`, if it exists.
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError>;

@@ -27,6 +27,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::StoreError;
 use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
+use crate::store::OwnedDecide;
 use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
 use crate::seal::Sealer;
 
@@ -45,15 +46,29 @@ pub(super) enum Job {
     Execute(Execute),
 }
 
+/// Who chooses a transaction's writes.
+pub(super) enum Decision {
+    /// The caller, in its own task ([`Store::transact`](crate::Store::transact)): the snapshot
+    /// goes to it and its writes come back.
+    Remote {
+        /// Where the snapshot goes (or the error that prevented reading it).
+        snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
+        /// The writes the caller's `decide` chose; a caller that went away chose none.
+        writes: oneshot::Receiver<Vec<Write>>,
+    },
+    /// The writer, inline ([`Store::transact_owned`](crate::Store::transact_owned)).
+    Owned(OwnedDecide),
+}
+
 /// One queued [`Store::transact`](crate::Store::transact).
 pub(super) struct Transact {
     pub(super) key: Key,
-    /// Where the snapshot goes (or the error that prevented reading it).
-    pub(super) snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
-    /// The writes the caller's `decide` chose; a caller that went away chose none.
-    pub(super) writes: oneshot::Receiver<Vec<Write>>,
-    /// The commit's outcome.
-    pub(super) done: oneshot::Sender<Result<(), StoreError>>,
+    pub(super) decision: Decision,
+    /// Statements of the broker's own that go with this transaction
+    /// (`SqliteStore::execute_with`), run after the group's writes.
+    pub(super) attached: Vec<Statement>,
+    /// The commit's outcome, with the snapshot of an owned decision.
+    pub(super) done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
 /// Queued statements of the broker's own.
@@ -63,10 +78,13 @@ pub(super) struct Execute {
     pub(super) done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// A job whose snapshot was sent.
+/// A job whose writes are chosen.
 struct Decided {
     writes: Vec<Write>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    /// The snapshot, for an owned decision (a remote one has it already).
+    snapshot: Option<Snapshot>,
+    attached: Vec<Statement>,
+    done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
 fn copy(error: &StoreError) -> StoreError {
@@ -128,10 +146,14 @@ pub(super) async fn writer(
             }
         }
         held = later;
-        // A caller that went away before its snapshot was read has nothing to decide.
+        // A caller that went away before its snapshot was read has nothing to decide (an owned
+        // decision runs all the same: it records work that was done).
         batch.retain(|job| match job {
-            Job::Transact(t) => !t.snapshot.is_closed(),
-            Job::Execute(_) => true,
+            Job::Transact(Transact {
+                decision: Decision::Remote { snapshot, .. },
+                ..
+            }) => !snapshot.is_closed(),
+            _ => true,
         });
         if batch.is_empty() {
             continue;
@@ -159,7 +181,14 @@ async fn run(
     }
     let fail_all = |error: &StoreError, transacts: Vec<Transact>, executes: Vec<Execute>| {
         for job in transacts {
-            let _ = job.snapshot.send(Err(copy(error)));
+            match job.decision {
+                Decision::Remote { snapshot, .. } => {
+                    let _ = snapshot.send(Err(copy(error)));
+                }
+                Decision::Owned(_) => {
+                    let _ = job.done.send(Err(copy(error)));
+                }
+            }
         }
         for job in executes {
             let _ = job.done.send(Err(copy(error)));
@@ -183,16 +212,32 @@ async fn run(
             return fail_all(&error, transacts, executes);
         }
     };
-    let mut waiting = Vec::with_capacity(transacts.len());
+    // Owned decisions run here; remote ones in their callers' tasks, all at once.
+    let mut decided = Vec::with_capacity(transacts.len());
+    let mut waiting = Vec::new();
     for (job, snapshot) in transacts.into_iter().zip(snapshots) {
-        if job.snapshot.send(Ok(snapshot)).is_ok() {
-            waiting.push((job.writes, job.done));
+        match job.decision {
+            Decision::Owned(mut decide) => decided.push(Decided {
+                writes: decide(&snapshot),
+                snapshot: Some(snapshot),
+                attached: job.attached,
+                done: job.done,
+            }),
+            Decision::Remote {
+                snapshot: to_caller,
+                writes,
+            } => {
+                if to_caller.send(Ok(snapshot)).is_ok() {
+                    waiting.push((writes, job.attached, job.done));
+                }
+            }
         }
     }
-    let mut decided = Vec::with_capacity(waiting.len());
-    for (writes, done) in waiting {
+    for (writes, attached, done) in waiting {
         decided.push(Decided {
             writes: writes.await.unwrap_or_default(),
+            snapshot: None,
+            attached,
             done,
         });
     }
@@ -203,8 +248,15 @@ async fn run(
         changed.push(job.statements);
         answers.push(job.done);
     }
+    let attached: Vec<Statement> = decided
+        .iter_mut()
+        .flat_map(|d| std::mem::take(&mut d.attached))
+        .collect();
     let result = async {
         apply(&mut conn, &decided, max_seq, sealer).await?;
+        for statement in attached {
+            statement.execute(&mut *conn).await?;
+        }
         let mut rows = Vec::with_capacity(changed.len());
         for statements in changed {
             let mut n = 0;
@@ -226,7 +278,7 @@ async fn run(
     }
     for job in decided {
         let _ = job.done.send(match &result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(job.snapshot),
             Err(error) => Err(copy(error)),
         });
     }
