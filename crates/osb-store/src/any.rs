@@ -82,11 +82,7 @@ impl Store for AnyStore {
         dispatch!(self, s => s.transact(key, decide).await)
     }
 
-    async fn transact_owned(
-        &self,
-        key: &Key,
-        decide: OwnedDecide,
-    ) -> Result<Snapshot, StoreError> {
+    async fn transact_owned(&self, key: &Key, decide: OwnedDecide) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.transact_owned(key, decide).await)
     }
 

@@ -321,11 +321,7 @@ impl Store for SqliteStore {
         Ok(snapshot)
     }
 
-    async fn transact_owned(
-        &self,
-        key: &Key,
-        decide: OwnedDecide,
-    ) -> Result<Snapshot, StoreError> {
+    async fn transact_owned(&self, key: &Key, decide: OwnedDecide) -> Result<Snapshot, StoreError> {
         let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         self.jobs

@@ -27,9 +27,9 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::StoreError;
 use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
-use crate::store::OwnedDecide;
 use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
 use crate::seal::Sealer;
+use crate::store::OwnedDecide;
 
 /// The most transactions one commit carries.
 const MAX_BATCH: usize = 64;
