@@ -91,9 +91,25 @@ pub struct SqliteStore {
     attached: std::sync::Arc<Attached>,
 }
 
+/// A value bound to a statement of [`SqliteStore::execute_with`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SqlValue {
+    /// `NULL`.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
 /// Statements queued by [`SqliteStore::execute_with`], by key.
 #[derive(Default)]
-struct Attached(std::sync::Mutex<HashMap<Key, Vec<batch::Statement>>>);
+struct Attached(std::sync::Mutex<HashMap<Key, Vec<batch::Attached>>>);
 
 impl std::fmt::Debug for Attached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -233,16 +249,34 @@ impl SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Queues `statements` (on the broker's own tables) to run in the same transaction as the
-    /// next [`Store::transact`] on `key` in this process, after that transaction's writes, and
-    /// returns at once. For a [`Backend`](crate::Backend) on this store: [`Stateful`](crate::Stateful)
-    /// records the outcome of every backend call with a transaction on the call's resource
-    /// (`Key::instance` for instance calls, `Key::binding` for binding calls), so the call's
-    /// own writes and the record of its outcome are committed together, or neither is.
+    /// Queues `statements` (on the broker's own tables: SQL with `$1`, `$2`, … or `?`
+    /// placeholders, and the values bound to them) to run in the same transaction as the next
+    /// [`Store::transact`] on `key` in this process, after that transaction's writes, and
+    /// returns at once. For a [`Backend`](crate::Backend) on this store:
+    /// [`Stateful`](crate::Stateful) records the outcome of every backend call with a
+    /// transaction on the call's resource (`Key::instance` for instance calls, `Key::binding`
+    /// for binding calls), so the call's own writes and the record of its outcome are committed
+    /// together, or neither is.
     ///
-    /// A failure of one of the statements fails that transaction (and its group); the
+    /// A call's statements run in order; the statements of calls on different resources in the
+    /// same group commit may run in any order relative to each other (identical statements of
+    /// several calls go to SQLite in one round trip), so each should touch its own resource's
+    /// rows only. A failure of one of them fails that transaction (and its group). The
     /// statements run even if the call that queued them then fails.
-    pub fn execute_with(&self, key: &Key, statements: Vec<batch::Statement>) {
+    ///
+    /// ```no_run
+    /// # fn demo(store: &osb_store::SqliteStore) {
+    /// use osb_store::{Key, SqlValue};
+    /// store.execute_with(
+    ///     &Key::instance("i-1".into()),
+    ///     vec![(
+    ///         "INSERT INTO my_table (id) VALUES ($1) ON CONFLICT DO NOTHING",
+    ///         vec![SqlValue::Text("i-1".into())],
+    ///     )],
+    /// );
+    /// # }
+    /// ```
+    pub fn execute_with(&self, key: &Key, statements: Vec<(&'static str, Vec<SqlValue>)>) {
         if statements.is_empty() {
             return;
         }
@@ -256,7 +290,7 @@ impl SqliteStore {
     }
 
     /// The statements queued for `key` by [`execute_with`](Self::execute_with).
-    fn take_attached(&self, key: &Key) -> Vec<batch::Statement> {
+    fn take_attached(&self, key: &Key) -> Vec<batch::Attached> {
         let mut attached = self
             .attached
             .0

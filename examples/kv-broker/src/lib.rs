@@ -37,7 +37,8 @@ use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
 use osb_store::{
-    AnyStore, Backend, Key, SqliteStore, Stateful, StatefulConfig, Store, StoreError, StoreKeys,
+    AnyStore, Backend, Key, SqlValue, SqliteStore, Stateful, StatefulConfig, Store, StoreError,
+    StoreKeys,
 };
 use serde_json::{Map, Value, json};
 
@@ -303,16 +304,20 @@ impl KvBackend {
     ) -> Result<(), BrokerError> {
         match &self.db {
             Db::Sqlite(store) => {
-                let queries = statements
+                let statements = statements
                     .into_iter()
                     .map(|(sql, args)| {
-                        args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
-                            Arg::Text(t) => q.bind(t),
-                            Arg::Int(i) => q.bind(i),
-                        })
+                        let values = args
+                            .into_iter()
+                            .map(|arg| match arg {
+                                Arg::Text(t) => SqlValue::Text(t),
+                                Arg::Int(i) => SqlValue::Int(i),
+                            })
+                            .collect();
+                        (sql, values)
                     })
                     .collect();
-                store.execute_with(key, queries);
+                store.execute_with(key, statements);
                 Ok(())
             }
             Db::Postgres(pool) => async {

@@ -25,6 +25,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::SqlValue;
 use crate::StoreError;
 use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
 use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
@@ -37,6 +38,9 @@ const MAX_BATCH: usize = 64;
 /// A statement of the broker's own, run by [`SqliteStore::execute_grouped`](super::SqliteStore).
 pub(super) type Statement =
     sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+
+/// A statement of the broker's own queued for a key (`SqliteStore::execute_with`).
+pub(super) type Attached = (&'static str, Vec<SqlValue>);
 
 /// What the writer is asked to do.
 pub(super) enum Job {
@@ -66,7 +70,7 @@ pub(super) struct Transact {
     pub(super) decision: Decision,
     /// Statements of the broker's own that go with this transaction
     /// (`SqliteStore::execute_with`), run after the group's writes.
-    pub(super) attached: Vec<Statement>,
+    pub(super) attached: Vec<Attached>,
     /// The commit's outcome, with the snapshot of an owned decision.
     pub(super) done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
@@ -83,7 +87,7 @@ struct Decided {
     writes: Vec<Write>,
     /// The snapshot, for an owned decision (a remote one has it already).
     snapshot: Option<Snapshot>,
-    attached: Vec<Statement>,
+    attached: Vec<Attached>,
     done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
@@ -248,15 +252,14 @@ async fn run(
         changed.push(job.statements);
         answers.push(job.done);
     }
-    let attached: Vec<Statement> = decided
+    let attached: Vec<Vec<Attached>> = decided
         .iter_mut()
-        .flat_map(|d| std::mem::take(&mut d.attached))
+        .map(|d| std::mem::take(&mut d.attached))
+        .filter(|a| !a.is_empty())
         .collect();
     let result = async {
         apply(&mut conn, &decided, max_seq, sealer).await?;
-        for statement in attached {
-            statement.execute(&mut *conn).await?;
-        }
+        run_attached(&mut conn, attached).await?;
         let mut rows = Vec::with_capacity(changed.len());
         for statements in changed {
             let mut n = 0;
@@ -288,6 +291,96 @@ async fn run(
             Err(error) => Err(copy(error)),
         });
     }
+}
+
+/// Runs the statements calls queued with `SqliteStore::execute_with`, each call's in order:
+/// the first statements of every call, then the second ones, and so on. Identical statements
+/// of one such round go to SQLite together, as one multi-statement text (their placeholders
+/// renumbered), in chunks of power-of-two sizes so that few distinct texts are prepared.
+async fn run_attached(
+    conn: &mut PoolConnection<Sqlite>,
+    calls: Vec<Vec<Attached>>,
+) -> Result<(), StoreError> {
+    let depth = calls.iter().map(Vec::len).max().unwrap_or(0);
+    let mut calls: Vec<std::vec::IntoIter<Attached>> =
+        calls.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..depth {
+        // Same text and as many values: one text repeated.
+        let mut alike: Vec<(&'static str, usize, Vec<Vec<SqlValue>>)> = Vec::new();
+        for (sql, values) in calls.iter_mut().filter_map(Iterator::next) {
+            match alike
+                .iter_mut()
+                .find(|(s, n, _)| *s == sql && *n == values.len())
+            {
+                Some((_, _, all)) => all.push(values),
+                None => alike.push((sql, values.len(), vec![values])),
+            }
+        }
+        for (sql, n, all) in alike {
+            let mut rest = all.as_slice();
+            while !rest.is_empty() {
+                let size = prev_power_of_two(rest.len().min(MAX_ROWS));
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let text = if size == 1 {
+                    sql.to_string()
+                } else {
+                    (0..size)
+                        .map(|i| renumber(sql, i * n))
+                        .collect::<Vec<_>>()
+                        .join(";\n")
+                };
+                let mut query = sqlx::query(&text);
+                for value in chunk.iter().flatten() {
+                    query = match value {
+                        SqlValue::Null => query.bind(None::<i64>),
+                        SqlValue::Int(i) => query.bind(*i),
+                        SqlValue::Real(r) => query.bind(*r),
+                        SqlValue::Text(t) => query.bind(t.clone()),
+                        SqlValue::Blob(b) => query.bind(b.clone()),
+                    };
+                }
+                query.execute(&mut **conn).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The largest power of two at most `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
+}
+
+/// `sql` with its numbered placeholders (`$N`, `?N`) moved up by `offset`, outside quotes.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' || c == '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                match digits.parse::<usize>() {
+                    Ok(n) => out.push_str(&(n + offset).to_string()),
+                    Err(_) => out.push_str(&digits),
+                }
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// Ends a failed transaction; a connection that cannot is closed rather than reused (`false`).
@@ -367,17 +460,19 @@ async fn read(
     Ok((snapshots, max_seq))
 }
 
-/// Rows per statement: a batch's rows go in chunks of these sizes, so that few distinct
-/// statements are prepared and cached.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// The most rows one statement writes.
+const MAX_ROWS: usize = 64;
 
-fn chunk_sizes(mut n: usize) -> Vec<usize> {
+/// How `n` rows are written: `(rows, statement size)` per statement, in order. A statement's
+/// size is a power of two (its last row repeated: every write is an idempotent upsert or
+/// delete), so that few distinct statements are prepared and cached, and a group's rows of one
+/// kind go in one statement.
+fn chunks(mut n: usize) -> Vec<(usize, usize)> {
     let mut sizes = Vec::new();
-    for size in CHUNKS {
-        while n >= size {
-            sizes.push(size);
-            n -= size;
-        }
+    while n > 0 {
+        let rows = n.min(MAX_ROWS);
+        sizes.push((rows, rows.next_power_of_two()));
+        n -= rows;
     }
     sizes
 }
@@ -446,9 +541,15 @@ async fn apply_group(
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
     let mut rest = writes;
-    for size in chunk_sizes(writes.len()) {
-        let (chunk, tail) = rest.split_at(size);
+    for (rows, size) in chunks(writes.len()) {
+        let (chunk, tail) = rest.split_at(rows);
         rest = tail;
+        let padded = || {
+            chunk
+                .iter()
+                .chain(std::iter::repeat_n(&chunk[rows - 1], size - rows))
+                .enumerate()
+        };
         match &chunk[0] {
             Write::PutResource(_) => {
                 let sql = format!(
@@ -458,7 +559,7 @@ async fn apply_group(
                     UPSERT_RESOURCES_TAIL
                 );
                 let mut query = sqlx::query(&sql);
-                for write in chunk {
+                for (_, write) in padded() {
                     if let Write::PutResource(r) = write {
                         let label = |column: &str| resource_label(&r.key, column);
                         let fingerprint =
@@ -491,9 +592,11 @@ async fn apply_group(
                     UPSERT_OPERATIONS_TAIL
                 );
                 let mut query = sqlx::query(&sql);
-                for write in chunk {
+                for (i, write) in padded() {
                     if let Write::PutOperation(op) = write {
-                        *seq += 1;
+                        if i < rows {
+                            *seq += 1;
+                        }
                         let label = |column: &str| operation_label(&op.id, column);
                         let fingerprint =
                             sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
@@ -527,7 +630,7 @@ async fn apply_group(
                 );
                 let mut query = sqlx::query(&sql);
                 for _ in 0..2 {
-                    for write in chunk {
+                    for (_, write) in padded() {
                         if let Write::DeleteResource(key) = write {
                             query = query
                                 .bind(key.instance_id.as_str().to_owned())
@@ -547,13 +650,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_cover_the_rows_with_few_sizes() {
-        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
-        assert_eq!(chunk_sizes(1), vec![1]);
-        assert_eq!(chunk_sizes(37), vec![32, 4, 1]);
-        assert_eq!(chunk_sizes(130), vec![64, 64, 2]);
-        for n in 0..200 {
-            assert_eq!(chunk_sizes(n).iter().sum::<usize>(), n);
+    fn placeholders_are_renumbered_outside_quotes() {
+        assert_eq!(
+            renumber(
+                "UPDATE t SET a = $1, b = '$2', c = ?2 WHERE d = \"$1\" AND e = ?",
+                3
+            ),
+            "UPDATE t SET a = $4, b = '$2', c = ?5 WHERE d = \"$1\" AND e = ?"
+        );
+        assert_eq!(renumber("SELECT $10", 0), "SELECT $10");
+        assert_eq!(renumber("SELECT $10", 5), "SELECT $15");
+        assert_eq!(prev_power_of_two(1), 1);
+        assert_eq!(prev_power_of_two(37), 32);
+        assert_eq!(prev_power_of_two(64), 64);
+    }
+
+    #[test]
+    fn chunks_cover_the_rows_with_power_of_two_statements() {
+        assert_eq!(chunks(0), Vec::<(usize, usize)>::new());
+        assert_eq!(chunks(1), vec![(1, 1)]);
+        assert_eq!(chunks(37), vec![(37, 64)]);
+        assert_eq!(chunks(130), vec![(64, 64), (64, 64), (2, 2)]);
+        for n in 0..300 {
+            let sizes = chunks(n);
+            assert_eq!(sizes.iter().map(|(rows, _)| rows).sum::<usize>(), n);
+            assert!(sizes.iter().all(|&(rows, size)| {
+                rows <= size && size <= MAX_ROWS && size.is_power_of_two() && size < 2 * rows
+            }));
         }
     }
 }
