@@ -632,8 +632,8 @@ impl<B: Backend, S: Store> Inner<B, S> {
         });
     }
 
-    /// Writes a create held in memory with its result: the resource and the finished
-    /// operation, in one transaction. `false` when the resource changed meanwhile (another
+    /// Writes a create held in memory with its result, in one transaction: the resource once
+    /// created (no operation: none was announced), the failed operation once failed. `false` when the resource changed meanwhile (another
     /// writer of the store): nothing is written.
     async fn finish_in_memory(
         &self,
@@ -663,7 +663,14 @@ impl<B: Backend, S: Store> Inner<B, S> {
                         return Vec::new();
                     }
                     flag.store(true, Ordering::Release);
-                    finished_writes(&op, &creating, &work, &outcome, answered_async, now)
+                    let mut writes =
+                        finished_writes(&op, &creating, &work, &outcome, answered_async, now);
+                    if let Outcome::Created(_) = outcome {
+                        // Nobody was given the operation: last operation answers from the
+                        // resource. A failure keeps its operation, which says why.
+                        writes.retain(|w| !matches!(w, Write::PutOperation(_)));
+                    }
+                    writes
                 }),
             )
             .await?;

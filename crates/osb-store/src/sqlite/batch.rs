@@ -101,6 +101,7 @@ fn copy(error: &StoreError) -> StoreError {
 
 /// Runs batches until every sender is gone.
 pub(super) async fn writer(
+    cache_kib: u32,
     pool: SqlitePool,
     queue: Arc<Mutex<()>>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
@@ -164,12 +165,13 @@ pub(super) async fn writer(
         }
         let _queue = queue.lock().await;
         tracing::trace!(jobs = batch.len(), "group commit");
-        run(&pool, &mut conn, batch, &sealer).await;
+        run(cache_kib, &pool, &mut conn, batch, &sealer).await;
     }
 }
 
 /// Runs one batch as one transaction and answers its callers.
 async fn run(
+    cache_kib: u32,
     pool: &SqlitePool,
     held: &mut Option<PoolConnection<Sqlite>>,
     batch: Vec<Job>,
@@ -200,10 +202,19 @@ async fn run(
     };
     let mut conn = match held.take() {
         Some(conn) => conn,
-        None => match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return fail_all(&StoreError::from(e), transacts, executes),
-        },
+        None => {
+            let acquired = async {
+                let mut conn = pool.acquire().await?;
+                sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok::<_, sqlx::Error>(conn)
+            };
+            match acquired.await {
+                Ok(conn) => conn,
+                Err(e) => return fail_all(&StoreError::from(e), transacts, executes),
+            }
+        }
     };
     // Begin and read, and hand out the snapshots.
     let keys: Vec<Key> = transacts.iter().map(|job| job.key.clone()).collect();
