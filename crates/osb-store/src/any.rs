@@ -94,6 +94,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.resource(key).await)
     }
 
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        dispatch!(self, s => s.snapshot(key).await)
+    }
+
     async fn operation(
         &self,
         key: &Key,

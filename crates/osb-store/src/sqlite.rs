@@ -15,7 +15,7 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::rows::{bind_key, operation_columns, operation_of, resource_of, sql};
+use crate::rows::{bind_key, operation_columns, operation_of, sql};
 use crate::seal::Sealer;
 use crate::store::{Decide, OwnedDecide, Store};
 
@@ -91,6 +91,8 @@ pub struct SqliteStore {
     sealer: Sealer,
     /// The group-commit writer's queue ([`Store::transact`]).
     jobs: tokio::sync::mpsc::UnboundedSender<batch::Job>,
+    /// The batched reads' queue ([`Store::resource`], [`Store::snapshot`]).
+    reads: tokio::sync::mpsc::UnboundedSender<batch::Read>,
     /// Statements waiting for the next transaction on their key
     /// ([`execute_with`](Self::execute_with)).
     attached: std::sync::Arc<Attached>,
@@ -193,7 +195,10 @@ impl SqliteStore {
             queue,
             sealer.clone(),
         ));
+        let (reads, read_queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::reader(pool.clone(), read_queue, sealer.clone()));
         let store = SqliteStore {
+            reads,
             pool,
             write,
             sealer,
@@ -383,12 +388,20 @@ impl Store for SqliteStore {
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(|row| resource_of(row, &self.sealer))
-            .transpose()
+        Ok(self.snapshot(key).await?.resource)
+    }
+
+    /// Reads queued meanwhile by other callers go to SQLite together, in one round trip.
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's reader has stopped".into());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.reads
+            .send(batch::Read {
+                key: key.clone(),
+                done,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     async fn operation(

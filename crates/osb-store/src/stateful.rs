@@ -1012,17 +1012,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
             op: op.id.clone(),
             settle: Some(settle),
         };
-        let resource = self.store.resource(key).await.map_err(unavailable)?;
-        let active = match &resource {
-            Some(_) => self
-                .store
-                .operation(key, None)
-                .await
-                .map_err(unavailable)?
-                .filter(OperationRecord::is_active),
-            None => None,
-        };
-        let snapshot = Snapshot { resource, active };
+        let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
         match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
             begin @ Begin::Started(..) => Ok(Some((begin, Some((progress, guard))))),
             other => Ok(Some((other, None))),

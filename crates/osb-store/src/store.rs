@@ -51,6 +51,20 @@ pub trait Store: Send + Sync + 'static {
     /// The resource `key`, if it exists.
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError>;
 
+    /// The resource `key` and its operation in progress, as [`transact`](Self::transact) would
+    /// read them, without writing. The default reads them one after the other.
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        let resource = self.resource(key).await?;
+        let active = match &resource {
+            Some(_) => self
+                .operation(key, None)
+                .await?
+                .filter(OperationRecord::is_active),
+            None => None,
+        };
+        Ok(Snapshot { resource, active })
+    }
+
     /// The operation `id` on `key`, or without an id the latest operation on `key`.
     async fn operation(
         &self,

@@ -169,6 +169,66 @@ pub(super) async fn writer(
     }
 }
 
+/// One queued read of a resource and its operation in progress.
+pub(super) struct Read {
+    pub(super) key: Key,
+    pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
+}
+
+/// Reads resources for every caller queued meanwhile in one round trip (up to [`MAX_BATCH`]
+/// keys), until every sender is gone.
+pub(super) async fn reader(
+    pool: SqlitePool,
+    mut reads: mpsc::UnboundedReceiver<Read>,
+    sealer: Sealer,
+) {
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        let first = tokio::select! {
+            read = reads.recv() => match read {
+                Some(read) => read,
+                None => return,
+            },
+            () = &mut closed => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match reads.try_recv() {
+                Ok(read) => batch.push(read),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|read| !read.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let keys: Vec<Key> = batch.iter().map(|read| read.key.clone()).collect();
+        let result = async {
+            let mut conn = pool.acquire().await?;
+            let read = read_keys(&mut conn, &keys, &sealer, false).await;
+            if read.is_err() {
+                // Whatever the failure left open is not reused.
+                let _ = rollback(&mut conn).await;
+            }
+            read
+        }
+        .await;
+        match result {
+            Ok((snapshots, _)) => {
+                for (read, snapshot) in batch.into_iter().zip(snapshots) {
+                    let _ = read.done.send(Ok(snapshot));
+                }
+            }
+            Err(error) => {
+                for read in batch {
+                    let _ = read.done.send(Err(copy(&error)));
+                }
+            }
+        }
+    }
+}
+
 /// Runs one batch as one transaction and answers its callers.
 async fn run(
     cache_kib: u32,
@@ -416,22 +476,43 @@ async fn read(
     keys: &[Key],
     sealer: &Sealer,
 ) -> Result<(Vec<Snapshot>, i64), StoreError> {
+    read_keys(conn, keys, sealer, true).await
+}
+
+/// The snapshots of `keys`: in the writer's transaction (`write`: `BEGIN IMMEDIATE`, left
+/// open, with the last operation number), or in a read transaction of their own.
+async fn read_keys(
+    conn: &mut PoolConnection<Sqlite>,
+    keys: &[Key],
+    sealer: &Sealer,
+    write: bool,
+) -> Result<(Vec<Snapshot>, i64), StoreError> {
     if keys.is_empty() {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+        if write {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+        }
         return Ok((Vec::new(), 0));
     }
     // Padded to a power of two (repeating the last key) so that few statements are prepared.
     let padded = keys.len().next_power_of_two();
     let values = key_values(padded);
+    let (begin, end) = if write {
+        (
+            "BEGIN IMMEDIATE",
+            "SELECT COALESCE(MAX(seq), 0) AS max_seq FROM operations",
+        )
+    } else {
+        ("BEGIN", "COMMIT")
+    };
     let sql = format!(
-        "BEGIN IMMEDIATE; \
+        "{begin}; \
          SELECT r.instance_id, r.binding_id, r.service_id, r.plan_id, r.state, r.fingerprint, \
          r.request, r.reply, r.created_at, r.updated_at \
          FROM (VALUES {values}) AS k JOIN resources r \
          ON r.instance_id = k.column1 AND r.binding_id = k.column2; \
          SELECT o.{ops} FROM (VALUES {values}) AS k JOIN operations o \
          ON o.instance_id = k.column1 AND o.binding_id = k.column2 AND o.state = 'in progress'; \
-         SELECT COALESCE(MAX(seq), 0) AS max_seq FROM operations",
+         {end}",
         ops = operation_columns!().replace(", ", ", o."),
     );
     let mut query = sqlx::query(&sql);
@@ -463,9 +544,10 @@ async fn read(
     }
     let snapshots = keys
         .iter()
+        // A key may come several times (reads of the same resource).
         .map(|key| Snapshot {
-            resource: resources.remove(key),
-            active: active.remove(key),
+            resource: resources.get(key).cloned(),
+            active: active.get(key).cloned(),
         })
         .collect();
     Ok((snapshots, max_seq))
