@@ -79,7 +79,10 @@ impl Default for SqliteOptions {
 ///   trip and written with one multi-row statement per table. Each caller's `decide` still sees
 ///   its own snapshot and each is answered after the commit; the result is that of running them
 ///   one after the other. A failure rolls the whole group back and every caller in it gets the
-///   error.
+///   error. Every write goes through one connection, whose page cache
+///   ([`SqliteOptions::write_cache_kib`]) stays valid between commits.
+/// - **Batched reads**: [`Store::snapshot`] and [`Store::resource`] calls queued meanwhile are
+///   read in one round trip.
 /// - **Foreign keys on**, a busy timeout, and versioned migrations (`sqlx::migrate!`).
 ///
 /// One SQLite file serves one broker process: at open, the store takes over every operation

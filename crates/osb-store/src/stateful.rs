@@ -231,6 +231,17 @@ impl<B, S> Drop for ClaimGuard<B, S> {
     }
 }
 
+/// A look at a [`Claim`]: its fingerprint, operation, progress and outcome.
+type ClaimView = (
+    String,
+    OperationRecord,
+    Arc<Progress>,
+    watch::Receiver<Option<Settled>>,
+);
+
+/// A create begun in memory: its verdict, with the claim when it is to run.
+type Begun<B, S> = (Begin, Option<(Arc<Progress>, ClaimGuard<B, S>)>);
+
 /// What a create answers.
 enum Created {
     /// Created now, with this reply.
@@ -964,7 +975,6 @@ impl<B: Backend, S: Store> Inner<B, S> {
     /// Starts a create held in memory on `key`: claims it, then reads what the store holds.
     /// `Ok(None)` when another request claimed it first; a verdict other than `Started`
     /// comes without a claim.
-    #[allow(clippy::type_complexity)]
     async fn begin_in_memory(
         self: &Arc<Self>,
         key: &Key,
@@ -972,7 +982,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
         work: &Work,
         ids: &(Option<String>, Option<String>),
         deadline: Option<Millis>,
-    ) -> Result<Option<(Begin, Option<(Arc<Progress>, ClaimGuard<B, S>)>)>, BrokerError> {
+    ) -> Result<Option<Begun<B, S>>, BrokerError> {
         let op = new_operation(
             key,
             work,
@@ -1021,15 +1031,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
 
     /// The create held in memory on `key`, if any: its fingerprint, operation, progress and
     /// outcome.
-    fn claim_of(
-        &self,
-        key: &Key,
-    ) -> Option<(
-        String,
-        OperationRecord,
-        Arc<Progress>,
-        watch::Receiver<Option<Settled>>,
-    )> {
+    fn claim_of(&self, key: &Key) -> Option<ClaimView> {
         if !self.in_memory {
             return None;
         }

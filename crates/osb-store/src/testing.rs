@@ -262,6 +262,18 @@ where
     );
     assert_eq!(store.count().await.unwrap(), 1);
 
+    // A snapshot reads the same without a transaction, for readers of one key or of several
+    // at once.
+    let other = key("nothing");
+    let (a, b, none) = tokio::join!(
+        store.snapshot(&k),
+        store.snapshot(&k),
+        store.snapshot(&other)
+    );
+    assert_eq!(a.unwrap(), again);
+    assert_eq!(b.unwrap(), again);
+    assert_eq!(none.unwrap(), crate::record::Snapshot::default());
+
     // Finishing the operation leaves no active one; the latest operation is the last written.
     store
         .transact(&k, &mut |s| {

@@ -4,12 +4,18 @@
 //! Every statement sent to sqlx's SQLite connection is a round trip to the connection's worker
 //! thread, and write transactions run one at a time; a provision used to cost two transactions
 //! of six round trips each. The writer reads the resources and operations of a whole batch in
-//! one round trip, hands each caller its snapshot so that its `decide` runs in the caller's task
-//! as before, then writes the batch's changes with one multi-row statement per table and
-//! commits once. Each caller is answered only after that commit.
+//! one round trip and runs each caller's decision on its snapshot: inline when the caller handed
+//! it over (`Store::transact_owned`), else in the caller's task (`Store::transact`, whose
+//! `decide` borrows). It then writes the batch's changes with one multi-row statement per table
+//! and commits once. Each caller is answered only after that commit.
 //!
-//! Statements of the broker's own (`SqliteStore::execute_grouped`, e.g. the kv-broker's
-//! namespace rows) join the same commit, after the store's writes.
+//! Statements of the broker's own join the same commit, after the store's writes: those queued
+//! for a key (`SqliteStore::execute_with`, e.g. the kv-broker's namespace rows, with the
+//! transaction that records the call that wrote them) and those sent alone
+//! (`SqliteStore::execute_grouped`).
+//!
+//! Reads outside transactions (`Store::snapshot`, `Store::resource`) are batched the same way
+//! by a reader task: the keys queued meanwhile are read in one round trip.
 //!
 //! A batch holds at most one transaction per instance (an instance's deletion takes its bindings
 //! with it, so two keys of one instance could see each other's writes): a second one waits for
