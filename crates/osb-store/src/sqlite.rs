@@ -303,6 +303,21 @@ impl SqliteStore {
             .extend(statements);
     }
 
+    /// Reads `key` (and its operation in progress when `active` says so) in the reader's next
+    /// batch.
+    async fn read(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's reader has stopped".into());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.reads
+            .send(batch::Read {
+                key: key.clone(),
+                active,
+                done,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
     /// The statements queued for `key` by [`execute_with`](Self::execute_with).
     fn take_attached(&self, key: &Key) -> Vec<batch::Attached> {
         let mut attached = self
@@ -391,20 +406,12 @@ impl Store for SqliteStore {
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        Ok(self.snapshot(key).await?.resource)
+        Ok(self.read(key, false).await?.resource)
     }
 
     /// Reads queued meanwhile by other callers go to SQLite together, in one round trip.
     async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
-        let stopped = || StoreError::Unavailable("the store's reader has stopped".into());
-        let (done, answer) = tokio::sync::oneshot::channel();
-        self.reads
-            .send(batch::Read {
-                key: key.clone(),
-                done,
-            })
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        self.read(key, true).await
     }
 
     async fn operation(

@@ -178,6 +178,8 @@ pub(super) async fn writer(
 /// One queued read of a resource and its operation in progress.
 pub(super) struct Read {
     pub(super) key: Key,
+    /// Whether its operation in progress is wanted too.
+    pub(super) active: bool,
     pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
 }
 
@@ -210,9 +212,10 @@ pub(super) async fn reader(
             continue;
         }
         let keys: Vec<Key> = batch.iter().map(|read| read.key.clone()).collect();
+        let with_active: Vec<bool> = batch.iter().map(|read| read.active).collect();
         let result = async {
             let mut conn = pool.acquire().await?;
-            let read = read_keys(&mut conn, &keys, &sealer, false).await;
+            let read = read_keys(&mut conn, &keys, &with_active, &sealer, false).await;
             if read.is_err() {
                 // Whatever the failure left open is not reused.
                 let _ = rollback(&mut conn).await;
@@ -223,7 +226,7 @@ pub(super) async fn reader(
         match result {
             Ok((snapshots, _)) => {
                 for (read, snapshot) in batch.into_iter().zip(snapshots) {
-                    let _ = read.done.send(Ok(snapshot));
+                    let _ = read.done.send(snapshot);
                 }
             }
             Err(error) => {
@@ -482,17 +485,20 @@ async fn read(
     keys: &[Key],
     sealer: &Sealer,
 ) -> Result<(Vec<Snapshot>, i64), StoreError> {
-    read_keys(conn, keys, sealer, true).await
+    let (snapshots, max_seq) = read_keys(conn, keys, &vec![true; keys.len()], sealer, true).await?;
+    Ok((snapshots.into_iter().collect::<Result<_, _>>()?, max_seq))
 }
 
-/// The snapshots of `keys`: in the writer's transaction (`write`: `BEGIN IMMEDIATE`, left
-/// open, with the last operation number), or in a read transaction of their own.
+/// The snapshots of `keys` (with their operation in progress where `with_active` says so): in
+/// the writer's transaction (`write`: `BEGIN IMMEDIATE`, left open, with the last operation
+/// number), or in a read transaction of their own.
 async fn read_keys(
     conn: &mut PoolConnection<Sqlite>,
     keys: &[Key],
+    with_active: &[bool],
     sealer: &Sealer,
     write: bool,
-) -> Result<(Vec<Snapshot>, i64), StoreError> {
+) -> Result<(Vec<Result<Snapshot, StoreError>>, i64), StoreError> {
     if keys.is_empty() {
         if write {
             sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
@@ -534,29 +540,52 @@ async fn read_keys(
         }
     }
     let rows: Vec<SqliteRow> = query.fetch_all(&mut **conn).await?;
-    let mut resources: HashMap<Key, ResourceRecord> = HashMap::new();
-    let mut active: HashMap<Key, OperationRecord> = HashMap::new();
+    // Rows that do not decode fail the reads of their own key only.
+    let mut resources: HashMap<(String, String), Result<ResourceRecord, StoreError>> =
+        HashMap::new();
+    let mut active: HashMap<(String, String), Result<OperationRecord, StoreError>> = HashMap::new();
     let mut max_seq = 0;
     for row in &rows {
         if row.try_column("max_seq").is_ok() {
             max_seq = row.try_get("max_seq")?;
-        } else if row.try_column("kind").is_ok() {
-            let op = operation_of(row, sealer)?;
-            active.insert(op.key.clone(), op);
+            continue;
+        }
+        let key: (String, String) = (row.try_get("instance_id")?, row.try_get("binding_id")?);
+        if row.try_column("kind").is_ok() {
+            active.insert(key, operation_of(row, sealer));
         } else {
-            let resource = resource_of(row, sealer)?;
-            resources.insert(resource.key.clone(), resource);
+            resources.insert(key, resource_of(row, sealer));
         }
     }
     let snapshots = keys
         .iter()
+        .zip(with_active)
         // A key may come several times (reads of the same resource).
-        .map(|key| Snapshot {
-            resource: resources.get(key).cloned(),
-            active: active.get(key).cloned(),
+        .map(|(key, with_active)| {
+            let key = (
+                key.instance_id.as_str().to_owned(),
+                key.binding_column().to_owned(),
+            );
+            Ok(Snapshot {
+                resource: found(resources.get(&key))?,
+                active: if *with_active {
+                    found(active.get(&key))?
+                } else {
+                    None
+                },
+            })
         })
         .collect();
     Ok((snapshots, max_seq))
+}
+
+/// A record read by [`read_keys`], or the error that its row gave.
+fn found<T: Clone>(found: Option<&Result<T, StoreError>>) -> Result<Option<T>, StoreError> {
+    match found {
+        None => Ok(None),
+        Some(Ok(record)) => Ok(Some(record.clone())),
+        Some(Err(error)) => Err(copy(error)),
+    }
 }
 
 /// The most rows one statement writes.
