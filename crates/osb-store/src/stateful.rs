@@ -972,9 +972,10 @@ impl<B: Backend, S: Store> Inner<B, S> {
         Ok(Err(op.id.clone()))
     }
 
-    /// Starts a create held in memory on `key`: claims it, then reads what the store holds.
-    /// `Ok(None)` when another request claimed it first; a verdict other than `Started`
-    /// comes without a claim.
+    /// Starts a create held in memory on `key`: reads what the store holds and, when there is
+    /// a create to run, claims the key and reads again (a create of it may have finished
+    /// between the two). `Ok(None)` when another request claimed it first; a verdict other than
+    /// `Started` comes without a claim (repeats never claim).
     async fn begin_in_memory(
         self: &Arc<Self>,
         key: &Key,
@@ -993,6 +994,11 @@ impl<B: Backend, S: Store> Inner<B, S> {
         )
         .map_err(BrokerError::internal)?;
         let request = op.request.get("request").cloned().unwrap_or(Value::Null);
+        let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
+        match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
+            Begin::Started(..) => {}
+            other => return Ok(Some((other, None))),
+        }
         let (_, store_writes) =
             decide_create(&Snapshot::default(), fingerprint, &op, work, &request, ids);
         let progress = Arc::new(Progress {

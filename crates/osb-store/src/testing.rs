@@ -793,6 +793,29 @@ async fn stateful_answers<S: Store>(backend: Arc<TestBackend>, store: S) {
     assert_eq!((created, existing), (1, 63));
     assert_eq!(backend.count("create c-1"), 1);
 
+    // 256 concurrent repeats of it, with and without a permit: all find it.
+    let mut tasks = Vec::new();
+    for n in 0..256 {
+        let broker = broker.clone();
+        tasks.push(tokio::spawn(async move {
+            broker
+                .provision(
+                    InstanceId::from("c-1"),
+                    provision_request(SYNC),
+                    ctx(SYNC, n % 2 == 0),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(
+            matches!(outcome, ProvisionOutcome::AlreadyExists(_)),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(backend.count("create c-1"), 1);
+
     // 64 concurrent identical async provisions: one token.
     let mut tasks = Vec::new();
     for _ in 0..64 {
