@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use osb_server::types::OperationId;
 
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::store::{Decide, Store};
+use crate::store::{Decide, OwnedDecide, Store};
 use crate::{MemoryStore, StoreError};
 
 /// One of the stores, chosen at run time, e.g. from a broker's `OSB_DATABASE_URL`
@@ -82,8 +82,20 @@ impl Store for AnyStore {
         dispatch!(self, s => s.transact(key, decide).await)
     }
 
+    async fn transact_owned(&self, key: &Key, decide: OwnedDecide) -> Result<Snapshot, StoreError> {
+        dispatch!(self, s => s.transact_owned(key, decide).await)
+    }
+
+    fn single_process(&self) -> bool {
+        dispatch!(self, s => s.single_process())
+    }
+
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
         dispatch!(self, s => s.resource(key).await)
+    }
+
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        dispatch!(self, s => s.snapshot(key).await)
     }
 
     async fn operation(

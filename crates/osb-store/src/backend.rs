@@ -37,6 +37,21 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// Whether every effect of this backend's create calls is written in the store's
+    /// transaction that records the call's outcome (on SQLite through
+    /// `SqliteStore::execute_with`), or stays in this process. Then, on a store one process
+    /// holds alone ([`Store::single_process`](crate::Store::single_process)), a synchronous
+    /// create runs with its resource held in memory (concurrent requests on it are answered as
+    /// if it were stored) and is written once, with its outcome: one transaction instead of
+    /// two. Should it outlive the synchronous budget of a request that allows `202`, it is
+    /// stored as an operation in progress first.
+    ///
+    /// Default `false`: the operation is stored before the call, so that if the process dies
+    /// during a call with effects elsewhere, the operation is resumed after a restart.
+    fn commits_with_store(&self) -> bool {
+        false
+    }
+
     /// Creates the instance; the reply's `dashboard_url` and `metadata` are stored and sent.
     async fn create_instance(
         &self,

@@ -81,6 +81,6 @@ pub use record::{
 pub use seal::StoreKeys;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::{SqliteOptions, SqliteStore};
+pub use sqlite::{SqlValue, SqliteOptions, SqliteStore};
 pub use stateful::{RestartPolicy, Stateful, StatefulConfig};
-pub use store::{Decide, Store};
+pub use store::{Decide, OwnedDecide, Store};

@@ -200,4 +200,8 @@ impl Store for MemoryStore {
     async fn health(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn single_process(&self) -> bool {
+        true
+    }
 }

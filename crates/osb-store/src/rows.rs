@@ -11,6 +11,7 @@ use crate::record::{
 use crate::seal::Sealer;
 
 /// The columns of `resources`, in the order the stores write them.
+#[cfg(feature = "postgres")]
 macro_rules! resource_columns {
     () => {
         "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at"
@@ -28,6 +29,7 @@ pub(crate) use operation_columns;
 /// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`);
 /// SQLite's transactions write with its own multi-row statements (`sqlite/batch.rs`).
 pub(crate) mod sql {
+    #[cfg(feature = "postgres")]
     pub(crate) const SELECT_RESOURCE: &str = concat!(
         "SELECT ",
         resource_columns!(),

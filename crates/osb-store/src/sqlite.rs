@@ -2,6 +2,7 @@
 
 mod batch;
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,9 +15,9 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::rows::{bind_key, operation_columns, operation_of, resource_of, sql};
+use crate::rows::{bind_key, operation_columns, operation_of, sql};
 use crate::seal::Sealer;
-use crate::store::{Decide, Store};
+use crate::store::{Decide, OwnedDecide, Store};
 
 /// How a [`SqliteStore`] is opened.
 #[derive(Clone, Debug)]
@@ -33,6 +34,10 @@ pub struct SqliteOptions {
     /// Keys that encrypt requests, replies (binding credentials) and fingerprints at rest;
     /// `None` stores them as they are. Default `None`.
     pub keys: Option<crate::StoreKeys>,
+    /// The page cache of the connection every write goes through, in KiB (the others keep
+    /// SQLite's 2 MiB): the pages that writes touch stay in memory as the database grows.
+    /// Default 12 MiB.
+    pub write_cache_kib: u32,
 }
 
 impl SqliteOptions {
@@ -51,6 +56,7 @@ impl Default for SqliteOptions {
             max_connections: 4,
             full_sync: false,
             keys: None,
+            write_cache_kib: 12 * 1024,
         }
     }
 }
@@ -73,7 +79,10 @@ impl Default for SqliteOptions {
 ///   trip and written with one multi-row statement per table. Each caller's `decide` still sees
 ///   its own snapshot and each is answered after the commit; the result is that of running them
 ///   one after the other. A failure rolls the whole group back and every caller in it gets the
-///   error.
+///   error. Every write goes through one connection, whose page cache
+///   ([`SqliteOptions::write_cache_kib`]) stays valid between commits.
+/// - **Batched reads**: [`Store::snapshot`] and [`Store::resource`] calls queued meanwhile are
+///   read in one round trip.
 /// - **Foreign keys on**, a busy timeout, and versioned migrations (`sqlx::migrate!`).
 ///
 /// One SQLite file serves one broker process: at open, the store takes over every operation
@@ -85,6 +94,42 @@ pub struct SqliteStore {
     sealer: Sealer,
     /// The group-commit writer's queue ([`Store::transact`]).
     jobs: tokio::sync::mpsc::UnboundedSender<batch::Job>,
+    /// The batched reads' queue ([`Store::resource`], [`Store::snapshot`]).
+    reads: tokio::sync::mpsc::UnboundedSender<batch::Read>,
+    /// Statements waiting for the next transaction on their key
+    /// ([`execute_with`](Self::execute_with)).
+    attached: std::sync::Arc<Attached>,
+}
+
+/// A value bound to a statement of [`SqliteStore::execute_with`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SqlValue {
+    /// `NULL`.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+/// Statements queued by [`SqliteStore::execute_with`], by key.
+#[derive(Default)]
+struct Attached(std::sync::Mutex<HashMap<Key, Vec<batch::Attached>>>);
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        f.debug_struct("Attached").field("keys", &keys).finish()
+    }
 }
 
 impl SqliteStore {
@@ -147,16 +192,21 @@ impl SqliteStore {
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
         // The writer ends when the last clone of the store is dropped.
         tokio::spawn(batch::writer(
+            options.write_cache_kib,
             pool.clone(),
             std::sync::Arc::clone(&write),
             queue,
             sealer.clone(),
         ));
+        let (reads, read_queue) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(batch::reader(pool.clone(), read_queue, sealer.clone()));
         let store = SqliteStore {
+            reads,
             pool,
             write,
             sealer,
             jobs,
+            attached: std::sync::Arc::default(),
         };
         let released = store.release_all().await?;
         if released > 0 {
@@ -213,6 +263,74 @@ impl SqliteStore {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// Queues `statements` (on the broker's own tables: SQL with `$1`, `$2`, … or `?`
+    /// placeholders, and the values bound to them) to run in the same transaction as the next
+    /// [`Store::transact`] on `key` in this process, after that transaction's writes, and
+    /// returns at once. For a [`Backend`](crate::Backend) on this store:
+    /// [`Stateful`](crate::Stateful) records the outcome of every backend call with a
+    /// transaction on the call's resource (`Key::instance` for instance calls, `Key::binding`
+    /// for binding calls), so the call's own writes and the record of its outcome are committed
+    /// together, or neither is.
+    ///
+    /// A call's statements run in order; the statements of calls on different resources in the
+    /// same group commit may run in any order relative to each other (identical statements of
+    /// several calls go to SQLite in one round trip), so each should touch its own resource's
+    /// rows only. A failure of one of them fails that transaction (and its group). The
+    /// statements run even if the call that queued them then fails.
+    ///
+    /// ```no_run
+    /// # fn demo(store: &osb_store::SqliteStore) {
+    /// use osb_store::{Key, SqlValue};
+    /// store.execute_with(
+    ///     &Key::instance("i-1".into()),
+    ///     vec![(
+    ///         "INSERT INTO my_table (id) VALUES ($1) ON CONFLICT DO NOTHING",
+    ///         vec![SqlValue::Text("i-1".into())],
+    ///     )],
+    /// );
+    /// # }
+    /// ```
+    pub fn execute_with(&self, key: &Key, statements: Vec<(&'static str, Vec<SqlValue>)>) {
+        if statements.is_empty() {
+            return;
+        }
+        self.attached
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .extend(statements);
+    }
+
+    /// Reads `key` (and its operation in progress when `active` says so) in the reader's next
+    /// batch.
+    async fn read(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's reader has stopped".into());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.reads
+            .send(batch::Read {
+                key: key.clone(),
+                active,
+                done,
+            })
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// The statements queued for `key` by [`execute_with`](Self::execute_with).
+    fn take_attached(&self, key: &Key) -> Vec<batch::Attached> {
+        let mut attached = self
+            .attached
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if attached.is_empty() {
+            return Vec::new();
+        }
+        attached.remove(key).unwrap_or_default()
+    }
+
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
@@ -252,8 +370,11 @@ impl Store for SqliteStore {
         self.jobs
             .send(batch::Job::Transact(batch::Transact {
                 key: key.clone(),
-                snapshot: snapshot_tx,
-                writes: writes_rx,
+                decision: batch::Decision::Remote {
+                    snapshot: snapshot_tx,
+                    writes: writes_rx,
+                },
+                attached: self.take_attached(key),
                 done: done_tx,
             }))
             .map_err(|_| stopped())?;
@@ -263,13 +384,34 @@ impl Store for SqliteStore {
         Ok(snapshot)
     }
 
+    async fn transact_owned(&self, key: &Key, decide: OwnedDecide) -> Result<Snapshot, StoreError> {
+        let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(batch::Job::Transact(batch::Transact {
+                key: key.clone(),
+                decision: batch::Decision::Owned(decide),
+                attached: self.take_attached(key),
+                done: done_tx,
+            }))
+            .map_err(|_| stopped())?;
+        done_rx
+            .await
+            .map_err(|_| stopped())??
+            .ok_or_else(|| StoreError::Unavailable("the store's writer lost a snapshot".into()))
+    }
+
+    fn single_process(&self) -> bool {
+        true
+    }
+
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        bind_key!(sqlx::query(sql::SELECT_RESOURCE), key)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(|row| resource_of(row, &self.sealer))
-            .transpose()
+        Ok(self.read(key, false).await?.resource)
+    }
+
+    /// Reads queued meanwhile by other callers go to SQLite together, in one round trip.
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        self.read(key, true).await
     }
 
     async fn operation(

@@ -1,5 +1,7 @@
 //! [`Stateful`]: a [`ServiceBroker`] built from a [`Backend`] and a [`Store`].
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use osb_server::types::{
 use osb_server::{BrokerError, RequestContext, ServiceBroker};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::StoreError;
 use crate::backend::Backend;
@@ -143,6 +145,113 @@ enum Phase {
     Async,
 }
 
+/// Where a started operation stands. `phase` also keeps the commit of a create held in memory
+/// and the storing of its operation from interleaving.
+#[derive(Debug)]
+struct Progress {
+    phase: tokio::sync::Mutex<Phase>,
+    /// Whether the operation is in the store: from the start, except for a create held in
+    /// memory until it outlives a request's synchronous budget.
+    stored: AtomicBool,
+    /// What stores the operation of a create held in memory (its resource being created and
+    /// the operation in progress).
+    store_writes: Vec<Write>,
+}
+
+impl Progress {
+    fn stored(phase: Phase) -> Arc<Progress> {
+        Arc::new(Progress {
+            phase: tokio::sync::Mutex::new(phase),
+            stored: AtomicBool::new(true),
+            store_writes: Vec::new(),
+        })
+    }
+
+    fn is_stored(&self) -> bool {
+        self.stored.load(Ordering::Acquire)
+    }
+}
+
+/// How a create held in memory ended, for identical requests that waited for it.
+#[derive(Clone, Debug)]
+enum Settled {
+    /// Created, with this reply.
+    Created(Option<Value>),
+    /// Failed, with this description.
+    Failed(String),
+    /// Nothing to tell: ask the store.
+    Retry,
+}
+
+/// A create held in memory (see [`Backend::commits_with_store`]).
+#[derive(Debug)]
+struct Claim {
+    fingerprint: String,
+    /// Its operation, as it is stored should it outlive a synchronous budget.
+    op: OperationRecord,
+    progress: Arc<Progress>,
+    settled: watch::Receiver<Option<Settled>>,
+}
+
+/// Ends a [`Claim`]: removes it and tells the requests waiting for it how it ended (`Retry`
+/// if dropped unsettled).
+struct ClaimGuard<B, S> {
+    inner: Arc<Inner<B, S>>,
+    key: Key,
+    op: OperationId,
+    settle: Option<watch::Sender<Option<Settled>>>,
+}
+
+impl<B, S> ClaimGuard<B, S> {
+    fn settle(mut self, settled: Settled) {
+        self.end(settled);
+    }
+
+    fn end(&mut self, settled: Settled) {
+        let Some(settle) = self.settle.take() else {
+            return;
+        };
+        {
+            let mut claims = self
+                .inner
+                .claims
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if claims.get(&self.key).is_some_and(|c| c.op.id == self.op) {
+                claims.remove(&self.key);
+            }
+        }
+        settle.send_replace(Some(settled));
+    }
+}
+
+impl<B, S> Drop for ClaimGuard<B, S> {
+    fn drop(&mut self) {
+        self.end(Settled::Retry);
+    }
+}
+
+/// A look at a [`Claim`]: its fingerprint, operation, progress and outcome.
+type ClaimView = (
+    String,
+    OperationRecord,
+    Arc<Progress>,
+    watch::Receiver<Option<Settled>>,
+);
+
+/// A create begun in memory: its verdict, with the claim when it is to run.
+type Begun<B, S> = (Begin, Option<(Arc<Progress>, ClaimGuard<B, S>)>);
+
+/// What a create answers.
+enum Created {
+    /// Created now, with this reply.
+    New(Value),
+    /// It exists as asked (its stored reply).
+    Existing(Option<Value>),
+    /// Accepted: poll this operation.
+    Accepted(OperationId),
+}
+
 /// The outcome of starting work on a resource.
 #[derive(Debug)]
 enum Begin {
@@ -227,6 +336,11 @@ struct Inner<B, S> {
     config: StatefulConfig,
     /// This process's worker id (the owner of its leases).
     owner: String,
+    /// Whether synchronous creates are held in memory until they are written with their
+    /// outcome ([`Backend::commits_with_store`] on a [`Store::single_process`] store).
+    in_memory: bool,
+    /// The creates held in memory now.
+    claims: Mutex<BTreeMap<Key, Claim>>,
 }
 
 /// How long a synchronous repeat waits for its running twin before `422 ConcurrencyError`.
@@ -351,11 +465,14 @@ impl<B: Backend, S: Store> Stateful<B, S> {
     /// (so call it inside one), which takes over operations left in progress and purges
     /// finished ones older than the retention.
     pub fn new(backend: B, store: S, config: StatefulConfig) -> Self {
+        let in_memory = backend.commits_with_store() && store.single_process();
         let inner = Arc::new(Inner {
             backend,
             store,
             config,
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            in_memory,
+            claims: Mutex::new(BTreeMap::new()),
         });
         let weak = Arc::downgrade(&inner);
         let interval = inner.config.worker_interval;
@@ -428,9 +545,14 @@ async fn tick<B: Backend, S: Store>(inner: &Arc<Inner<B, S>>) -> Result<usize, S
         match (work, failure) {
             (Ok(work), None) => {
                 tracing::info!(operation = %op.id, "resuming an operation");
-                let phase = Arc::new(Mutex::new(Phase::Async));
                 let (tx, _rx) = oneshot::channel();
-                tokio::spawn(inner.clone().execute(op, work, phase, tx));
+                tokio::spawn(inner.clone().execute(
+                    op,
+                    work,
+                    Progress::stored(Phase::Async),
+                    tx,
+                    None,
+                ));
             }
             (work, description) => {
                 let description = description
@@ -448,18 +570,23 @@ async fn tick<B: Backend, S: Store>(inner: &Arc<Inner<B, S>>) -> Result<usize, S
 
 impl<B: Backend, S: Store> Inner<B, S> {
     /// Runs the backend call of `op` while renewing its lease, records the result, and sends it
-    /// to the request waiting for it (if any).
+    /// to the request waiting for it (if any). A create held in memory (`claim`) is written
+    /// with its result, unless it was stored meanwhile.
     async fn execute(
         self: Arc<Self>,
         op: OperationRecord,
         work: Work,
-        phase: Arc<Mutex<Phase>>,
+        progress: Arc<Progress>,
         tx: oneshot::Sender<Result<Done, BrokerError>>,
+        claim: Option<ClaimGuard<B, S>>,
     ) {
         let renew = async {
             let every = (self.config.lease / 3).max(Duration::from_millis(10));
             loop {
                 tokio::time::sleep(every).await;
+                if !progress.is_stored() {
+                    continue;
+                }
                 let until = now_millis().saturating_add(millis(self.config.lease));
                 match self.store.renew(&op.id, &self.owner, until).await {
                     Ok(true) => {}
@@ -475,23 +602,114 @@ impl<B: Backend, S: Store> Inner<B, S> {
                 return;
             }
         };
-        let answered_async = {
-            let mut phase = phase.lock().unwrap_or_else(PoisonError::into_inner);
-            if *phase == Phase::Waiting {
-                *phase = Phase::Finishing;
-            }
-            *phase == Phase::Async
+        let mut phase = progress.phase.lock().await;
+        if *phase == Phase::Waiting {
+            *phase = Phase::Finishing;
+        }
+        let answered_async = *phase == Phase::Async;
+        let recorded = if progress.is_stored() {
+            drop(phase);
+            self.finish(&op, &work, &result, answered_async)
+                .await
+                .map(|()| true)
+        } else {
+            // Held in memory: written now, with the result, while `phase` keeps it from
+            // being stored meanwhile.
+            let recorded = self
+                .finish_in_memory(&op, &work, &progress, &result, answered_async)
+                .await;
+            drop(phase);
+            recorded
         };
-        let recorded = self.finish(&op, &work, &result, answered_async).await;
+        if let Some(claim) = claim {
+            claim.settle(match (&recorded, &result) {
+                (Ok(true), Ok(Done::Created(reply))) => Settled::Created(Some(reply.clone())),
+                (Ok(true), Err(error)) => Settled::Failed(describe(error)),
+                _ => Settled::Retry,
+            });
+        }
         let _ = tx.send(match recorded {
-            Ok(()) => result,
+            Ok(true) => result,
+            Ok(false) => Err(BrokerError::concurrency_error(
+                "The resource changed while it was being created; retry.",
+            )),
             Err(error) => {
-                // The work is done but not recorded: the operation stays in progress and is
-                // run again (idempotently) once its lease runs out.
+                // The work is done but not recorded: an operation in the store stays in
+                // progress and is run again (idempotently) once its lease runs out; one held
+                // in memory was never acknowledged.
                 tracing::error!(%error, operation = %op.id, "could not record a finished operation");
                 Err(unavailable(error))
             }
         });
+    }
+
+    /// Writes a create held in memory with its result, in one transaction: the resource once
+    /// created (no operation: none was announced), the failed operation once failed. `false` when the resource changed meanwhile (another
+    /// writer of the store): nothing is written.
+    async fn finish_in_memory(
+        &self,
+        op: &OperationRecord,
+        work: &Work,
+        progress: &Progress,
+        result: &Result<Done, BrokerError>,
+        answered_async: bool,
+    ) -> Result<bool, StoreError> {
+        let outcome = Outcome::of(result);
+        let (op, work) = (op.clone(), work.clone());
+        let creating = progress.store_writes.iter().find_map(|w| match w {
+            Write::PutResource(r) => Some(r.clone()),
+            _ => None,
+        });
+        let Some(creating) = creating else {
+            return Ok(false);
+        };
+        let now = now_millis();
+        let written = Arc::new(AtomicBool::new(false));
+        let flag = written.clone();
+        self.store
+            .transact_owned(
+                &op.key.clone(),
+                Box::new(move |snapshot: &Snapshot| {
+                    if !is_free(snapshot) {
+                        return Vec::new();
+                    }
+                    flag.store(true, Ordering::Release);
+                    let mut writes =
+                        finished_writes(&op, &creating, &work, &outcome, answered_async, now);
+                    if let Outcome::Created(_) = outcome {
+                        // Nobody was given the operation: last operation answers from the
+                        // resource. A failure keeps its operation, which says why.
+                        writes.retain(|w| !matches!(w, Write::PutOperation(_)));
+                    }
+                    writes
+                }),
+            )
+            .await?;
+        Ok(written.load(Ordering::Acquire))
+    }
+
+    /// Stores the operation of a create held in memory (it outlived a synchronous budget), so
+    /// that it can be polled and resumed. The caller holds `progress.phase`.
+    async fn store_claim(&self, key: &Key, progress: &Progress) -> Result<(), BrokerError> {
+        if progress.is_stored() {
+            return Ok(());
+        }
+        let writes = progress.store_writes.clone();
+        self.store
+            .transact_owned(
+                key,
+                Box::new(move |snapshot: &Snapshot| {
+                    if is_free(snapshot) {
+                        writes.clone()
+                    } else {
+                        Vec::new()
+                    }
+                }),
+            )
+            .await
+            .map_err(unavailable)?;
+        progress.stored.store(true, Ordering::Release);
+        Ok(())
     }
 
     async fn call(&self, key: &Key, work: &Work) -> Result<Done, BrokerError> {
@@ -537,80 +755,23 @@ impl<B: Backend, S: Store> Inner<B, S> {
         result: &Result<Done, BrokerError>,
         answered_async: bool,
     ) -> Result<(), StoreError> {
+        let outcome = Outcome::of(result);
+        let (op, work) = (op.clone(), work.clone());
         let now = now_millis();
-        let description = result.as_ref().err().map(describe);
         self.store
-            .transact(&op.key, &mut |snapshot: &Snapshot| {
-                let (Some(active), Some(resource)) = (&snapshot.active, &snapshot.resource) else {
-                    return Vec::new();
-                };
-                if active.id != op.id {
-                    return Vec::new();
-                }
-                let mut finished = active.clone();
-                finished.finished_at = Some(now);
-                finished.owner = None;
-                finished.lease_until = None;
-                let mut resource = resource.clone();
-                resource.updated_at = now;
-                let mut writes = Vec::new();
-                match (result, work) {
-                    (Ok(Done::Created(reply)), _) => {
-                        resource.state = ResourceState::Ready;
-                        resource.reply = Some(reply.clone());
-                        writes.push(Write::PutResource(resource));
+            .transact_owned(
+                &op.key.clone(),
+                Box::new(move |snapshot: &Snapshot| {
+                    let (Some(active), Some(resource)) = (&snapshot.active, &snapshot.resource)
+                    else {
+                        return Vec::new();
+                    };
+                    if active.id != op.id {
+                        return Vec::new();
                     }
-                    (Ok(Done::Updated(_)), Work::UpdateInstance { request }) => {
-                        resource.state = ResourceState::Ready;
-                        if let Some(plan) = &request.plan_id {
-                            resource.plan_id = Some(plan.to_string());
-                            resource.request["plan_id"] = json!(plan);
-                        }
-                        if let Some(parameters) = &request.parameters {
-                            resource.request["parameters"] = json!(parameters);
-                        }
-                        if let Some(info) = &request.maintenance_info {
-                            resource.request["maintenance_info"] = json!(info);
-                        }
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (Ok(_), Work::DeleteInstance { .. } | Work::DeleteBinding { .. }) => {
-                        writes.push(Write::DeleteResource(op.key.clone()));
-                    }
-                    (Ok(_), _) => {
-                        resource.state = ResourceState::Ready;
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (Err(_), Work::CreateInstance { .. } | Work::CreateBinding { .. }) => {
-                        if answered_async {
-                            resource.state = ResourceState::Failed;
-                            writes.push(Write::PutResource(resource));
-                        } else {
-                            writes.push(Write::DeleteResource(op.key.clone()));
-                        }
-                    }
-                    (Err(_), Work::UpdateInstance { .. }) => {
-                        resource.state = ResourceState::Ready;
-                        writes.push(Write::PutResource(resource));
-                    }
-                    (
-                        Err(_),
-                        Work::DeleteInstance { previous } | Work::DeleteBinding { previous },
-                    ) => {
-                        resource.state =
-                            ResourceState::parse(previous).unwrap_or(ResourceState::Ready);
-                        writes.push(Write::PutResource(resource));
-                    }
-                }
-                finished.state = if result.is_ok() {
-                    OperationState::Succeeded
-                } else {
-                    OperationState::Failed
-                };
-                finished.description = description.clone();
-                writes.push(Write::PutOperation(finished));
-                writes
-            })
+                    finished_writes(active, resource, &work, &outcome, answered_async, now)
+                }),
+            )
             .await
             .map(|_| ())
     }
@@ -655,16 +816,24 @@ impl<B: Backend, S: Store> Inner<B, S> {
         .map_err(BrokerError::internal)?;
         // The create request, as the operation stores it (`Work`'s `request` member).
         let request = op.request.get("request").cloned().unwrap_or(Value::Null);
-        let mut verdict = None;
+        let verdict = Arc::new(Mutex::new(None));
+        let slot = verdict.clone();
         self.store
-            .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) =
-                    decide_create(snapshot, &fingerprint, &op, &work, &request, &ids);
-                verdict = Some(decision);
-                writes
-            })
+            .transact_owned(
+                key,
+                Box::new(move |snapshot: &Snapshot| {
+                    let (decision, writes) =
+                        decide_create(snapshot, &fingerprint, &op, &work, &request, &ids);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
+                    writes
+                }),
+            )
             .await
             .map_err(unavailable)?;
+        let verdict = verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
     }
 
@@ -676,7 +845,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
         work: Work,
         deadline: Option<Millis>,
     ) -> Result<Begin, BrokerError> {
-        let mut op = new_operation(
+        let op = new_operation(
             key,
             &work,
             fingerprint.clone(),
@@ -686,36 +855,50 @@ impl<B: Backend, S: Store> Inner<B, S> {
         )
         .map_err(BrokerError::internal)?;
         let kind = work.kind();
-        let mut verdict = None;
+        if let Some(why) = self.claimed_by_create(key) {
+            return Ok(Begin::Busy(why.into()));
+        }
+        let verdict = Arc::new(Mutex::new(None));
+        let slot = verdict.clone();
         self.store
-            .transact(key, &mut |snapshot: &Snapshot| {
-                let (decision, writes) =
-                    decide_change(snapshot, kind, &fingerprint, &mut op, &work);
-                verdict = Some(decision);
-                writes
-            })
+            .transact_owned(
+                key,
+                Box::new(move |snapshot: &Snapshot| {
+                    let mut op = op.clone();
+                    let (decision, writes) =
+                        decide_change(snapshot, kind, &fingerprint, &mut op, &work);
+                    *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(decision);
+                    writes
+                }),
+            )
             .await
             .map_err(unavailable)?;
+        let verdict = verdict
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         verdict.ok_or_else(|| BrokerError::internal("the store did not run the transaction"))
     }
 
     /// Runs a started operation and waits for it as the request allows: `Ok(None)` means
-    /// "answer 202".
+    /// "answer 202". A create held in memory comes with its `claim`; it is stored before a
+    /// `202`.
     async fn run(
         self: &Arc<Self>,
         op: OperationRecord,
         work: Work,
         permit: Option<AsyncPermit>,
         always_async: bool,
+        progress: Arc<Progress>,
+        claim: Option<ClaimGuard<B, S>>,
     ) -> Result<Option<Done>, BrokerError> {
         let immediate = always_async && permit.is_some();
-        let phase = Arc::new(Mutex::new(if immediate {
-            Phase::Async
-        } else {
-            Phase::Waiting
-        }));
+        if immediate {
+            *progress.phase.lock().await = Phase::Async;
+        }
         let (tx, mut rx) = oneshot::channel();
-        tokio::spawn(self.clone().execute(op, work, phase.clone(), tx));
+        let key = op.key.clone();
+        tokio::spawn(self.clone().execute(op, work, progress.clone(), tx, claim));
         if immediate {
             return Ok(None);
         }
@@ -723,17 +906,17 @@ impl<B: Backend, S: Store> Inner<B, S> {
             match tokio::time::timeout(self.config.sync_budget, &mut rx).await {
                 Ok(received) => received,
                 Err(_) => {
-                    let finishing = {
-                        let mut phase = phase.lock().unwrap_or_else(PoisonError::into_inner);
-                        if *phase == Phase::Waiting {
-                            *phase = Phase::Async;
-                        }
-                        *phase == Phase::Finishing
-                    };
-                    if !finishing {
+                    let mut phase = progress.phase.lock().await;
+                    if *phase == Phase::Waiting {
+                        *phase = Phase::Async;
+                    }
+                    if *phase == Phase::Finishing {
+                        drop(phase);
+                        rx.await
+                    } else {
+                        self.store_claim(&key, &progress).await?;
                         return Ok(None);
                     }
-                    rx.await
                 }
             }
         } else {
@@ -746,6 +929,148 @@ impl<B: Backend, S: Store> Inner<B, S> {
                 "The operation was taken over by another worker; poll its last operation.",
             )),
         }
+    }
+
+    /// Waits for a create held in memory that an identical request started: up to the
+    /// synchronous budget when this request allows a `202` (then its operation is stored and
+    /// polled), else up to a minute.
+    async fn wait_for_claim(
+        &self,
+        key: &Key,
+        op: &OperationRecord,
+        progress: &Progress,
+        mut settled: watch::Receiver<Option<Settled>>,
+        permit: Option<AsyncPermit>,
+    ) -> Result<Result<Settled, OperationId>, BrokerError> {
+        let limit = match permit {
+            Some(_) => self.config.sync_budget,
+            None => self.config.sync_budget.max(SYNCHRONOUS_TWIN_WAIT),
+        };
+        let wait = |settled: &mut watch::Receiver<Option<Settled>>| {
+            let mut settled = settled.clone();
+            async move {
+                match settled.wait_for(Option::is_some).await {
+                    Ok(value) => value.clone().unwrap_or(Settled::Retry),
+                    Err(_) => Settled::Retry,
+                }
+            }
+        };
+        if let Ok(done) = tokio::time::timeout(limit, wait(&mut settled)).await {
+            return Ok(Ok(done));
+        }
+        if permit.is_none() {
+            return Err(BrokerError::concurrency_error(
+                "An identical request is still being worked on; retry later.",
+            ));
+        }
+        let phase = progress.phase.lock().await;
+        if *phase == Phase::Finishing {
+            drop(phase);
+            return Ok(Ok(wait(&mut settled).await));
+        }
+        self.store_claim(key, progress).await?;
+        Ok(Err(op.id.clone()))
+    }
+
+    /// Starts a create held in memory on `key`: reads what the store holds and, when there is
+    /// a create to run, claims the key and reads again (a create of it may have finished
+    /// between the two). `Ok(None)` when another request claimed it first; a verdict other than
+    /// `Started` comes without a claim (repeats never claim).
+    async fn begin_in_memory(
+        self: &Arc<Self>,
+        key: &Key,
+        fingerprint: &str,
+        work: &Work,
+        ids: &(Option<String>, Option<String>),
+        deadline: Option<Millis>,
+    ) -> Result<Option<Begun<B, S>>, BrokerError> {
+        let op = new_operation(
+            key,
+            work,
+            fingerprint.to_string(),
+            &self.owner,
+            self.config.lease,
+            deadline,
+        )
+        .map_err(BrokerError::internal)?;
+        let request = op.request.get("request").cloned().unwrap_or(Value::Null);
+        let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
+        match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
+            Begin::Started(..) => {}
+            other => return Ok(Some((other, None))),
+        }
+        let (_, store_writes) =
+            decide_create(&Snapshot::default(), fingerprint, &op, work, &request, ids);
+        let progress = Arc::new(Progress {
+            phase: tokio::sync::Mutex::new(Phase::Waiting),
+            stored: AtomicBool::new(false),
+            store_writes,
+        });
+        let (settle, settled) = watch::channel(None);
+        {
+            let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+            if claims.contains_key(key) {
+                return Ok(None);
+            }
+            claims.insert(
+                key.clone(),
+                Claim {
+                    fingerprint: fingerprint.to_string(),
+                    op: op.clone(),
+                    progress: progress.clone(),
+                    settled,
+                },
+            );
+        }
+        let guard = ClaimGuard {
+            inner: self.clone(),
+            key: key.clone(),
+            op: op.id.clone(),
+            settle: Some(settle),
+        };
+        let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
+        match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
+            begin @ Begin::Started(..) => Ok(Some((begin, Some((progress, guard))))),
+            other => Ok(Some((other, None))),
+        }
+    }
+
+    /// The create held in memory on `key`, if any: its fingerprint, operation, progress and
+    /// outcome.
+    fn claim_of(&self, key: &Key) -> Option<ClaimView> {
+        if !self.in_memory {
+            return None;
+        }
+        let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        claims.get(key).map(|c| {
+            (
+                c.fingerprint.clone(),
+                c.op.clone(),
+                c.progress.clone(),
+                c.settled.clone(),
+            )
+        })
+    }
+
+    /// Why a change on `key` must wait for a create held in memory, if one must.
+    fn claimed_by_create(&self, key: &Key) -> Option<&'static str> {
+        if !self.in_memory {
+            return None;
+        }
+        let claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        if claims.contains_key(key) {
+            return Some("It is being created.");
+        }
+        if key.binding_id.is_none()
+            && claims
+                .range(key..)
+                .take_while(|(k, _)| k.instance_id == key.instance_id)
+                .next()
+                .is_some()
+        {
+            return Some("A binding of it is being created.");
+        }
+        None
     }
 
     /// Waits for a running operation to finish: up to the synchronous budget when the request
@@ -784,6 +1109,12 @@ impl<B: Backend, S: Store> Inner<B, S> {
         key: &Key,
         operation: Option<&OperationId>,
     ) -> Result<LastOperationOutcome, BrokerError> {
+        if let Some((_, op, progress, _)) = self.claim_of(key)
+            && !progress.is_stored()
+            && operation.is_none_or(|id| *id == op.id)
+        {
+            return Ok(LastOperationOutcome::in_progress().retry_after(self.retry_after_secs()));
+        }
         let op = self
             .store
             .operation(key, operation)
@@ -829,6 +1160,118 @@ impl<B: Backend, S: Store> Inner<B, S> {
     fn retry_after_secs(&self) -> u64 {
         self.config.retry_after.as_secs().max(1)
     }
+}
+
+/// Whether a create may be written on what `snapshot` holds: nothing, or a resource whose
+/// creation failed, with no operation running.
+fn is_free(snapshot: &Snapshot) -> bool {
+    snapshot.active.is_none()
+        && snapshot
+            .resource
+            .as_ref()
+            .is_none_or(|r| r.state == ResourceState::Failed)
+}
+
+/// A backend call's result as the store records it.
+#[derive(Clone, Debug)]
+enum Outcome {
+    /// The reply body of a create.
+    Created(Value),
+    Updated,
+    Deleted,
+    /// The failure's description.
+    Failed(String),
+}
+
+impl Outcome {
+    fn of(result: &Result<Done, BrokerError>) -> Outcome {
+        match result {
+            Ok(Done::Created(reply)) => Outcome::Created(reply.clone()),
+            Ok(Done::Updated(_)) => Outcome::Updated,
+            Ok(Done::Deleted) => Outcome::Deleted,
+            Err(error) => Outcome::Failed(describe(error)),
+        }
+    }
+}
+
+/// The writes that record the end of `active` (the running operation of `resource`).
+fn finished_writes(
+    active: &OperationRecord,
+    resource: &ResourceRecord,
+    work: &Work,
+    outcome: &Outcome,
+    answered_async: bool,
+    now: Millis,
+) -> Vec<Write> {
+    let mut finished = active.clone();
+    finished.finished_at = Some(now);
+    finished.owner = None;
+    finished.lease_until = None;
+    let mut resource = resource.clone();
+    resource.updated_at = now;
+    let mut writes = Vec::new();
+    match (outcome, work) {
+        (Outcome::Created(reply), _) => {
+            resource.state = ResourceState::Ready;
+            resource.reply = Some(reply.clone());
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Updated, Work::UpdateInstance { request }) => {
+            resource.state = ResourceState::Ready;
+            if let Some(plan) = &request.plan_id {
+                resource.plan_id = Some(plan.to_string());
+                resource.request["plan_id"] = json!(plan);
+            }
+            if let Some(parameters) = &request.parameters {
+                resource.request["parameters"] = json!(parameters);
+            }
+            if let Some(info) = &request.maintenance_info {
+                resource.request["maintenance_info"] = json!(info);
+            }
+            writes.push(Write::PutResource(resource));
+        }
+        (
+            Outcome::Updated | Outcome::Deleted,
+            Work::DeleteInstance { .. } | Work::DeleteBinding { .. },
+        ) => {
+            writes.push(Write::DeleteResource(active.key.clone()));
+        }
+        (Outcome::Updated | Outcome::Deleted, _) => {
+            resource.state = ResourceState::Ready;
+            writes.push(Write::PutResource(resource));
+        }
+        (Outcome::Failed(_), Work::CreateInstance { .. } | Work::CreateBinding { .. }) => {
+            if answered_async {
+                resource.state = ResourceState::Failed;
+                writes.push(Write::PutResource(resource));
+            } else {
+                writes.push(Write::DeleteResource(active.key.clone()));
+            }
+        }
+        (Outcome::Failed(_), Work::UpdateInstance { .. }) => {
+            resource.state = ResourceState::Ready;
+            writes.push(Write::PutResource(resource));
+        }
+        (
+            Outcome::Failed(_),
+            Work::DeleteInstance { previous } | Work::DeleteBinding { previous },
+        ) => {
+            resource.state = ResourceState::parse(previous).unwrap_or(ResourceState::Ready);
+            writes.push(Write::PutResource(resource));
+        }
+    }
+    match outcome {
+        Outcome::Failed(description) => {
+            finished.state = OperationState::Failed;
+            finished.description = Some(description.clone());
+        }
+        _ => {
+            finished.state = OperationState::Succeeded;
+            finished.description = None;
+        }
+    }
+    writes.push(Write::PutOperation(finished));
+    writes
 }
 
 fn decide_create(
@@ -979,6 +1422,100 @@ impl<B: Backend, S: Store> Stateful<B, S> {
         }
     }
 
+    /// Starts a create (provision or bind) on `key`, or answers a repeat, and waits for it as
+    /// the request allows.
+    #[allow(clippy::too_many_arguments)]
+    async fn create(
+        &self,
+        key: Key,
+        fingerprint: String,
+        work: Work,
+        ids: (Option<String>, Option<String>),
+        deadline: Option<Millis>,
+        permit: Option<AsyncPermit>,
+        always_async: bool,
+    ) -> Result<Created, BrokerError> {
+        let inner = &self.inner;
+        let what = if key.binding_id.is_some() {
+            "binding"
+        } else {
+            "instance"
+        };
+        // A create held in memory answers for its key until it is written; another request
+        // may claim the key between two looks, hence the few rounds.
+        for _ in 0..8 {
+            if let Some((claimed, op, progress, settled)) = inner.claim_of(&key) {
+                if claimed != fingerprint {
+                    return Err(self.conflict(what));
+                }
+                match inner
+                    .wait_for_claim(&key, &op, &progress, settled, permit)
+                    .await?
+                {
+                    Ok(Settled::Created(reply)) => return Ok(Created::Existing(reply)),
+                    Ok(Settled::Failed(description)) => {
+                        return Err(BrokerError::bad_request(description));
+                    }
+                    Ok(Settled::Retry) => continue,
+                    Err(id) => return Ok(Created::Accepted(id)),
+                }
+            }
+            let (begin, claim) = if inner.in_memory && !always_async {
+                match inner
+                    .begin_in_memory(&key, &fingerprint, &work, &ids, deadline)
+                    .await?
+                {
+                    Some(begun) => begun,
+                    None => continue,
+                }
+            } else {
+                let begin = inner
+                    .begin_create(
+                        &key,
+                        fingerprint.clone(),
+                        work.clone(),
+                        ids.clone(),
+                        deadline,
+                    )
+                    .await?;
+                (begin, None)
+            };
+            return match begin {
+                Begin::Started(op, work) => {
+                    let id = op.id.clone();
+                    let (progress, claim) = match claim {
+                        Some((progress, claim)) => (progress, Some(claim)),
+                        None => (Progress::stored(Phase::Waiting), None),
+                    };
+                    match inner
+                        .run(op, *work, permit, always_async, progress, claim)
+                        .await?
+                    {
+                        Some(Done::Created(v)) => Ok(Created::New(v)),
+                        Some(_) => Err(BrokerError::internal("a create finished as another kind")),
+                        None => Ok(Created::Accepted(id)),
+                    }
+                }
+                Begin::Running(op) => {
+                    let id = op.id.clone();
+                    match self.repeat_of_running(op, permit, always_async).await? {
+                        Some(v) => Ok(Created::Existing(v)),
+                        None => Ok(Created::Accepted(id)),
+                    }
+                }
+                Begin::Exists(v) => Ok(Created::Existing(v)),
+                Begin::Conflict => Err(self.conflict(what)),
+                Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
+                Begin::Gone | Begin::Missing => {
+                    Err(BrokerError::internal("unexpected create verdict"))
+                }
+            };
+        }
+        Err(BrokerError::concurrency_error(
+            "The resource is being created by another request; retry later.",
+        ))
+    }
+
     fn conflict(&self, what: &str) -> BrokerError {
         BrokerError::conflict(format!(
             "The {what} already exists (or is being created) with other attributes."
@@ -1011,39 +1548,17 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
         );
         let deadline = deadline(ctx.plan(), now_millis());
         let work = Work::CreateInstance { request };
-        let begin = self
-            .inner
-            .begin_create(&key, fingerprint, work, ids, deadline)
-            .await?;
         let reply = |v: Option<Value>| from_reply::<ServiceInstanceProvisionResponse>(v);
-        match begin {
-            Begin::Started(op, work) => {
-                let id = op.id.clone();
-                match (
-                    self.inner.run(op, *work, permit, always_async).await?,
-                    permit,
-                ) {
-                    (Some(Done::Created(v)), _) => Ok(ProvisionOutcome::Created(reply(Some(v)))),
-                    (Some(_), _) => Err(BrokerError::internal("a create finished as another kind")),
-                    (None, Some(permit)) => Ok(ProvisionOutcome::accepted(permit, id)),
-                    (None, None) => Err(BrokerError::internal("no permit for an accepted create")),
-                }
-            }
-            Begin::Running(op) => {
-                let id = op.id.clone();
-                match (
-                    self.repeat_of_running(op, permit, always_async).await?,
-                    permit,
-                ) {
-                    (Some(v), _) => Ok(ProvisionOutcome::AlreadyExists(reply(v))),
-                    (None, Some(permit)) => Ok(ProvisionOutcome::accepted(permit, id)),
-                    (None, None) => Err(BrokerError::async_required()),
-                }
-            }
-            Begin::Exists(v) => Ok(ProvisionOutcome::AlreadyExists(reply(v))),
-            Begin::Conflict => Err(self.conflict("instance")),
-            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
-            Begin::Gone | Begin::Missing => Err(BrokerError::internal("unexpected create verdict")),
+        match self
+            .create(key, fingerprint, work, ids, deadline, permit, always_async)
+            .await?
+        {
+            Created::New(v) => Ok(ProvisionOutcome::Created(reply(Some(v)))),
+            Created::Existing(v) => Ok(ProvisionOutcome::AlreadyExists(reply(v))),
+            Created::Accepted(id) => match permit {
+                Some(permit) => Ok(ProvisionOutcome::accepted(permit, id)),
+                None => Err(BrokerError::async_required()),
+            },
         }
     }
 
@@ -1076,7 +1591,16 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
             Begin::Started(op, work) => {
                 let id = op.id.clone();
                 match (
-                    self.inner.run(op, *work, permit, always_async).await?,
+                    self.inner
+                        .run(
+                            op,
+                            *work,
+                            permit,
+                            always_async,
+                            Progress::stored(Phase::Waiting),
+                            None,
+                        )
+                        .await?,
                     permit,
                 ) {
                     (Some(Done::Updated(v)), _) => {
@@ -1167,6 +1691,15 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
         mut request: ServiceBindingRequest,
         ctx: RequestContext,
     ) -> Result<BindOutcome, BrokerError> {
+        if self
+            .inner
+            .claim_of(&Key::instance(instance_id.clone()))
+            .is_some()
+        {
+            return Err(BrokerError::concurrency_error(format!(
+                "Instance {instance_id} is being created or deleted."
+            )));
+        }
         let instance = self
             .inner
             .store
@@ -1235,39 +1768,17 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
         );
         let deadline = deadline(ctx.plan(), now_millis());
         let work = Work::CreateBinding { request };
-        let begin = self
-            .inner
-            .begin_create(&key, fingerprint, work, ids, deadline)
-            .await?;
         let reply = |v: Option<Value>| from_reply::<ServiceBindingResponse>(v);
-        match begin {
-            Begin::Started(op, work) => {
-                let id = op.id.clone();
-                match (
-                    self.inner.run(op, *work, permit, always_async).await?,
-                    permit,
-                ) {
-                    (Some(Done::Created(v)), _) => Ok(BindOutcome::Created(reply(Some(v)))),
-                    (Some(_), _) => Err(BrokerError::internal("a bind finished as another kind")),
-                    (None, Some(permit)) => Ok(BindOutcome::accepted(permit, id)),
-                    (None, None) => Err(BrokerError::internal("no permit for an accepted bind")),
-                }
-            }
-            Begin::Running(op) => {
-                let id = op.id.clone();
-                match (
-                    self.repeat_of_running(op, permit, always_async).await?,
-                    permit,
-                ) {
-                    (Some(v), _) => Ok(BindOutcome::AlreadyExists(reply(v))),
-                    (None, Some(permit)) => Ok(BindOutcome::accepted(permit, id)),
-                    (None, None) => Err(BrokerError::async_required()),
-                }
-            }
-            Begin::Exists(v) => Ok(BindOutcome::AlreadyExists(reply(v))),
-            Begin::Conflict => Err(self.conflict("binding")),
-            Begin::Busy(why) => Err(BrokerError::concurrency_error(why)),
-            Begin::Gone | Begin::Missing => Err(BrokerError::internal("unexpected bind verdict")),
+        match self
+            .create(key, fingerprint, work, ids, deadline, permit, always_async)
+            .await?
+        {
+            Created::New(v) => Ok(BindOutcome::Created(reply(Some(v)))),
+            Created::Existing(v) => Ok(BindOutcome::AlreadyExists(reply(v))),
+            Created::Accepted(id) => match permit {
+                Some(permit) => Ok(BindOutcome::accepted(permit, id)),
+                None => Err(BrokerError::async_required()),
+            },
         }
     }
 
@@ -1354,7 +1865,16 @@ impl<B: Backend, S: Store> Stateful<B, S> {
             Begin::Started(op, work) => {
                 let id = op.id.clone();
                 match (
-                    self.inner.run(op, *work, permit, always_async).await?,
+                    self.inner
+                        .run(
+                            op,
+                            *work,
+                            permit,
+                            always_async,
+                            Progress::stored(Phase::Waiting),
+                            None,
+                        )
+                        .await?,
                     permit,
                 ) {
                     (Some(_), _) => Ok(DeleteOutcome::Deleted),

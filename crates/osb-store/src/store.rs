@@ -9,6 +9,10 @@ use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Writ
 /// Chooses the writes of a transaction from what it read.
 pub type Decide<'a> = dyn FnMut(&Snapshot) -> Vec<Write> + Send + 'a;
 
+/// A [`Decide`] the store owns: it may run it wherever the transaction runs (the SQLite store's
+/// writer runs it inline, without handing the snapshot back to the caller's task).
+pub type OwnedDecide = Box<Decide<'static>>;
+
 /// Durable broker state: resources (instances and bindings) and the operations on them.
 ///
 /// Every method is atomic. [`transact`](Self::transact) is the only read-then-write: it reads a
@@ -26,8 +30,40 @@ pub trait Store: Send + Sync + 'static {
     /// `decide` returns for them, atomically. Returns what was read.
     async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError>;
 
+    /// [`transact`](Self::transact) with a decision the store owns. The default runs it
+    /// through `transact`.
+    async fn transact_owned(
+        &self,
+        key: &Key,
+        mut decide: OwnedDecide,
+    ) -> Result<Snapshot, StoreError> {
+        self.transact(key, &mut *decide).await
+    }
+
+    /// Whether this process is the only one that writes the store's data (in memory; SQLite:
+    /// one process per file), so that the stateful layer may keep creations that were not
+    /// acknowledged yet in memory (see [`Backend::commits_with_store`](crate::Backend::commits_with_store)).
+    /// Default `false`: stores shared by replicas record every operation before it runs.
+    fn single_process(&self) -> bool {
+        false
+    }
+
     /// The resource `key`, if it exists.
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError>;
+
+    /// The resource `key` and its operation in progress, as [`transact`](Self::transact) would
+    /// read them, without writing. The default reads them one after the other.
+    async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
+        let resource = self.resource(key).await?;
+        let active = match &resource {
+            Some(_) => self
+                .operation(key, None)
+                .await?
+                .filter(OperationRecord::is_active),
+            None => None,
+        };
+        Ok(Snapshot { resource, active })
+    }
 
     /// The operation `id` on `key`, or without an id the latest operation on `key`.
     async fn operation(

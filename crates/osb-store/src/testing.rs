@@ -45,6 +45,9 @@ pub struct TestBackend {
     pub calls: Mutex<Vec<String>>,
     /// Credentials handed out so far (each binding gets the next number).
     pub issued: AtomicUsize,
+    /// What [`Backend::commits_with_store`] answers: whether synchronous creates are held in
+    /// memory on single-process stores. The suite runs both ways.
+    pub commits_with_store: bool,
 }
 
 impl TestBackend {
@@ -104,6 +107,10 @@ impl Backend for Arc<TestBackend> {
 
     fn is_async(&self, plan_id: &str) -> bool {
         plan_id == ASYNC
+    }
+
+    fn commits_with_store(&self) -> bool {
+        self.commits_with_store
     }
 
     async fn create_instance(
@@ -254,6 +261,18 @@ where
         })
     );
     assert_eq!(store.count().await.unwrap(), 1);
+
+    // A snapshot reads the same without a transaction, for readers of one key or of several
+    // at once.
+    let other = key("nothing");
+    let (a, b, none) = tokio::join!(
+        store.snapshot(&k),
+        store.snapshot(&k),
+        store.snapshot(&other)
+    );
+    assert_eq!(a.unwrap(), again);
+    assert_eq!(b.unwrap(), again);
+    assert_eq!(none.unwrap(), crate::record::Snapshot::default());
 
     // Finishing the operation leaves no active one; the latest operation is the last written.
     store
@@ -428,7 +447,9 @@ async fn poll_until_done<B: Backend, S: Store>(
 }
 
 /// The stateful layer's answers over a store from `new_store`, with a [`TestBackend`] whose
-/// slow work takes 300 ms.
+/// slow work takes 300 ms: with synchronous creates stored before they run, then, on a
+/// [`Store::single_process`] store, on a second new store with them held in memory
+/// ([`Backend::commits_with_store`]).
 pub async fn stateful_suite<S, F, Fut>(new_store: F)
 where
     S: Store,
@@ -436,7 +457,19 @@ where
     Fut: Future<Output = S>,
 {
     let backend = Arc::new(TestBackend::new(Duration::from_millis(300)));
-    let broker = Stateful::new(backend.clone(), new_store().await, config());
+    stateful_answers(backend, new_store().await).await;
+    let store = new_store().await;
+    if store.single_process() {
+        let backend = Arc::new(TestBackend {
+            commits_with_store: true,
+            ..TestBackend::new(Duration::from_millis(300))
+        });
+        stateful_answers(backend, store).await;
+    }
+}
+
+async fn stateful_answers<S: Store>(backend: Arc<TestBackend>, store: S) {
+    let broker = Stateful::new(backend.clone(), store, config());
     let id = || InstanceId::from("i-1");
 
     // Create, identical repeat → 200 with the stored reply, different → 409.
@@ -760,6 +793,29 @@ where
     assert_eq!((created, existing), (1, 63));
     assert_eq!(backend.count("create c-1"), 1);
 
+    // 256 concurrent repeats of it, with and without a permit: all find it.
+    let mut tasks = Vec::new();
+    for n in 0..256 {
+        let broker = broker.clone();
+        tasks.push(tokio::spawn(async move {
+            broker
+                .provision(
+                    InstanceId::from("c-1"),
+                    provision_request(SYNC),
+                    ctx(SYNC, n % 2 == 0),
+                )
+                .await
+        }));
+    }
+    for task in tasks {
+        let outcome = task.await.unwrap().unwrap();
+        assert!(
+            matches!(outcome, ProvisionOutcome::AlreadyExists(_)),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(backend.count("create c-1"), 1);
+
     // 64 concurrent identical async provisions: one token.
     let mut tasks = Vec::new();
     for _ in 0..64 {
@@ -820,6 +876,121 @@ where
         .await
         .unwrap();
     assert_eq!(last.state(), Some(&LastOperationState::Succeeded));
+
+    // A synchronous create that outlives the budget: 202 when allowed, the same token on a
+    // repeat, ConcurrencyError for a delete or a bind meanwhile, then succeeded.
+    let slow = || InstanceId::from("s-1");
+    let accepted = broker
+        .provision(slow(), provision_request(SLOW), ctx(SLOW, true))
+        .await
+        .unwrap();
+    let token = accepted
+        .as_accepted()
+        .and_then(|a| a.operation_id())
+        .cloned()
+        .expect("202");
+    let repeat = broker
+        .provision(slow(), provision_request(SLOW), ctx(SLOW, true))
+        .await
+        .unwrap();
+    assert_eq!(
+        repeat.as_accepted().and_then(|a| a.operation_id()),
+        Some(&token)
+    );
+    let busy = broker
+        .deprovision(
+            slow(),
+            DeprovisionQuery::new(SERVICE, SLOW),
+            ctx(SLOW, true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(busy, BrokerError::UnprocessableEntity { .. }),
+        "{busy:?}"
+    );
+    let busy = broker
+        .bind(
+            slow(),
+            BindingId::from("sb-1"),
+            ServiceBindingRequest::new(SERVICE, SLOW),
+            ctx(SLOW, true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(busy, BrokerError::UnprocessableEntity { .. }),
+        "{busy:?}"
+    );
+    assert_eq!(
+        poll_until_done(&broker, "s-1", &token).await.state(),
+        Some(&LastOperationState::Succeeded)
+    );
+    assert_eq!(backend.count("create s-1"), 1);
+
+    // The same create without a permit is waited for; a repeat that allows 202 gets one after
+    // the budget, and its operation succeeds with the create; last operation says "in
+    // progress" meanwhile.
+    let waited = {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            broker
+                .provision(
+                    InstanceId::from("s-2"),
+                    provision_request(SLOW),
+                    ctx(SLOW, false),
+                )
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        poll(&broker, "s-2", None).await.state(),
+        Some(&LastOperationState::InProgress)
+    );
+    let twin = broker
+        .provision(
+            InstanceId::from("s-2"),
+            provision_request(SLOW),
+            ctx(SLOW, true),
+        )
+        .await
+        .unwrap();
+    let twin_token = twin
+        .as_accepted()
+        .and_then(|a| a.operation_id())
+        .cloned()
+        .expect("202 for the repeat");
+    let waited = waited.await.unwrap().unwrap();
+    assert!(matches!(waited, ProvisionOutcome::Created(_)), "{waited:?}");
+    assert_eq!(
+        poll_until_done(&broker, "s-2", &twin_token).await.state(),
+        Some(&LastOperationState::Succeeded)
+    );
+    assert_eq!(backend.count("create s-2"), 1);
+
+    // A failing create that outlived the budget of a request that allowed 202 stays, failed,
+    // until deleted.
+    let failing = broker
+        .provision(
+            InstanceId::from("f-2"),
+            provision_request(FAIL),
+            ctx(FAIL, true),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&failing, BrokerError::BadRequest { description } if description == "no room")
+    );
+    assert!(
+        broker
+            .store()
+            .resource(&key("f-2"))
+            .await
+            .unwrap()
+            .is_none(),
+        "a failure answered at once leaves nothing behind"
+    );
 }
 
 /// What a restart leaves: an operation in progress in `store`, held by a worker that is gone.

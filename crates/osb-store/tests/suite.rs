@@ -45,7 +45,16 @@ async fn sqlite_store_passes_the_store_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_passes_the_stateful_suite() {
     let dir = tempfile::tempdir().unwrap();
-    stateful_suite(|| sqlite(&dir, "stateful.db")).await;
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    stateful_suite(|| {
+        let name = format!(
+            "stateful-{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = &dir;
+        async move { sqlite(dir, &name).await }
+    })
+    .await;
 }
 
 #[cfg(feature = "sqlite")]
@@ -92,5 +101,14 @@ async fn sqlite_store_with_keys_passes_the_store_suite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_store_with_keys_passes_the_stateful_suite() {
     let dir = tempfile::tempdir().unwrap();
-    stateful_suite(|| sealed_sqlite(&dir, "sealed-stateful.db")).await;
+    let n = std::sync::atomic::AtomicUsize::new(0);
+    stateful_suite(|| {
+        let name = format!(
+            "sealed-stateful-{}.db",
+            n.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let dir = &dir;
+        async move { sealed_sqlite(dir, &name).await }
+    })
+    .await;
 }

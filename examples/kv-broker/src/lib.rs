@@ -37,7 +37,8 @@ use axum::routing::get;
 use osb_server::prelude::*;
 use osb_server::types::{ServiceInstanceUpdateRequest, ServiceInstanceUpdateResponse};
 use osb_store::{
-    AnyStore, Backend, SqliteStore, Stateful, StatefulConfig, Store, StoreError, StoreKeys,
+    AnyStore, Backend, Key, SqlValue, SqliteStore, Stateful, StatefulConfig, Store, StoreError,
+    StoreKeys,
 };
 use serde_json::{Map, Value, json};
 
@@ -292,25 +293,32 @@ impl KvBackend {
         })
     }
 
-    /// Runs `statements` as one atomic write: on SQLite in the store's next group commit (it
-    /// shares the commit of the store's own writes), on PostgreSQL in a transaction.
-    async fn write(&self, statements: Vec<(&'static str, Vec<Arg>)>) -> Result<(), BrokerError> {
+    /// Runs `statements` as one atomic write with the record of the call on `key`: on SQLite
+    /// in the transaction in which the stateful layer records the call's outcome
+    /// ([`SqliteStore::execute_with`]; one commit for both, or neither), on PostgreSQL in a
+    /// transaction of their own, before the outcome is recorded.
+    async fn write(
+        &self,
+        key: &Key,
+        statements: Vec<(&'static str, Vec<Arg>)>,
+    ) -> Result<(), BrokerError> {
         match &self.db {
             Db::Sqlite(store) => {
-                let queries = statements
+                let statements = statements
                     .into_iter()
                     .map(|(sql, args)| {
-                        args.into_iter().fold(sqlx::query(sql), |q, arg| match arg {
-                            Arg::Text(t) => q.bind(t),
-                            Arg::Int(i) => q.bind(i),
-                        })
+                        let values = args
+                            .into_iter()
+                            .map(|arg| match arg {
+                                Arg::Text(t) => SqlValue::Text(t),
+                                Arg::Int(i) => SqlValue::Int(i),
+                            })
+                            .collect();
+                        (sql, values)
                     })
                     .collect();
-                store
-                    .execute_grouped(queries)
-                    .await
-                    .map(|_| ())
-                    .map_err(BrokerError::internal)
+                store.execute_with(key, statements);
+                Ok(())
             }
             Db::Postgres(pool) => async {
                 let mut tx = pool.begin().await?;
@@ -354,6 +362,12 @@ impl Backend for KvBackend {
         plan_id == ASYNC_PLAN_ID
     }
 
+    /// On SQLite, every write of a create goes with the record of its outcome
+    /// ([`SqliteStore::execute_with`]).
+    fn commits_with_store(&self) -> bool {
+        matches!(self.db, Db::Sqlite(_))
+    }
+
     async fn create_instance(
         &self,
         id: &InstanceId,
@@ -368,11 +382,14 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
             .unwrap_or(DEFAULT_MAX_KEYS);
-        self.write(vec![(
-            "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
+        self.write(
+            &Key::instance(id.clone()),
+            vec![(
+                "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
              ON CONFLICT (instance_id) DO NOTHING",
-            vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
-        )])
+                vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
+            )],
+        )
         .await?;
         Ok(ServiceInstanceProvisionResponse::new()
             .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
@@ -389,10 +406,13 @@ impl Backend for KvBackend {
             .and_then(|p| p.get("max_keys"))
             .and_then(Value::as_i64)
         {
-            self.write(vec![(
-                "UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2",
-                vec![Arg::Int(max_keys), Arg::Text(id.to_string())],
-            )])
+            self.write(
+                &Key::instance(id.clone()),
+                vec![(
+                    "UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2",
+                    vec![Arg::Int(max_keys), Arg::Text(id.to_string())],
+                )],
+            )
             .await?;
         }
         Ok(ServiceInstanceUpdateResponse::new())
@@ -400,6 +420,7 @@ impl Backend for KvBackend {
 
     async fn delete_instance(&self, id: &InstanceId) -> Result<(), BrokerError> {
         self.write(
+            &Key::instance(id.clone()),
             [
                 "DELETE FROM kv_entries WHERE instance_id = $1",
                 "DELETE FROM kv_tokens WHERE instance_id = $1",
@@ -424,15 +445,18 @@ impl Backend for KvBackend {
             uuid::Uuid::new_v4().simple()
         );
         // A binding created again (after a restart) gets a new token; the old one is revoked.
-        self.write(vec![(
-            "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
+        self.write(
+            &Key::binding(id.clone(), binding.clone()),
+            vec![(
+                "INSERT INTO kv_tokens (instance_id, binding_id, token) VALUES ($1, $2, $3) \
              ON CONFLICT (instance_id, binding_id) DO UPDATE SET token = excluded.token",
-            vec![
-                Arg::Text(id.to_string()),
-                Arg::Text(binding.to_string()),
-                Arg::Text(token_digest(&token)),
-            ],
-        )])
+                vec![
+                    Arg::Text(id.to_string()),
+                    Arg::Text(binding.to_string()),
+                    Arg::Text(token_digest(&token)),
+                ],
+            )],
+        )
         .await?;
         let mut credentials = Map::new();
         credentials.insert("uri".into(), json!(format!("{}/kv/{id}", self.public_url)));
@@ -445,10 +469,13 @@ impl Backend for KvBackend {
         id: &InstanceId,
         binding: &BindingId,
     ) -> Result<(), BrokerError> {
-        self.write(vec![(
-            "DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2",
-            vec![Arg::Text(id.to_string()), Arg::Text(binding.to_string())],
-        )])
+        self.write(
+            &Key::binding(id.clone(), binding.clone()),
+            vec![(
+                "DELETE FROM kv_tokens WHERE instance_id = $1 AND binding_id = $2",
+                vec![Arg::Text(id.to_string()), Arg::Text(binding.to_string())],
+            )],
+        )
         .await
     }
 }

@@ -146,6 +146,12 @@ impl Backend for NullBackend {
         Ok(self.catalog.clone())
     }
 
+    /// It has no effects: creates are held in memory and written once, as the kv-broker's on
+    /// SQLite.
+    fn commits_with_store(&self) -> bool {
+        true
+    }
+
     async fn create_instance(
         &self,
         id: &InstanceId,

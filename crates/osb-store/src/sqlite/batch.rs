@@ -4,12 +4,18 @@
 //! Every statement sent to sqlx's SQLite connection is a round trip to the connection's worker
 //! thread, and write transactions run one at a time; a provision used to cost two transactions
 //! of six round trips each. The writer reads the resources and operations of a whole batch in
-//! one round trip, hands each caller its snapshot so that its `decide` runs in the caller's task
-//! as before, then writes the batch's changes with one multi-row statement per table and
-//! commits once. Each caller is answered only after that commit.
+//! one round trip and runs each caller's decision on its snapshot: inline when the caller handed
+//! it over (`Store::transact_owned`), else in the caller's task (`Store::transact`, whose
+//! `decide` borrows). It then writes the batch's changes with one multi-row statement per table
+//! and commits once. Each caller is answered only after that commit.
 //!
-//! Statements of the broker's own (`SqliteStore::execute_grouped`, e.g. the kv-broker's
-//! namespace rows) join the same commit, after the store's writes.
+//! Statements of the broker's own join the same commit, after the store's writes: those queued
+//! for a key (`SqliteStore::execute_with`, e.g. the kv-broker's namespace rows, with the
+//! transaction that records the call that wrote them) and those sent alone
+//! (`SqliteStore::execute_grouped`).
+//!
+//! Reads outside transactions (`Store::snapshot`, `Store::resource`) are batched the same way
+//! by a reader task: the keys queued meanwhile are read in one round trip.
 //!
 //! A batch holds at most one transaction per instance (an instance's deletion takes its bindings
 //! with it, so two keys of one instance could see each other's writes): a second one waits for
@@ -25,10 +31,12 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, SqlitePool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
+use super::SqlValue;
 use crate::StoreError;
 use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
 use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
 use crate::seal::Sealer;
+use crate::store::OwnedDecide;
 
 /// The most transactions one commit carries.
 const MAX_BATCH: usize = 64;
@@ -36,6 +44,9 @@ const MAX_BATCH: usize = 64;
 /// A statement of the broker's own, run by [`SqliteStore::execute_grouped`](super::SqliteStore).
 pub(super) type Statement =
     sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments<'static>>;
+
+/// A statement of the broker's own queued for a key (`SqliteStore::execute_with`).
+pub(super) type Attached = (&'static str, Vec<SqlValue>);
 
 /// What the writer is asked to do.
 pub(super) enum Job {
@@ -45,15 +56,29 @@ pub(super) enum Job {
     Execute(Execute),
 }
 
+/// Who chooses a transaction's writes.
+pub(super) enum Decision {
+    /// The caller, in its own task ([`Store::transact`](crate::Store::transact)): the snapshot
+    /// goes to it and its writes come back.
+    Remote {
+        /// Where the snapshot goes (or the error that prevented reading it).
+        snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
+        /// The writes the caller's `decide` chose; a caller that went away chose none.
+        writes: oneshot::Receiver<Vec<Write>>,
+    },
+    /// The writer, inline ([`Store::transact_owned`](crate::Store::transact_owned)).
+    Owned(OwnedDecide),
+}
+
 /// One queued [`Store::transact`](crate::Store::transact).
 pub(super) struct Transact {
     pub(super) key: Key,
-    /// Where the snapshot goes (or the error that prevented reading it).
-    pub(super) snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
-    /// The writes the caller's `decide` chose; a caller that went away chose none.
-    pub(super) writes: oneshot::Receiver<Vec<Write>>,
-    /// The commit's outcome.
-    pub(super) done: oneshot::Sender<Result<(), StoreError>>,
+    pub(super) decision: Decision,
+    /// Statements of the broker's own that go with this transaction
+    /// (`SqliteStore::execute_with`), run after the group's writes.
+    pub(super) attached: Vec<Attached>,
+    /// The commit's outcome, with the snapshot of an owned decision.
+    pub(super) done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
 /// Queued statements of the broker's own.
@@ -63,10 +88,13 @@ pub(super) struct Execute {
     pub(super) done: oneshot::Sender<Result<u64, StoreError>>,
 }
 
-/// A job whose snapshot was sent.
+/// A job whose writes are chosen.
 struct Decided {
     writes: Vec<Write>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    /// The snapshot, for an owned decision (a remote one has it already).
+    snapshot: Option<Snapshot>,
+    attached: Vec<Attached>,
+    done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
 fn copy(error: &StoreError) -> StoreError {
@@ -79,6 +107,7 @@ fn copy(error: &StoreError) -> StoreError {
 
 /// Runs batches until every sender is gone.
 pub(super) async fn writer(
+    cache_kib: u32,
     pool: SqlitePool,
     queue: Arc<Mutex<()>>,
     mut jobs: mpsc::UnboundedReceiver<Job>,
@@ -128,22 +157,90 @@ pub(super) async fn writer(
             }
         }
         held = later;
-        // A caller that went away before its snapshot was read has nothing to decide.
+        // A caller that went away before its snapshot was read has nothing to decide (an owned
+        // decision runs all the same: it records work that was done).
         batch.retain(|job| match job {
-            Job::Transact(t) => !t.snapshot.is_closed(),
-            Job::Execute(_) => true,
+            Job::Transact(Transact {
+                decision: Decision::Remote { snapshot, .. },
+                ..
+            }) => !snapshot.is_closed(),
+            _ => true,
         });
         if batch.is_empty() {
             continue;
         }
         let _queue = queue.lock().await;
         tracing::trace!(jobs = batch.len(), "group commit");
-        run(&pool, &mut conn, batch, &sealer).await;
+        run(cache_kib, &pool, &mut conn, batch, &sealer).await;
+    }
+}
+
+/// One queued read of a resource and its operation in progress.
+pub(super) struct Read {
+    pub(super) key: Key,
+    /// Whether its operation in progress is wanted too.
+    pub(super) active: bool,
+    pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
+}
+
+/// Reads resources for every caller queued meanwhile in one round trip (up to [`MAX_BATCH`]
+/// keys), until every sender is gone.
+pub(super) async fn reader(
+    pool: SqlitePool,
+    mut reads: mpsc::UnboundedReceiver<Read>,
+    sealer: Sealer,
+) {
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    loop {
+        let first = tokio::select! {
+            read = reads.recv() => match read {
+                Some(read) => read,
+                None => return,
+            },
+            () = &mut closed => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match reads.try_recv() {
+                Ok(read) => batch.push(read),
+                Err(_) => break,
+            }
+        }
+        batch.retain(|read| !read.done.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let keys: Vec<Key> = batch.iter().map(|read| read.key.clone()).collect();
+        let with_active: Vec<bool> = batch.iter().map(|read| read.active).collect();
+        let result = async {
+            let mut conn = pool.acquire().await?;
+            let read = read_keys(&mut conn, &keys, &with_active, &sealer, false).await;
+            if read.is_err() {
+                // Whatever the failure left open is not reused.
+                let _ = rollback(&mut conn).await;
+            }
+            read
+        }
+        .await;
+        match result {
+            Ok((snapshots, _)) => {
+                for (read, snapshot) in batch.into_iter().zip(snapshots) {
+                    let _ = read.done.send(snapshot);
+                }
+            }
+            Err(error) => {
+                for read in batch {
+                    let _ = read.done.send(Err(copy(&error)));
+                }
+            }
+        }
     }
 }
 
 /// Runs one batch as one transaction and answers its callers.
 async fn run(
+    cache_kib: u32,
     pool: &SqlitePool,
     held: &mut Option<PoolConnection<Sqlite>>,
     batch: Vec<Job>,
@@ -159,7 +256,14 @@ async fn run(
     }
     let fail_all = |error: &StoreError, transacts: Vec<Transact>, executes: Vec<Execute>| {
         for job in transacts {
-            let _ = job.snapshot.send(Err(copy(error)));
+            match job.decision {
+                Decision::Remote { snapshot, .. } => {
+                    let _ = snapshot.send(Err(copy(error)));
+                }
+                Decision::Owned(_) => {
+                    let _ = job.done.send(Err(copy(error)));
+                }
+            }
         }
         for job in executes {
             let _ = job.done.send(Err(copy(error)));
@@ -167,10 +271,19 @@ async fn run(
     };
     let mut conn = match held.take() {
         Some(conn) => conn,
-        None => match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(e) => return fail_all(&StoreError::from(e), transacts, executes),
-        },
+        None => {
+            let acquired = async {
+                let mut conn = pool.acquire().await?;
+                sqlx::query(&format!("PRAGMA cache_size = -{cache_kib}"))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok::<_, sqlx::Error>(conn)
+            };
+            match acquired.await {
+                Ok(conn) => conn,
+                Err(e) => return fail_all(&StoreError::from(e), transacts, executes),
+            }
+        }
     };
     // Begin and read, and hand out the snapshots.
     let keys: Vec<Key> = transacts.iter().map(|job| job.key.clone()).collect();
@@ -183,16 +296,32 @@ async fn run(
             return fail_all(&error, transacts, executes);
         }
     };
-    let mut waiting = Vec::with_capacity(transacts.len());
+    // Owned decisions run here; remote ones in their callers' tasks, all at once.
+    let mut decided = Vec::with_capacity(transacts.len());
+    let mut waiting = Vec::new();
     for (job, snapshot) in transacts.into_iter().zip(snapshots) {
-        if job.snapshot.send(Ok(snapshot)).is_ok() {
-            waiting.push((job.writes, job.done));
+        match job.decision {
+            Decision::Owned(mut decide) => decided.push(Decided {
+                writes: decide(&snapshot),
+                snapshot: Some(snapshot),
+                attached: job.attached,
+                done: job.done,
+            }),
+            Decision::Remote {
+                snapshot: to_caller,
+                writes,
+            } => {
+                if to_caller.send(Ok(snapshot)).is_ok() {
+                    waiting.push((writes, job.attached, job.done));
+                }
+            }
         }
     }
-    let mut decided = Vec::with_capacity(waiting.len());
-    for (writes, done) in waiting {
+    for (writes, attached, done) in waiting {
         decided.push(Decided {
             writes: writes.await.unwrap_or_default(),
+            snapshot: None,
+            attached,
             done,
         });
     }
@@ -203,8 +332,14 @@ async fn run(
         changed.push(job.statements);
         answers.push(job.done);
     }
+    let attached: Vec<Vec<Attached>> = decided
+        .iter_mut()
+        .map(|d| std::mem::take(&mut d.attached))
+        .filter(|a| !a.is_empty())
+        .collect();
     let result = async {
         apply(&mut conn, &decided, max_seq, sealer).await?;
+        run_attached(&mut conn, attached).await?;
         let mut rows = Vec::with_capacity(changed.len());
         for statements in changed {
             let mut n = 0;
@@ -226,7 +361,7 @@ async fn run(
     }
     for job in decided {
         let _ = job.done.send(match &result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(job.snapshot),
             Err(error) => Err(copy(error)),
         });
     }
@@ -236,6 +371,96 @@ async fn run(
             Err(error) => Err(copy(error)),
         });
     }
+}
+
+/// Runs the statements calls queued with `SqliteStore::execute_with`, each call's in order:
+/// the first statements of every call, then the second ones, and so on. Identical statements
+/// of one such round go to SQLite together, as one multi-statement text (their placeholders
+/// renumbered), in chunks of power-of-two sizes so that few distinct texts are prepared.
+async fn run_attached(
+    conn: &mut PoolConnection<Sqlite>,
+    calls: Vec<Vec<Attached>>,
+) -> Result<(), StoreError> {
+    let depth = calls.iter().map(Vec::len).max().unwrap_or(0);
+    let mut calls: Vec<std::vec::IntoIter<Attached>> =
+        calls.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..depth {
+        // Same text and as many values: one text repeated.
+        let mut alike: Vec<(&'static str, usize, Vec<Vec<SqlValue>>)> = Vec::new();
+        for (sql, values) in calls.iter_mut().filter_map(Iterator::next) {
+            match alike
+                .iter_mut()
+                .find(|(s, n, _)| *s == sql && *n == values.len())
+            {
+                Some((_, _, all)) => all.push(values),
+                None => alike.push((sql, values.len(), vec![values])),
+            }
+        }
+        for (sql, n, all) in alike {
+            let mut rest = all.as_slice();
+            while !rest.is_empty() {
+                let size = prev_power_of_two(rest.len().min(MAX_ROWS));
+                let (chunk, tail) = rest.split_at(size);
+                rest = tail;
+                let text = if size == 1 {
+                    sql.to_string()
+                } else {
+                    (0..size)
+                        .map(|i| renumber(sql, i * n))
+                        .collect::<Vec<_>>()
+                        .join(";\n")
+                };
+                let mut query = sqlx::query(&text);
+                for value in chunk.iter().flatten() {
+                    query = match value {
+                        SqlValue::Null => query.bind(None::<i64>),
+                        SqlValue::Int(i) => query.bind(*i),
+                        SqlValue::Real(r) => query.bind(*r),
+                        SqlValue::Text(t) => query.bind(t.clone()),
+                        SqlValue::Blob(b) => query.bind(b.clone()),
+                    };
+                }
+                query.execute(&mut **conn).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The largest power of two at most `n` (`n` ≥ 1).
+fn prev_power_of_two(n: usize) -> usize {
+    1 << (usize::BITS - 1 - n.max(1).leading_zeros())
+}
+
+/// `sql` with its numbered placeholders (`$N`, `?N`) moved up by `offset`, outside quotes.
+fn renumber(sql: &str, offset: usize) -> String {
+    if offset == 0 {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '$' || c == '?' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    digits.push(d);
+                    chars.next();
+                }
+                match digits.parse::<usize>() {
+                    Ok(n) => out.push_str(&(n + offset).to_string()),
+                    Err(_) => out.push_str(&digits),
+                }
+            }
+            None => {}
+        }
+    }
+    out
 }
 
 /// Ends a failed transaction; a connection that cannot is closed rather than reused (`false`).
@@ -260,22 +485,46 @@ async fn read(
     keys: &[Key],
     sealer: &Sealer,
 ) -> Result<(Vec<Snapshot>, i64), StoreError> {
+    let (snapshots, max_seq) = read_keys(conn, keys, &vec![true; keys.len()], sealer, true).await?;
+    Ok((snapshots.into_iter().collect::<Result<_, _>>()?, max_seq))
+}
+
+/// The snapshots of `keys` (with their operation in progress where `with_active` says so): in
+/// the writer's transaction (`write`: `BEGIN IMMEDIATE`, left open, with the last operation
+/// number), or in a read transaction of their own.
+async fn read_keys(
+    conn: &mut PoolConnection<Sqlite>,
+    keys: &[Key],
+    with_active: &[bool],
+    sealer: &Sealer,
+    write: bool,
+) -> Result<(Vec<Result<Snapshot, StoreError>>, i64), StoreError> {
     if keys.is_empty() {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+        if write {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut **conn).await?;
+        }
         return Ok((Vec::new(), 0));
     }
     // Padded to a power of two (repeating the last key) so that few statements are prepared.
     let padded = keys.len().next_power_of_two();
     let values = key_values(padded);
+    let (begin, end) = if write {
+        (
+            "BEGIN IMMEDIATE",
+            "SELECT COALESCE(MAX(seq), 0) AS max_seq FROM operations",
+        )
+    } else {
+        ("BEGIN", "COMMIT")
+    };
     let sql = format!(
-        "BEGIN IMMEDIATE; \
+        "{begin}; \
          SELECT r.instance_id, r.binding_id, r.service_id, r.plan_id, r.state, r.fingerprint, \
          r.request, r.reply, r.created_at, r.updated_at \
          FROM (VALUES {values}) AS k JOIN resources r \
          ON r.instance_id = k.column1 AND r.binding_id = k.column2; \
          SELECT o.{ops} FROM (VALUES {values}) AS k JOIN operations o \
          ON o.instance_id = k.column1 AND o.binding_id = k.column2 AND o.state = 'in progress'; \
-         SELECT COALESCE(MAX(seq), 0) AS max_seq FROM operations",
+         {end}",
         ops = operation_columns!().replace(", ", ", o."),
     );
     let mut query = sqlx::query(&sql);
@@ -291,41 +540,67 @@ async fn read(
         }
     }
     let rows: Vec<SqliteRow> = query.fetch_all(&mut **conn).await?;
-    let mut resources: HashMap<Key, ResourceRecord> = HashMap::new();
-    let mut active: HashMap<Key, OperationRecord> = HashMap::new();
+    // Rows that do not decode fail the reads of their own key only.
+    let mut resources: HashMap<(String, String), Result<ResourceRecord, StoreError>> =
+        HashMap::new();
+    let mut active: HashMap<(String, String), Result<OperationRecord, StoreError>> = HashMap::new();
     let mut max_seq = 0;
     for row in &rows {
         if row.try_column("max_seq").is_ok() {
             max_seq = row.try_get("max_seq")?;
-        } else if row.try_column("kind").is_ok() {
-            let op = operation_of(row, sealer)?;
-            active.insert(op.key.clone(), op);
+            continue;
+        }
+        let key: (String, String) = (row.try_get("instance_id")?, row.try_get("binding_id")?);
+        if row.try_column("kind").is_ok() {
+            active.insert(key, operation_of(row, sealer));
         } else {
-            let resource = resource_of(row, sealer)?;
-            resources.insert(resource.key.clone(), resource);
+            resources.insert(key, resource_of(row, sealer));
         }
     }
     let snapshots = keys
         .iter()
-        .map(|key| Snapshot {
-            resource: resources.remove(key),
-            active: active.remove(key),
+        .zip(with_active)
+        // A key may come several times (reads of the same resource).
+        .map(|(key, with_active)| {
+            let key = (
+                key.instance_id.as_str().to_owned(),
+                key.binding_column().to_owned(),
+            );
+            Ok(Snapshot {
+                resource: found(resources.get(&key))?,
+                active: if *with_active {
+                    found(active.get(&key))?
+                } else {
+                    None
+                },
+            })
         })
         .collect();
     Ok((snapshots, max_seq))
 }
 
-/// Rows per statement: a batch's rows go in chunks of these sizes, so that few distinct
-/// statements are prepared and cached.
-const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+/// A record read by [`read_keys`], or the error that its row gave.
+fn found<T: Clone>(found: Option<&Result<T, StoreError>>) -> Result<Option<T>, StoreError> {
+    match found {
+        None => Ok(None),
+        Some(Ok(record)) => Ok(Some(record.clone())),
+        Some(Err(error)) => Err(copy(error)),
+    }
+}
 
-fn chunk_sizes(mut n: usize) -> Vec<usize> {
+/// The most rows one statement writes.
+const MAX_ROWS: usize = 64;
+
+/// How `n` rows are written: `(rows, statement size)` per statement, in order. A statement's
+/// size is a power of two (its last row repeated: every write is an idempotent upsert or
+/// delete), so that few distinct statements are prepared and cached, and a group's rows of one
+/// kind go in one statement.
+fn chunks(mut n: usize) -> Vec<(usize, usize)> {
     let mut sizes = Vec::new();
-    for size in CHUNKS {
-        while n >= size {
-            sizes.push(size);
-            n -= size;
-        }
+    while n > 0 {
+        let rows = n.min(MAX_ROWS);
+        sizes.push((rows, rows.next_power_of_two()));
+        n -= rows;
     }
     sizes
 }
@@ -394,9 +669,15 @@ async fn apply_group(
     sealer: &Sealer,
 ) -> Result<(), StoreError> {
     let mut rest = writes;
-    for size in chunk_sizes(writes.len()) {
-        let (chunk, tail) = rest.split_at(size);
+    for (rows, size) in chunks(writes.len()) {
+        let (chunk, tail) = rest.split_at(rows);
         rest = tail;
+        let padded = || {
+            chunk
+                .iter()
+                .chain(std::iter::repeat_n(&chunk[rows - 1], size - rows))
+                .enumerate()
+        };
         match &chunk[0] {
             Write::PutResource(_) => {
                 let sql = format!(
@@ -406,7 +687,7 @@ async fn apply_group(
                     UPSERT_RESOURCES_TAIL
                 );
                 let mut query = sqlx::query(&sql);
-                for write in chunk {
+                for (_, write) in padded() {
                     if let Write::PutResource(r) = write {
                         let label = |column: &str| resource_label(&r.key, column);
                         let fingerprint =
@@ -439,9 +720,11 @@ async fn apply_group(
                     UPSERT_OPERATIONS_TAIL
                 );
                 let mut query = sqlx::query(&sql);
-                for write in chunk {
+                for (i, write) in padded() {
                     if let Write::PutOperation(op) = write {
-                        *seq += 1;
+                        if i < rows {
+                            *seq += 1;
+                        }
                         let label = |column: &str| operation_label(&op.id, column);
                         let fingerprint =
                             sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
@@ -475,7 +758,7 @@ async fn apply_group(
                 );
                 let mut query = sqlx::query(&sql);
                 for _ in 0..2 {
-                    for write in chunk {
+                    for (_, write) in padded() {
                         if let Write::DeleteResource(key) = write {
                             query = query
                                 .bind(key.instance_id.as_str().to_owned())
@@ -495,13 +778,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunks_cover_the_rows_with_few_sizes() {
-        assert_eq!(chunk_sizes(0), Vec::<usize>::new());
-        assert_eq!(chunk_sizes(1), vec![1]);
-        assert_eq!(chunk_sizes(37), vec![32, 4, 1]);
-        assert_eq!(chunk_sizes(130), vec![64, 64, 2]);
-        for n in 0..200 {
-            assert_eq!(chunk_sizes(n).iter().sum::<usize>(), n);
+    fn placeholders_are_renumbered_outside_quotes() {
+        assert_eq!(
+            renumber(
+                "UPDATE t SET a = $1, b = '$2', c = ?2 WHERE d = \"$1\" AND e = ?",
+                3
+            ),
+            "UPDATE t SET a = $4, b = '$2', c = ?5 WHERE d = \"$1\" AND e = ?"
+        );
+        assert_eq!(renumber("SELECT $10", 0), "SELECT $10");
+        assert_eq!(renumber("SELECT $10", 5), "SELECT $15");
+        assert_eq!(prev_power_of_two(1), 1);
+        assert_eq!(prev_power_of_two(37), 32);
+        assert_eq!(prev_power_of_two(64), 64);
+    }
+
+    #[test]
+    fn chunks_cover_the_rows_with_power_of_two_statements() {
+        assert_eq!(chunks(0), Vec::<(usize, usize)>::new());
+        assert_eq!(chunks(1), vec![(1, 1)]);
+        assert_eq!(chunks(37), vec![(37, 64)]);
+        assert_eq!(chunks(130), vec![(64, 64), (64, 64), (2, 2)]);
+        for n in 0..300 {
+            let sizes = chunks(n);
+            assert_eq!(sizes.iter().map(|(rows, _)| rows).sum::<usize>(), n);
+            assert!(sizes.iter().all(|&(rows, size)| {
+                rows <= size && size <= MAX_ROWS && size.is_power_of_two() && size < 2 * rows
+            }));
         }
     }
 }
