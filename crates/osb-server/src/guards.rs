@@ -44,7 +44,7 @@ use crate::error::Rejection;
 ///
 /// ```
 /// use osb_server::Guards;
-/// let guards = Guards::default().with_parameters(false);
+/// let guards = Guards::default().parameters(false);
 /// assert!(guards.known_ids && !guards.parameters && !guards.strict_ids);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +77,7 @@ pub struct Guards {
 impl Default for Guards {
     /// Every guard on but [`strict_ids`](Self::strict_ids).
     fn default() -> Self {
-        Self::all().with_strict_ids(false)
+        Self::all().strict_ids(false)
     }
 }
 
@@ -128,16 +128,16 @@ impl Guards {
     }
 
     setter! {
-        known_ids => with_known_ids,
-        strict_ids => with_strict_ids,
-        bindable => with_bindable,
-        binding_rotation => with_binding_rotation,
-        plan_updateable => with_plan_updateable,
-        context_updates => with_context_updates,
-        retrievable => with_retrievable,
-        maintenance_info => with_maintenance_info,
-        parameters => with_parameters,
-        operation_length => with_operation_length,
+        known_ids => known_ids,
+        strict_ids => strict_ids,
+        bindable => bindable,
+        binding_rotation => binding_rotation,
+        plan_updateable => plan_updateable,
+        context_updates => context_updates,
+        retrievable => retrievable,
+        maintenance_info => maintenance_info,
+        parameters => parameters,
+        operation_length => operation_length,
     }
 }
 

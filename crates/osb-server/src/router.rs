@@ -53,7 +53,7 @@ impl Broker {
 /// let app: axum::Router = Broker::builder(my_broker)
 ///     .basic_auth("platform", "s3cret")
 ///     .version_policy(VersionPolicy::new().missing_header_status(http::StatusCode::BAD_REQUEST))
-///     .guards(Guards::default().with_parameters(false))
+///     .guards(Guards::default().parameters(false))
 ///     .body_limit(256 * 1024)
 ///     .build()
 ///     .await?;

@@ -133,7 +133,7 @@ async fn an_unknown_plan_is_refused_where_a_plan_is_chosen() {
 #[tokio::test]
 async fn strict_ids_refuses_unknown_plans_on_existing_resources() {
     let recorder = Recorder::default();
-    let app = app_with(&recorder, Guards::default().with_strict_ids(true)).await;
+    let app = app_with(&recorder, Guards::default().strict_ids(true)).await;
     let q = format!("service_id={SVC}&plan_id={RETIRED}");
     for reply in [
         delete(&app, &format!("{}?{q}", instance_path("i"))).await,

@@ -609,7 +609,7 @@ async fn guards_can_be_switched_off() {
     assert_eq!(reply.status, StatusCode::CREATED);
 
     let only_params_off = builder(&recorder)
-        .guards(Guards::default().with_parameters(false))
+        .guards(Guards::default().parameters(false))
         .build()
         .await
         .unwrap();
@@ -695,7 +695,7 @@ async fn context_only_updates_need_allow_context_updates() {
     assert_eq!(recorder.calls().len(), 6);
 
     let switched_off = builder(&recorder)
-        .guards(Guards::default().with_context_updates(false))
+        .guards(Guards::default().context_updates(false))
         .build()
         .await
         .unwrap();

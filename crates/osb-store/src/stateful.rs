@@ -86,12 +86,12 @@ macro_rules! setters {
 
 impl StatefulConfig {
     setters! {
-        sync_budget: Duration => with_sync_budget,
-        retry_after: Duration => with_retry_after,
-        lease: Duration => with_lease,
-        retention: Duration => with_retention,
-        worker_interval: Duration => with_worker_interval,
-        restart: RestartPolicy => with_restart,
+        sync_budget: Duration => sync_budget,
+        retry_after: Duration => retry_after,
+        lease: Duration => lease,
+        retention: Duration => retention,
+        worker_interval: Duration => worker_interval,
+        restart: RestartPolicy => restart,
     }
 }
 

@@ -173,10 +173,10 @@ impl Backend for Arc<TestBackend> {
 /// a takeover; takeover tests set their own short leases).
 pub fn config() -> StatefulConfig {
     StatefulConfig::default()
-        .with_sync_budget(Duration::from_millis(100))
-        .with_retention(Duration::from_secs(1))
-        .with_lease(Duration::from_secs(2))
-        .with_worker_interval(Duration::from_millis(50))
+        .sync_budget(Duration::from_millis(100))
+        .retention(Duration::from_secs(1))
+        .lease(Duration::from_secs(2))
+        .worker_interval(Duration::from_millis(50))
 }
 
 fn permit() -> Option<AsyncPermit> {

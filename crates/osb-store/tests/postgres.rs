@@ -66,7 +66,7 @@ async fn two_replicas_create_an_instance_once() {
     let backend = Arc::new(TestBackend::new(Duration::from_millis(50)));
     // A lease long enough that no takeover happens on a loaded machine: a takeover runs the
     // (idempotent) work again by design, which is not what this test is about.
-    let config = || config().with_lease(Duration::from_secs(10));
+    let config = || config().lease(Duration::from_secs(10));
     let a = Stateful::new(backend.clone(), open(&url).await, config());
     let b = Stateful::new(backend.clone(), open(&url).await, config());
     let mut tasks = Vec::new();

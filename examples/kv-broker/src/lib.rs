@@ -154,7 +154,7 @@ impl Config {
             config.async_delay = Duration::from_millis(ms);
         }
         if let Some(ms) = var("OSB_LEASE_MS").and_then(|v| v.parse().ok()) {
-            config.stateful = config.stateful.with_lease(Duration::from_millis(ms));
+            config.stateful = config.stateful.lease(Duration::from_millis(ms));
         }
         (config, generated)
     }
