@@ -146,7 +146,7 @@ async fn apply(
 ) -> Result<(), StoreError> {
     match write {
         Write::PutResource(r) => {
-            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), r, sealer)
+            bind_resource!(sqlx::query(sql::UPSERT_RESOURCE), &r, sealer)
                 .execute(&mut **tx)
                 .await?;
         }
@@ -161,7 +161,7 @@ async fn apply(
                 .await?;
         }
         Write::PutOperation(op) => {
-            bind_operation!(sqlx::query(INSERT_OPERATION), op, sealer)
+            bind_operation!(sqlx::query(INSERT_OPERATION), &op, sealer)
                 .execute(&mut **tx)
                 .await?;
         }

@@ -88,25 +88,25 @@ macro_rules! bind_key {
 }
 pub(crate) use bind_key;
 
-/// Binds a resource's columns (`$1`–`$10`) to [`sql::UPSERT_RESOURCE`], with the fingerprint,
-/// request and reply sealed by the store's [`Sealer`](crate::seal::Sealer) (`?` on failure).
-#[cfg(feature = "postgres")]
+/// Binds a resource's columns (the ten of a row of `resources`, in table order) to an insert,
+/// with the fingerprint, request and reply sealed by the store's
+/// [`Sealer`](crate::seal::Sealer) (`?` on failure). `$r` is a `&ResourceRecord`.
 macro_rules! bind_resource {
     ($query:expr, $r:expr, $sealer:expr) => {{
-        let r = $r;
+        let r: &crate::record::ResourceRecord = $r;
         let sealer: &crate::seal::Sealer = $sealer;
         let label = |column: &str| crate::rows::resource_label(&r.key, column);
-        let fingerprint = sealer.seal(&label("fingerprint"), r.fingerprint)?;
+        let fingerprint = sealer.seal(&label("fingerprint"), r.fingerprint.clone())?;
         let request = sealer.seal(&label("request"), r.request.to_string())?;
-        let reply = match r.reply {
+        let reply = match &r.reply {
             Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
             None => None,
         };
         $query
             .bind(r.key.instance_id.as_str().to_owned())
             .bind(r.key.binding_column().to_owned())
-            .bind(r.service_id)
-            .bind(r.plan_id)
+            .bind(r.service_id.clone())
+            .bind(r.plan_id.clone())
             .bind(r.state.as_str())
             .bind(fingerprint)
             .bind(request)
@@ -115,18 +115,16 @@ macro_rules! bind_resource {
             .bind(r.updated_at)
     }};
 }
-#[cfg(feature = "postgres")]
 pub(crate) use bind_resource;
 
-/// Binds an operation's columns (`$1`–`$13`, in [`operation_columns`] order) to an insert,
-/// with the fingerprint and request sealed (`?` on failure).
-#[cfg(feature = "postgres")]
+/// Binds an operation's columns (the thirteen of [`operation_columns`], in order) to an insert,
+/// with the fingerprint and request sealed (`?` on failure). `$op` is a `&OperationRecord`.
 macro_rules! bind_operation {
     ($query:expr, $op:expr, $sealer:expr) => {{
-        let op = $op;
+        let op: &crate::record::OperationRecord = $op;
         let sealer: &crate::seal::Sealer = $sealer;
         let label = |column: &str| crate::rows::operation_label(&op.id, column);
-        let fingerprint = sealer.seal(&label("fingerprint"), op.fingerprint)?;
+        let fingerprint = sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
         let request = sealer.seal(&label("request"), op.request.to_string())?;
         $query
             .bind(op.id.as_str().to_owned())
@@ -136,15 +134,14 @@ macro_rules! bind_operation {
             .bind(op.state.as_str())
             .bind(fingerprint)
             .bind(request)
-            .bind(op.description)
-            .bind(op.owner)
+            .bind(op.description.clone())
+            .bind(op.owner.clone())
             .bind(op.lease_until)
             .bind(op.deadline)
             .bind(op.created_at)
             .bind(op.finished_at)
     }};
 }
-#[cfg(feature = "postgres")]
 pub(crate) use bind_operation;
 
 /// What a resource's sealed column is bound to: table, column and key.

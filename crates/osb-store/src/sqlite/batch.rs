@@ -34,7 +34,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use super::SqlValue;
 use crate::StoreError;
 use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
-use crate::rows::{operation_columns, operation_label, operation_of, resource_label, resource_of};
+use crate::rows::{bind_operation, bind_resource, operation_columns, operation_of, resource_of};
 use crate::seal::Sealer;
 use crate::store::OwnedDecide;
 
@@ -689,25 +689,7 @@ async fn apply_group(
                 let mut query = sqlx::query(&sql);
                 for (_, write) in padded() {
                     if let Write::PutResource(r) = write {
-                        let label = |column: &str| resource_label(&r.key, column);
-                        let fingerprint =
-                            sealer.seal(&label("fingerprint"), r.fingerprint.clone())?;
-                        let request = sealer.seal(&label("request"), r.request.to_string())?;
-                        let reply = match &r.reply {
-                            Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
-                            None => None,
-                        };
-                        query = query
-                            .bind(r.key.instance_id.as_str().to_owned())
-                            .bind(r.key.binding_column().to_owned())
-                            .bind(r.service_id.clone())
-                            .bind(r.plan_id.clone())
-                            .bind(r.state.as_str())
-                            .bind(fingerprint)
-                            .bind(request)
-                            .bind(reply)
-                            .bind(r.created_at)
-                            .bind(r.updated_at);
+                        query = bind_resource!(query, r, sealer);
                     }
                 }
                 query.execute(&mut **conn).await?;
@@ -725,25 +707,7 @@ async fn apply_group(
                         if i < rows {
                             *seq += 1;
                         }
-                        let label = |column: &str| operation_label(&op.id, column);
-                        let fingerprint =
-                            sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
-                        let request = sealer.seal(&label("request"), op.request.to_string())?;
-                        query = query
-                            .bind(op.id.as_str().to_owned())
-                            .bind(op.key.instance_id.as_str().to_owned())
-                            .bind(op.key.binding_column().to_owned())
-                            .bind(op.kind.as_str())
-                            .bind(op.state.as_str())
-                            .bind(fingerprint)
-                            .bind(request)
-                            .bind(op.description.clone())
-                            .bind(op.owner.clone())
-                            .bind(op.lease_until)
-                            .bind(op.deadline)
-                            .bind(op.created_at)
-                            .bind(op.finished_at)
-                            .bind(*seq);
+                        query = bind_operation!(query, op, sealer).bind(*seq);
                     }
                 }
                 query.execute(&mut **conn).await?;
