@@ -883,6 +883,19 @@ impl<B: Backend, S: Store> Inner<B, S> {
     /// Runs a started operation and waits for it as the request allows: `Ok(None)` means
     /// "answer 202". A create held in memory comes with its `claim`; it is stored before a
     /// `202`.
+    /// [`run`](Self::run) for an operation already stored (an update or a delete).
+    async fn run_stored(
+        self: &Arc<Self>,
+        op: OperationRecord,
+        work: Work,
+        permit: Option<AsyncPermit>,
+        always_async: bool,
+    ) -> Result<Option<Done>, BrokerError> {
+        let progress = Progress::stored(Phase::Waiting);
+        self.run(op, work, permit, always_async, progress, None)
+            .await
+    }
+
     async fn run(
         self: &Arc<Self>,
         op: OperationRecord,
@@ -1592,14 +1605,7 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
                 let id = op.id.clone();
                 match (
                     self.inner
-                        .run(
-                            op,
-                            *work,
-                            permit,
-                            always_async,
-                            Progress::stored(Phase::Waiting),
-                            None,
-                        )
+                        .run_stored(op, *work, permit, always_async)
                         .await?,
                     permit,
                 ) {
@@ -1866,14 +1872,7 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                 let id = op.id.clone();
                 match (
                     self.inner
-                        .run(
-                            op,
-                            *work,
-                            permit,
-                            always_async,
-                            Progress::stored(Phase::Waiting),
-                            None,
-                        )
+                        .run_stored(op, *work, permit, always_async)
                         .await?,
                     permit,
                 ) {

@@ -81,15 +81,7 @@ pub(crate) async fn provisions(
             (ok, failed, histogram)
         }));
     }
-    let mut outcome = Outcome {
-        ok: 0,
-        unexpected: 0,
-        first_unexpected: None,
-        transport_errors: 0,
-        elapsed: Duration::ZERO,
-        histogram: new_histogram(),
-        tags: Vec::new(),
-    };
+    let mut outcome = Outcome::empty();
     for task in tasks {
         match task.await {
             Ok((ok, failed, histogram)) => {

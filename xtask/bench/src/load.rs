@@ -53,6 +53,19 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    /// No answers yet.
+    pub(crate) fn empty() -> Self {
+        Outcome {
+            ok: 0,
+            unexpected: 0,
+            first_unexpected: None,
+            transport_errors: 0,
+            elapsed: Duration::ZERO,
+            histogram: new_histogram(),
+            tags: Vec::new(),
+        }
+    }
+
     /// Expected answers per second.
     pub(crate) fn rate(&self) -> f64 {
         let seconds = self.elapsed.as_secs_f64();
@@ -97,15 +110,7 @@ pub(crate) async fn run(
             connection(&target, conn, deadline, &*make, expect).await
         }));
     }
-    let mut outcome = Outcome {
-        ok: 0,
-        unexpected: 0,
-        first_unexpected: None,
-        transport_errors: 0,
-        elapsed: Duration::ZERO,
-        histogram: new_histogram(),
-        tags: Vec::new(),
-    };
+    let mut outcome = Outcome::empty();
     for task in tasks {
         match task.await {
             Ok(r) => {
