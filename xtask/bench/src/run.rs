@@ -83,6 +83,10 @@ pub(crate) struct Options {
     /// Where the release binaries are (default: beside this one).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Targets, comma-separated (default: all): floor, memory-broker, stateful-memory,
+    /// kv-sqlite, kv-postgres and the names of `--peer`s. Ratios and goals need their baselines.
+    #[arg(long, value_delimiter = ',')]
+    targets: Vec<String>,
 }
 
 /// `5s`, `250ms`, `2m`, or a number of seconds.
@@ -370,6 +374,20 @@ pub(crate) async fn run(options: Options) -> Result<()> {
     for (name, url) in &options.peers {
         targets.push(peer(name, url).await?);
     }
+    for name in &options.targets {
+        if !targets.iter().any(|t| &t.name == name) {
+            return Err(BenchError::Usage(format!(
+                "unknown target {name:?}; targets: {}",
+                targets
+                    .iter()
+                    .map(|t| t.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    // Dropping a target stops its process.
+    targets.retain(|t| options.targets.is_empty() || options.targets.contains(&t.name));
     for t in &mut targets {
         setup(&http, t, options.connections).await?;
         t.idle_rss = t.pid().and_then(rss_kib);
