@@ -1,8 +1,7 @@
-//! Records from SQL rows, the same for every sqlx database.
+//! Records from SQL rows and back, the same for every database.
 
 use osb_server::types::{BindingId, InstanceId, OperationId};
 use serde_json::Value;
-use sqlx::{ColumnIndex, Database, Decode, Row, Type};
 
 use crate::StoreError;
 use crate::record::{
@@ -79,6 +78,7 @@ pub(crate) mod sql {
 }
 
 /// Binds a resource's key (`$1`, `$2`) to a query.
+#[cfg(feature = "postgres")]
 macro_rules! bind_key {
     ($query:expr, $key:expr) => {
         $query
@@ -86,22 +86,46 @@ macro_rules! bind_key {
             .bind($key.binding_column())
     };
 }
+#[cfg(feature = "postgres")]
 pub(crate) use bind_key;
+
+/// A resource's sealed columns: fingerprint, request and reply, as stored.
+pub(crate) fn sealed_resource(
+    r: &ResourceRecord,
+    sealer: &Sealer,
+) -> Result<(String, String, Option<String>), StoreError> {
+    let label = |column: &str| resource_label(&r.key, column);
+    let reply = match &r.reply {
+        Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
+        None => None,
+    };
+    Ok((
+        sealer.seal(&label("fingerprint"), r.fingerprint.clone())?,
+        sealer.seal(&label("request"), r.request.to_string())?,
+        reply,
+    ))
+}
+
+/// An operation's sealed columns: fingerprint and request, as stored.
+pub(crate) fn sealed_operation(
+    op: &OperationRecord,
+    sealer: &Sealer,
+) -> Result<(String, String), StoreError> {
+    let label = |column: &str| operation_label(&op.id, column);
+    Ok((
+        sealer.seal(&label("fingerprint"), op.fingerprint.clone())?,
+        sealer.seal(&label("request"), op.request.to_string())?,
+    ))
+}
 
 /// Binds a resource's columns (the ten of a row of `resources`, in table order) to an insert,
 /// with the fingerprint, request and reply sealed by the store's
 /// [`Sealer`](crate::seal::Sealer) (`?` on failure). `$r` is a `&ResourceRecord`.
+#[cfg(feature = "postgres")]
 macro_rules! bind_resource {
     ($query:expr, $r:expr, $sealer:expr) => {{
         let r: &crate::record::ResourceRecord = $r;
-        let sealer: &crate::seal::Sealer = $sealer;
-        let label = |column: &str| crate::rows::resource_label(&r.key, column);
-        let fingerprint = sealer.seal(&label("fingerprint"), r.fingerprint.clone())?;
-        let request = sealer.seal(&label("request"), r.request.to_string())?;
-        let reply = match &r.reply {
-            Some(reply) => Some(sealer.seal(&label("reply"), reply.to_string())?),
-            None => None,
-        };
+        let (fingerprint, request, reply) = crate::rows::sealed_resource(r, $sealer)?;
         $query
             .bind(r.key.instance_id.as_str().to_owned())
             .bind(r.key.binding_column().to_owned())
@@ -115,17 +139,16 @@ macro_rules! bind_resource {
             .bind(r.updated_at)
     }};
 }
+#[cfg(feature = "postgres")]
 pub(crate) use bind_resource;
 
 /// Binds an operation's columns (the thirteen of [`operation_columns`], in order) to an insert,
 /// with the fingerprint and request sealed (`?` on failure). `$op` is a `&OperationRecord`.
+#[cfg(feature = "postgres")]
 macro_rules! bind_operation {
     ($query:expr, $op:expr, $sealer:expr) => {{
         let op: &crate::record::OperationRecord = $op;
-        let sealer: &crate::seal::Sealer = $sealer;
-        let label = |column: &str| crate::rows::operation_label(&op.id, column);
-        let fingerprint = sealer.seal(&label("fingerprint"), op.fingerprint.clone())?;
-        let request = sealer.seal(&label("request"), op.request.to_string())?;
+        let (fingerprint, request) = crate::rows::sealed_operation(op, $sealer)?;
         $query
             .bind(op.id.as_str().to_owned())
             .bind(op.key.instance_id.as_str().to_owned())
@@ -142,6 +165,7 @@ macro_rules! bind_operation {
             .bind(op.finished_at)
     }};
 }
+#[cfg(feature = "postgres")]
 pub(crate) use bind_operation;
 
 /// What a resource's sealed column is bound to: table, column and key.
@@ -158,76 +182,99 @@ pub(crate) fn operation_label(id: &OperationId, column: &str) -> String {
     format!("operations.{column}/{}", id.as_str())
 }
 
-fn text<R: Row>(row: &R, column: &str) -> Result<String, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    Ok(row.try_get::<String, _>(column)?)
+/// A row's columns by name, whatever library read it.
+pub(crate) trait Columns {
+    /// A text column.
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    /// A text column that may be `NULL`.
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    /// An integer column.
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    /// An integer column that may be `NULL`.
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+}
+
+#[cfg(feature = "postgres")]
+impl Columns for sqlx::postgres::PgRow {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::Row::try_get(self, column)?)
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.get(column)?)
+    }
 }
 
 fn json(text: &str) -> Result<Value, StoreError> {
     Ok(serde_json::from_str(text)?)
 }
 
-fn key_of<R: Row>(row: &R) -> Result<Key, StoreError>
-where
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    let binding = text(row, "binding_id")?;
+fn key_of(row: &impl Columns) -> Result<Key, StoreError> {
+    let binding = row.text("binding_id")?;
     Ok(Key {
-        instance_id: InstanceId::from(text(row, "instance_id")?),
+        instance_id: InstanceId::from(row.text("instance_id")?),
         binding_id: (!binding.is_empty()).then(|| BindingId::from(binding)),
     })
 }
 
-/// A resource from a row with [`RESOURCE_COLUMNS`].
-pub(crate) fn resource_of<R, DB>(row: &R, sealer: &Sealer) -> Result<ResourceRecord, StoreError>
-where
-    DB: Database,
-    R: Row<Database = DB>,
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-{
-    let state = text(row, "state")?;
+/// A resource from a row with the columns of `resources`.
+pub(crate) fn resource_of(
+    row: &impl Columns,
+    sealer: &Sealer,
+) -> Result<ResourceRecord, StoreError> {
+    let state = row.text("state")?;
     let key = key_of(row)?;
     let open = |column: &str, stored: String| sealer.open(&resource_label(&key, column), stored);
-    let reply: Option<String> = row.try_get("reply")?;
-    let reply = reply.map(|r| open("reply", r)).transpose()?;
+    let reply = row
+        .opt_text("reply")?
+        .map(|r| open("reply", r))
+        .transpose()?;
     Ok(ResourceRecord {
-        service_id: row.try_get("service_id")?,
-        plan_id: row.try_get("plan_id")?,
+        service_id: row.opt_text("service_id")?,
+        plan_id: row.opt_text("plan_id")?,
         state: ResourceState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("resource state {state:?}")))?,
-        fingerprint: open("fingerprint", text(row, "fingerprint")?)?,
-        request: json(&open("request", text(row, "request")?)?)?,
+        fingerprint: open("fingerprint", row.text("fingerprint")?)?,
+        request: json(&open("request", row.text("request")?)?)?,
         reply: reply.as_deref().map(json).transpose()?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
         key,
     })
 }
 
-/// An operation from a row with [`OPERATION_COLUMNS`].
-pub(crate) fn operation_of<R, DB>(row: &R, sealer: &Sealer) -> Result<OperationRecord, StoreError>
-where
-    DB: Database,
-    R: Row<Database = DB>,
-    for<'r> &'r str: ColumnIndex<R>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    for<'r> Option<String>: Decode<'r, DB> + Type<DB>,
-    for<'r> i64: Decode<'r, DB> + Type<DB>,
-    for<'r> Option<i64>: Decode<'r, DB> + Type<DB>,
-{
-    let kind = text(row, "kind")?;
-    let state = text(row, "state")?;
-    let id = OperationId::from(text(row, "id")?);
+/// An operation from a row with [`operation_columns`].
+pub(crate) fn operation_of(
+    row: &impl Columns,
+    sealer: &Sealer,
+) -> Result<OperationRecord, StoreError> {
+    let kind = row.text("kind")?;
+    let state = row.text("state")?;
+    let id = OperationId::from(row.text("id")?);
     let open = |column: &str, stored: String| sealer.open(&operation_label(&id, column), stored);
-    let fingerprint = open("fingerprint", text(row, "fingerprint")?)?;
-    let request = json(&open("request", text(row, "request")?)?)?;
+    let fingerprint = open("fingerprint", row.text("fingerprint")?)?;
+    let request = json(&open("request", row.text("request")?)?)?;
     Ok(OperationRecord {
         id,
         key: key_of(row)?,
@@ -237,11 +284,11 @@ where
             .ok_or_else(|| StoreError::Corrupt(format!("operation state {state:?}")))?,
         fingerprint,
         request,
-        description: row.try_get("description")?,
-        owner: row.try_get("owner")?,
-        lease_until: row.try_get("lease_until")?,
-        deadline: row.try_get("deadline")?,
-        created_at: row.try_get("created_at")?,
-        finished_at: row.try_get("finished_at")?,
+        description: row.opt_text("description")?,
+        owner: row.opt_text("owner")?,
+        lease_until: row.opt_int("lease_until")?,
+        deadline: row.opt_int("deadline")?,
+        created_at: row.int("created_at")?,
+        finished_at: row.opt_int("finished_at")?,
     })
 }

@@ -1,6 +1,6 @@
 //! [`SqliteStore`]: the store in one SQLite file (sqlx).
 
-mod batch;
+mod engine;
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -11,11 +11,10 @@ use osb_server::types::OperationId;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::rows::{bind_key, operation_columns, operation_of, sql};
+use crate::rows::{operation_columns, operation_of, sql};
 use crate::seal::Sealer;
 use crate::store::{Decide, OwnedDecide, Store};
 
@@ -74,15 +73,17 @@ impl Default for SqliteOptions {
 ///   transaction that upgrades to a write fails with `SQLITE_BUSY` at once, whatever
 ///   `busy_timeout` says. Within the process, write transactions also queue on one async lock,
 ///   so they never spin on SQLite's lock.
+/// - **One engine thread**: every store transaction and store read runs on one connection
+///   (rusqlite) owned by one thread, whose page cache ([`SqliteOptions::write_cache_kib`])
+///   stays valid between commits. A caller hands it one job and gets one answer.
 /// - **Group commit**: [`Store::transact`] calls that queue while a transaction commits run
-///   together as the next transaction (one per instance at most, up to 64), read in one round
-///   trip and written with one multi-row statement per table. Each caller's `decide` still sees
-///   its own snapshot and each is answered after the commit; the result is that of running them
-///   one after the other. A failure rolls the whole group back and every caller in it gets the
-///   error. Every write goes through one connection, whose page cache
-///   ([`SqliteOptions::write_cache_kib`]) stays valid between commits.
-/// - **Batched reads**: [`Store::snapshot`] and [`Store::resource`] calls queued meanwhile are
-///   read in one round trip.
+///   together as the next transaction (one per instance at most, up to 64), each in a savepoint
+///   of its own: each caller's `decide` sees its own snapshot and each is answered after the
+///   commit; the result is that of running them one after the other. A caller whose writes
+///   fail is rolled back alone; a failure of the transaction itself (full disk, I/O error) or
+///   of the commit rolls the whole group back and every caller in it gets the error.
+/// - **Batched reads**: [`Store::snapshot`], [`Store::resource`] and [`Store::operation`]
+///   calls queued meanwhile run in one read transaction.
 /// - **Foreign keys on**, a busy timeout, and versioned migrations (`sqlx::migrate!`).
 ///
 /// One SQLite file serves one broker process: at open, the store takes over every operation
@@ -91,11 +92,8 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pool: SqlitePool,
     write: std::sync::Arc<tokio::sync::Mutex<()>>,
-    sealer: Sealer,
-    /// The group-commit writer's queue ([`Store::transact`]).
-    jobs: tokio::sync::mpsc::UnboundedSender<batch::Job>,
-    /// The batched reads' queue ([`Store::resource`], [`Store::snapshot`]).
-    reads: tokio::sync::mpsc::UnboundedSender<batch::Read>,
+    /// The engine's queue.
+    jobs: tokio::sync::mpsc::UnboundedSender<engine::Job>,
     /// Statements waiting for the next transaction on their key
     /// ([`execute_with`](Self::execute_with)).
     attached: std::sync::Arc<Attached>,
@@ -119,7 +117,7 @@ pub enum SqlValue {
 
 /// Statements queued by [`SqliteStore::execute_with`], by key.
 #[derive(Default)]
-struct Attached(std::sync::Mutex<HashMap<Key, Vec<batch::Attached>>>);
+struct Attached(std::sync::Mutex<HashMap<Key, Vec<engine::Attached>>>);
 
 impl std::fmt::Debug for Attached {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,31 +178,30 @@ impl SqliteStore {
             // A connection to a local file does not go stale; a ping per acquire would be one
             // more round trip to the connection's thread for every statement.
             .test_before_acquire(false)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
         check_ours(&pool).await?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .map_err(|e| StoreError::Incompatible(e.to_string()))?;
+        let conn = engine_connection(&connect, in_memory, options)?;
         let write = std::sync::Arc::default();
         let sealer = Sealer::new(options.keys.clone());
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
-        // The writer ends when the last clone of the store is dropped.
-        tokio::spawn(batch::writer(
-            options.write_cache_kib,
-            pool.clone(),
-            std::sync::Arc::clone(&write),
-            queue,
-            sealer.clone(),
-        ));
-        let (reads, read_queue) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(batch::reader(pool.clone(), read_queue, sealer.clone()));
+        let engine = engine::Engine::new(conn, sealer, std::sync::Arc::clone(&write));
+        let closed = pool.clone();
+        // The engine ends when the last clone of the store is dropped; once the pool is closed,
+        // it refuses every job.
+        std::thread::Builder::new()
+            .name("osb-sqlite".into())
+            .spawn(move || engine::run(engine, queue, move || closed.is_closed()))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the store's thread: {e}"))
+            })?;
         let store = SqliteStore {
-            reads,
             pool,
             write,
-            sealer,
             jobs,
             attached: std::sync::Arc::default(),
         };
@@ -231,34 +228,33 @@ impl SqliteStore {
         self.write.lock().await
     }
 
-    /// Runs `statements` (on the broker's own tables) in order, in the store's next group
-    /// commit, and returns the rows they changed once committed. Far cheaper under load than a
+    /// Runs `statements` (on the broker's own tables: SQL with `$1`, `$2`, … or `?`
+    /// placeholders, and the values bound to them) in order, in the store's next group commit,
+    /// and returns the rows they changed once committed. Far cheaper under load than a
     /// transaction of one's own: the statements share the commit of the store's transactions
     /// queued at the same time.
     ///
-    /// All or nothing: if one fails, nothing of the group is written and the error is returned
-    /// (to every caller in the group, whose changes are rolled back too; they may retry).
+    /// All or nothing: if one fails, none of them is written and the error is returned; the
+    /// rest of the group commits.
     ///
     /// ```no_run
     /// # async fn demo(store: osb_store::SqliteStore) -> Result<(), osb_store::StoreError> {
+    /// use osb_store::SqlValue;
     /// let changed = store
-    ///     .execute_grouped(vec![
-    ///         sqlx::query("INSERT INTO my_table (id) VALUES ($1) ON CONFLICT DO NOTHING")
-    ///             .bind("i-1".to_string()),
-    ///     ])
+    ///     .execute_grouped(vec![(
+    ///         "INSERT INTO my_table (id) VALUES ($1) ON CONFLICT DO NOTHING",
+    ///         vec![SqlValue::Text("i-1".into())],
+    ///     )])
     ///     .await?;
     /// # Ok(()) }
     /// ```
     pub async fn execute_grouped(
         &self,
-        statements: Vec<
-            sqlx::query::Query<'static, Sqlite, sqlx::sqlite::SqliteArguments<'static>>,
-        >,
+        statements: Vec<(&'static str, Vec<SqlValue>)>,
     ) -> Result<u64, StoreError> {
-        let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
         let (done, answer) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(batch::Job::Execute(batch::Execute { statements, done }))
+            .send(engine::Job::Execute(engine::Execute { statements, done }))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
@@ -275,8 +271,8 @@ impl SqliteStore {
     /// A call's statements run in order; the statements of calls on different resources in the
     /// same group commit may run in any order relative to each other (identical statements of
     /// several calls go to SQLite in one round trip), so each should touch its own resource's
-    /// rows only. A failure of one of them fails that transaction (and its group). The
-    /// statements run even if the call that queued them then fails.
+    /// rows only. A failure of one of them fails that transaction (nothing of it is written).
+    /// The statements run even if the call that queued them then fails.
     ///
     /// ```no_run
     /// # fn demo(store: &osb_store::SqliteStore) {
@@ -303,23 +299,36 @@ impl SqliteStore {
             .extend(statements);
     }
 
-    /// Reads `key` (and its operation in progress when `active` says so) in the reader's next
-    /// batch.
+    /// Reads `key` (and its operation in progress when `active` says so) in the engine's next
+    /// batch of reads.
     async fn read(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
-        let stopped = || StoreError::Unavailable("the store's reader has stopped".into());
         let (done, answer) = tokio::sync::oneshot::channel();
-        self.reads
-            .send(batch::Read {
+        self.jobs
+            .send(engine::Job::Read(engine::Read {
                 key: key.clone(),
                 active,
                 done,
-            })
+            }))
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `f` on the engine's thread.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&engine::Engine) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(engine::Job::Call(Box::new(move |engine| {
+                let _ = done.send(f(engine));
+            })))
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// The statements queued for `key` by [`execute_with`](Self::execute_with).
-    fn take_attached(&self, key: &Key) -> Vec<batch::Attached> {
+    fn take_attached(&self, key: &Key) -> Vec<engine::Attached> {
         let mut attached = self
             .attached
             .0
@@ -330,10 +339,47 @@ impl SqliteStore {
         }
         attached.remove(key).unwrap_or_default()
     }
+}
 
-    async fn begin(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
-    }
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+/// The engine's connection: the same database as the pool's, with the same settings.
+fn engine_connection(
+    connect: &SqliteConnectOptions,
+    in_memory: bool,
+    options: &SqliteOptions,
+) -> Result<rusqlite::Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let filename = connect.get_filename();
+    let conn = if in_memory {
+        // The pool's in-memory database is shared by name within the process.
+        let name = filename.to_string_lossy();
+        let name = name.strip_prefix("file:").unwrap_or(&name);
+        rusqlite::Connection::open_with_flags(
+            format!("file:{name}?mode=memory&cache=shared"),
+            flags | OpenFlags::SQLITE_OPEN_SHARED_CACHE,
+        )?
+    } else {
+        rusqlite::Connection::open_with_flags(filename, flags)?
+    };
+    conn.busy_timeout(options.busy_timeout)?;
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};{}",
+        if options.full_sync { "FULL" } else { "NORMAL" },
+        options.write_cache_kib,
+        if options.keys.is_some() {
+            " PRAGMA secure_delete = ON;"
+        } else {
+            ""
+        },
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
 }
 
 /// Refuses a database that holds tables but not this store's migrations.
@@ -363,14 +409,13 @@ const CLAIMABLE: &str = concat!(
 #[async_trait]
 impl Store for SqliteStore {
     async fn transact(&self, key: &Key, decide: &mut Decide<'_>) -> Result<Snapshot, StoreError> {
-        let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
         let (snapshot_tx, snapshot_rx) = tokio::sync::oneshot::channel();
         let (writes_tx, writes_rx) = tokio::sync::oneshot::channel();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(batch::Job::Transact(batch::Transact {
+            .send(engine::Job::Transact(engine::Transact {
                 key: key.clone(),
-                decision: batch::Decision::Remote {
+                decision: engine::Decision::Remote {
                     snapshot: snapshot_tx,
                     writes: writes_rx,
                 },
@@ -385,12 +430,11 @@ impl Store for SqliteStore {
     }
 
     async fn transact_owned(&self, key: &Key, decide: OwnedDecide) -> Result<Snapshot, StoreError> {
-        let stopped = || StoreError::Unavailable("the store's writer has stopped".into());
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(batch::Job::Transact(batch::Transact {
+            .send(engine::Job::Transact(engine::Transact {
                 key: key.clone(),
-                decision: batch::Decision::Owned(decide),
+                decision: engine::Decision::Owned(decide),
                 attached: self.take_attached(key),
                 done: done_tx,
             }))
@@ -398,7 +442,7 @@ impl Store for SqliteStore {
         done_rx
             .await
             .map_err(|_| stopped())??
-            .ok_or_else(|| StoreError::Unavailable("the store's writer lost a snapshot".into()))
+            .ok_or_else(|| StoreError::Unavailable("the store's engine lost a snapshot".into()))
     }
 
     fn single_process(&self) -> bool {
@@ -409,7 +453,7 @@ impl Store for SqliteStore {
         Ok(self.read(key, false).await?.resource)
     }
 
-    /// Reads queued meanwhile by other callers go to SQLite together, in one round trip.
+    /// Reads queued meanwhile by other callers run together, in one read transaction.
     async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
         self.read(key, true).await
     }
@@ -419,22 +463,10 @@ impl Store for SqliteStore {
         key: &Key,
         id: Option<&OperationId>,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        let row = match id {
-            Some(id) => {
-                bind_key!(sqlx::query(sql::SELECT_OPERATION), key)
-                    .bind(id.as_str())
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None => {
-                bind_key!(sqlx::query(sql::SELECT_LATEST), key)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-        };
-        row.as_ref()
-            .map(|row| operation_of(row, &self.sealer))
-            .transpose()
+        let key = key.clone();
+        let id = id.map(|id| id.as_str().to_owned());
+        self.call(move |engine| engine.operation(&key, id.as_deref()))
+            .await
     }
 
     async fn claim(
@@ -443,27 +475,28 @@ impl Store for SqliteStore {
         now: Millis,
         lease_until: Millis,
     ) -> Result<Option<OperationRecord>, StoreError> {
-        let _queue = self.write.lock().await;
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(CLAIMABLE)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.commit().await?;
-            return Ok(None);
-        };
-        let mut op = operation_of(&row, &self.sealer)?;
-        sqlx::query("UPDATE operations SET owner = $1, lease_until = $2 WHERE id = $3")
-            .bind(owner)
-            .bind(lease_until)
-            .bind(op.id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        op.owner = Some(owner.to_string());
-        op.lease_until = Some(lease_until);
-        Ok(Some(op))
+        let owner = owner.to_owned();
+        self.call(move |engine| {
+            engine.writing(|| {
+                engine.execute("BEGIN IMMEDIATE", &[])?;
+                let claimed = (|| {
+                    let found = engine
+                        .query_row(CLAIMABLE, &[&now], |row| operation_of(row, engine.sealer()))?;
+                    let Some(mut op) = found else {
+                        return Ok(None);
+                    };
+                    engine.execute(
+                        "UPDATE operations SET owner = $1, lease_until = $2 WHERE id = $3",
+                        &[&owner, &lease_until, &op.id.as_str()],
+                    )?;
+                    op.owner = Some(owner.clone());
+                    op.lease_until = Some(lease_until);
+                    Ok(Some(op))
+                })();
+                engine.finish(claimed)
+            })
+        })
+        .await
     }
 
     async fn renew(
@@ -472,38 +505,37 @@ impl Store for SqliteStore {
         owner: &str,
         lease_until: Millis,
     ) -> Result<bool, StoreError> {
-        let _queue = self.write.lock().await;
-        let done = sqlx::query(sql::RENEW)
-            .bind(lease_until)
-            .bind(id.as_str())
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let (id, owner) = (id.as_str().to_owned(), owner.to_owned());
+        self.call(move |engine| {
+            engine.writing(|| engine.execute(sql::RENEW, &[&lease_until, &id, &owner]))
+        })
+        .await
+        .map(|changed| changed == 1)
     }
 
     async fn release_all(&self) -> Result<u64, StoreError> {
-        let _queue = self.write.lock().await;
-        let done = sqlx::query(sql::RELEASE_ALL).execute(&self.pool).await?;
-        Ok(done.rows_affected())
+        self.call(|engine| engine.writing(|| engine.execute(sql::RELEASE_ALL, &[])))
+            .await
+            .map(|changed| changed as u64)
     }
 
     async fn purge(&self, before: Millis) -> Result<u64, StoreError> {
-        let _queue = self.write.lock().await;
-        let done = sqlx::query(sql::PURGE)
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.call(move |engine| engine.writing(|| engine.execute(sql::PURGE, &[&before])))
+            .await
+            .map(|changed| changed as u64)
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
-        let count: i64 = sqlx::query_scalar(sql::COUNT).fetch_one(&self.pool).await?;
-        Ok(u64::try_from(count).unwrap_or(0))
+        self.call(|engine| {
+            engine
+                .query_row(sql::COUNT, &[], |row| Ok(row.get::<_, i64>(0)?))
+                .map(|count| u64::try_from(count.unwrap_or(0)).unwrap_or(0))
+        })
+        .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        self.call(|engine| engine.query_row("SELECT 1", &[], |_| Ok(())).map(|_| ()))
+            .await
     }
 }

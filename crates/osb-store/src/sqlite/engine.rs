@@ -1,0 +1,584 @@
+//! The SQLite store's engine: one thread owns the connection (rusqlite) that every store
+//! transaction and store read goes through, and runs whatever queued while it was busy
+//! together.
+//!
+//! A call into an async driver's SQLite connection is a round trip to the connection's own
+//! thread, one per statement (and one message per row back); under load, those hand-offs and
+//! the thread wake-ups they cost were most of a write's time. Here a caller hands the engine
+//! one job and gets one answer: the engine runs the job's statements on its own thread, with
+//! prepared statements kept in its cache.
+//!
+//! **Group commit.** The transactions queued while the previous group committed run as **one**
+//! SQLite transaction (`BEGIN IMMEDIATE`, one `COMMIT`, at most [`MAX_GROUP`] of them, at most
+//! one per instance: an instance's deletion takes its bindings with it, so two keys of one
+//! instance could see each other's writes; a second one waits for the next group). Each job
+//! runs in a savepoint of its own: a job whose statements fail is rolled back alone and answered
+//! with its error, and the others commit. A failure that ends the transaction itself (a full
+//! disk, an I/O error) or of the `COMMIT` fails every job of the group: nothing is half-written.
+//! Every caller is answered after the commit.
+//!
+//! **Reads** ([`Store::snapshot`](crate::Store::snapshot), [`Store::resource`](crate::Store::resource),
+//! [`Store::operation`](crate::Store::operation)) queued meanwhile run in one read transaction,
+//! on the connection whose page cache every write keeps warm.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
+use rusqlite::{Connection, Statement};
+use tokio::sync::{mpsc, oneshot};
+
+use super::SqlValue;
+use crate::StoreError;
+use crate::record::{Key, OperationRecord, ResourceRecord, Snapshot, Write};
+use crate::rows::{operation_of, resource_of, sealed_operation, sealed_resource, sql};
+use crate::seal::Sealer;
+use crate::store::OwnedDecide;
+
+/// The most transactions one commit carries.
+pub(super) const MAX_GROUP: usize = 64;
+
+/// The most jobs taken from the queue at once.
+const MAX_TAKEN: usize = 512;
+
+/// A statement of the broker's own: SQL with `$1`, `?1` or `?` placeholders, and its values.
+pub(super) type Attached = (&'static str, Vec<SqlValue>);
+
+/// Work on the engine's connection, run on its thread.
+pub(super) type Call = Box<dyn FnOnce(&Engine) + Send>;
+
+/// What the engine is asked to do.
+pub(super) enum Job {
+    /// One [`Store::transact`](crate::Store::transact).
+    Transact(Transact),
+    /// Statements of the broker's own, committed with the next group.
+    Execute(Execute),
+    /// One read of a resource.
+    Read(Read),
+    /// Anything else, run on its own (the call answers its caller).
+    Call(Call),
+}
+
+/// Who chooses a transaction's writes.
+pub(super) enum Decision {
+    /// The caller, in its own task ([`Store::transact`](crate::Store::transact)): the snapshot
+    /// goes to it and its writes come back.
+    Remote {
+        /// Where the snapshot goes (or the error that prevented reading it).
+        snapshot: oneshot::Sender<Result<Snapshot, StoreError>>,
+        /// The writes the caller's `decide` chose; a caller that went away chose none.
+        writes: oneshot::Receiver<Vec<Write>>,
+    },
+    /// The engine, inline ([`Store::transact_owned`](crate::Store::transact_owned)).
+    Owned(OwnedDecide),
+}
+
+/// One queued [`Store::transact`](crate::Store::transact).
+pub(super) struct Transact {
+    pub(super) key: Key,
+    pub(super) decision: Decision,
+    /// Statements of the broker's own that go with this transaction
+    /// (`SqliteStore::execute_with`), run after its writes.
+    pub(super) attached: Vec<Attached>,
+    /// The commit's outcome, with the snapshot of an owned decision.
+    pub(super) done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
+}
+
+/// Queued statements of the broker's own (`SqliteStore::execute_grouped`).
+pub(super) struct Execute {
+    pub(super) statements: Vec<Attached>,
+    /// The commit's outcome: rows changed.
+    pub(super) done: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+/// One queued read of a resource and its operation in progress.
+pub(super) struct Read {
+    pub(super) key: Key,
+    /// Whether its operation in progress is wanted too.
+    pub(super) active: bool,
+    pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
+}
+
+/// The engine's connection and what it needs to read and write records.
+pub(super) struct Engine {
+    conn: Connection,
+    sealer: Sealer,
+    /// Held while writing: writes from outside the engine (`SqliteStore::write_guard`) wait in
+    /// line instead of in SQLite's busy handler.
+    queue: Arc<tokio::sync::Mutex<()>>,
+}
+
+fn copy(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Incompatible(m) => StoreError::Incompatible(m.clone()),
+        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
+    }
+}
+
+const SELECT_RESOURCE: &str = "SELECT instance_id, binding_id, service_id, plan_id, state, \
+    fingerprint, request, reply, created_at, updated_at FROM resources \
+    WHERE instance_id = ?1 AND binding_id = ?2";
+const SELECT_ACTIVE: &str = concat!(
+    "SELECT ",
+    crate::rows::operation_columns!(),
+    " FROM operations WHERE instance_id = ?1 AND binding_id = ?2 AND state = 'in progress'"
+);
+const UPSERT_RESOURCE: &str = "INSERT INTO resources (instance_id, binding_id, service_id, \
+    plan_id, state, fingerprint, request, reply, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+    ON CONFLICT (instance_id, binding_id) DO UPDATE SET service_id = excluded.service_id, \
+    plan_id = excluded.plan_id, state = excluded.state, fingerprint = excluded.fingerprint, \
+    request = excluded.request, reply = excluded.reply, created_at = excluded.created_at, \
+    updated_at = excluded.updated_at";
+const UPSERT_OPERATION: &str = concat!(
+    "INSERT INTO operations (",
+    crate::rows::operation_columns!(),
+    ", seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ",
+    "ON CONFLICT (id) DO UPDATE SET state = excluded.state, ",
+    "description = excluded.description, owner = excluded.owner, ",
+    "lease_until = excluded.lease_until, deadline = excluded.deadline, ",
+    "finished_at = excluded.finished_at"
+);
+const DELETE_BINDING: &str = "DELETE FROM resources WHERE instance_id = ?1 AND binding_id = ?2";
+/// An instance takes its bindings with it.
+const DELETE_INSTANCE: &str = "DELETE FROM resources WHERE instance_id = ?1";
+const MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM operations";
+
+impl ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            SqlValue::Null => ValueRef::Null,
+            SqlValue::Int(i) => ValueRef::Integer(*i),
+            SqlValue::Real(r) => ValueRef::Real(*r),
+            SqlValue::Text(t) => ValueRef::Text(t.as_bytes()),
+            SqlValue::Blob(b) => ValueRef::Blob(b),
+        }))
+    }
+}
+
+/// Binds `values` to `statement` as sqlx does: a numbered placeholder (`$N`, `?N`) takes the
+/// `N`th value wherever it appears, the `k`th bare `?` the `k`th value.
+fn bind(statement: &mut Statement<'_>, values: &[&dyn ToSql]) -> rusqlite::Result<()> {
+    let mut bare = 0;
+    for index in 1..=statement.parameter_count() {
+        let which = match statement.parameter_name(index) {
+            None => {
+                bare += 1;
+                bare - 1
+            }
+            Some(name) => match name.get(1..).map(str::parse::<usize>) {
+                Some(Ok(n)) if n > 0 && (name.starts_with('$') || name.starts_with('?')) => n - 1,
+                _ => return Err(rusqlite::Error::InvalidParameterName(name.to_owned())),
+            },
+        };
+        let value = values
+            .get(which)
+            .ok_or(rusqlite::Error::InvalidParameterCount(
+                which + 1,
+                values.len(),
+            ))?;
+        statement.raw_bind_parameter(index, value)?;
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// An engine on `conn`.
+    pub(super) fn new(
+        conn: Connection,
+        sealer: Sealer,
+        queue: Arc<tokio::sync::Mutex<()>>,
+    ) -> Self {
+        Engine {
+            conn,
+            sealer,
+            queue,
+        }
+    }
+
+    /// The record sealer, for calls.
+    pub(super) fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// Runs `f` while holding the write queue (for a call that writes).
+    pub(super) fn writing<T>(&self, f: impl FnOnce() -> T) -> T {
+        let _queue = self.queue.blocking_lock();
+        f()
+    }
+
+    /// Commits the transaction a call began when `result` is a success, else rolls it back.
+    pub(super) fn finish<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => match self.execute("COMMIT", &[]) {
+                Ok(_) => Ok(value),
+                Err(error) => {
+                    self.rollback();
+                    Err(error)
+                }
+            },
+            Err(error) => {
+                self.rollback();
+                Err(error)
+            }
+        }
+    }
+
+    /// Runs `sql` with `values`; the rows it changed.
+    pub(super) fn execute(&self, sql: &str, values: &[&dyn ToSql]) -> Result<usize, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql)?;
+        bind(&mut statement, values)?;
+        Ok(statement.raw_execute()?)
+    }
+
+    /// The first row of `sql` with `values`, read by `f`.
+    pub(super) fn query_row<T>(
+        &self,
+        sql: &str,
+        values: &[&dyn ToSql],
+        f: impl FnOnce(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql)?;
+        bind(&mut statement, values)?;
+        let mut rows = statement.raw_query();
+        match rows.next()? {
+            Some(row) => f(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The resource `key` and, when `active`, its operation in progress.
+    fn snapshot(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
+        let values: [&dyn ToSql; 2] = [&key.instance_id.as_str(), &key.binding_column()];
+        let resource = self.query_row(SELECT_RESOURCE, &values, |row| {
+            resource_of(row, &self.sealer)
+        })?;
+        let active = match (&resource, active) {
+            (Some(_), true) => self.query_row(SELECT_ACTIVE, &values, |row| {
+                operation_of(row, &self.sealer)
+            })?,
+            _ => None,
+        };
+        Ok(Snapshot { resource, active })
+    }
+
+    /// The operation `id` on `key`, or the latest one.
+    pub(super) fn operation(
+        &self,
+        key: &Key,
+        id: Option<&str>,
+    ) -> Result<Option<OperationRecord>, StoreError> {
+        let instance = key.instance_id.as_str();
+        let binding = key.binding_column();
+        let read = |row: &rusqlite::Row<'_>| operation_of(row, &self.sealer);
+        match id {
+            Some(id) => self.query_row(sql::SELECT_OPERATION, &[&instance, &binding, &id], read),
+            None => self.query_row(sql::SELECT_LATEST, &[&instance, &binding], read),
+        }
+    }
+
+    /// Applies one write; `seq` numbers new operations.
+    fn apply(&self, write: &Write, seq: &mut i64) -> Result<(), StoreError> {
+        match write {
+            Write::PutResource(r) => self.put_resource(r),
+            Write::PutOperation(op) => {
+                *seq += 1;
+                self.put_operation(op, *seq)
+            }
+            Write::DeleteResource(key) => {
+                let instance = key.instance_id.as_str();
+                match &key.binding_id {
+                    Some(binding) => {
+                        self.execute(DELETE_BINDING, &[&instance, &binding.as_str()])?
+                    }
+                    None => self.execute(DELETE_INSTANCE, &[&instance])?,
+                };
+                Ok(())
+            }
+        }
+    }
+
+    fn put_resource(&self, r: &ResourceRecord) -> Result<(), StoreError> {
+        let (fingerprint, request, reply) = sealed_resource(r, &self.sealer)?;
+        self.execute(
+            UPSERT_RESOURCE,
+            &[
+                &r.key.instance_id.as_str(),
+                &r.key.binding_column(),
+                &r.service_id,
+                &r.plan_id,
+                &r.state.as_str(),
+                &fingerprint,
+                &request,
+                &reply,
+                &r.created_at,
+                &r.updated_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn put_operation(&self, op: &OperationRecord, seq: i64) -> Result<(), StoreError> {
+        let (fingerprint, request) = sealed_operation(op, &self.sealer)?;
+        self.execute(
+            UPSERT_OPERATION,
+            &[
+                &op.id.as_str(),
+                &op.key.instance_id.as_str(),
+                &op.key.binding_column(),
+                &op.kind.as_str(),
+                &op.state.as_str(),
+                &fingerprint,
+                &request,
+                &op.description,
+                &op.owner,
+                &op.lease_until,
+                &op.deadline,
+                &op.created_at,
+                &op.finished_at,
+                &seq,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Runs a broker's statements in order; the rows they changed.
+    fn run_statements(&self, statements: &[Attached]) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        for (sql, values) in statements {
+            let values: Vec<&dyn ToSql> = values.iter().map(|v| v as &dyn ToSql).collect();
+            changed += self.execute(sql, &values)? as u64;
+        }
+        Ok(changed)
+    }
+
+    /// Runs `f` in a savepoint: kept when it succeeds, rolled back when it fails. When the
+    /// savepoint cannot be rolled back, the whole transaction is (the caller sees the
+    /// connection back in autocommit and fails the group).
+    fn savepoint<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        self.execute("SAVEPOINT job", &[])?;
+        let result = f();
+        if self.conn.is_autocommit() {
+            // The failure ended the transaction itself.
+            return result;
+        }
+        let ended = match &result {
+            Ok(_) => self.execute("RELEASE job", &[]),
+            Err(_) => self
+                .execute("ROLLBACK TO job", &[])
+                .and_then(|_| self.execute("RELEASE job", &[])),
+        };
+        if let Err(error) = ended {
+            self.rollback();
+            return Err(error);
+        }
+        result
+    }
+
+    /// Answers every read, from one read transaction.
+    fn read_all(&self, reads: Vec<Read>) {
+        let began = self.execute("BEGIN", &[]).is_ok();
+        for read in reads {
+            if read.done.is_closed() {
+                continue;
+            }
+            let _ = read.done.send(self.snapshot(&read.key, read.active));
+        }
+        if began && !self.conn.is_autocommit() {
+            let _ = self.execute("COMMIT", &[]);
+        }
+    }
+
+    /// Runs one group of writes as one transaction and answers its callers.
+    fn commit_group(&self, transacts: Vec<Transact>, executes: Vec<Execute>) {
+        let _queue = self.queue.blocking_lock();
+        let fail_all = |error: &StoreError, transacts: Vec<Transact>, executes: Vec<Execute>| {
+            for job in transacts {
+                if let Decision::Remote { snapshot, .. } = job.decision {
+                    let _ = snapshot.send(Err(copy(error)));
+                }
+                let _ = job.done.send(Err(copy(error)));
+            }
+            for job in executes {
+                let _ = job.done.send(Err(copy(error)));
+            }
+        };
+        let mut seq: i64 = match self.execute("BEGIN IMMEDIATE", &[]).and_then(|_| {
+            self.query_row(MAX_SEQ, &[], |row| Ok(row.get(0)?))
+                .map(Option::unwrap_or_default)
+        }) {
+            Ok(seq) => seq,
+            Err(error) => {
+                self.rollback();
+                return fail_all(&error, transacts, executes);
+            }
+        };
+        // The snapshots first, so that every remote caller decides at the same time.
+        let mut jobs = Vec::with_capacity(transacts.len());
+        for job in transacts {
+            let snapshot = self.snapshot(&job.key, true);
+            let decision = match (job.decision, snapshot) {
+                (Decision::Remote { snapshot: to, .. }, Err(error)) => {
+                    let _ = to.send(Err(error));
+                    continue;
+                }
+                (Decision::Owned(_), Err(error)) => {
+                    let _ = job.done.send(Err(error));
+                    continue;
+                }
+                (
+                    Decision::Remote {
+                        snapshot: to,
+                        writes,
+                    },
+                    Ok(snapshot),
+                ) => {
+                    if to.send(Ok(snapshot)).is_err() {
+                        // The caller went away before deciding.
+                        continue;
+                    }
+                    (None, Err(writes))
+                }
+                (Decision::Owned(decide), Ok(snapshot)) => (Some(snapshot), Ok(decide)),
+            };
+            jobs.push((decision, job.attached, job.done));
+        }
+        // Then each job in its savepoint.
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut broken = None;
+        for ((snapshot, decide), attached, done) in jobs {
+            let writes = match (decide, &snapshot) {
+                (Ok(mut decide), Some(snapshot)) => decide(snapshot),
+                (Err(writes), _) => writes.blocking_recv().unwrap_or_default(),
+                (Ok(_), None) => Vec::new(),
+            };
+            let result = self.savepoint(|| {
+                for write in &writes {
+                    self.apply(write, &mut seq)?;
+                }
+                self.run_statements(&attached)
+            });
+            if let Err(error) = &result
+                && self.conn.is_autocommit()
+            {
+                broken = Some(copy(error));
+            }
+            answers.push((done, result.map(|_| snapshot)));
+        }
+        let mut changed = Vec::with_capacity(executes.len());
+        for job in executes {
+            let result = self.savepoint(|| self.run_statements(&job.statements));
+            if let Err(error) = &result
+                && self.conn.is_autocommit()
+            {
+                broken = Some(copy(error));
+            }
+            changed.push((job.done, result));
+        }
+        let committed = match broken {
+            Some(error) => Err(error),
+            None => self.execute("COMMIT", &[]).map(|_| ()),
+        };
+        if committed.is_err() {
+            self.rollback();
+        }
+        for (done, result) in answers {
+            let _ = done.send(match &committed {
+                Ok(()) => result,
+                Err(error) => Err(copy(error)),
+            });
+        }
+        for (done, result) in changed {
+            let _ = done.send(match &committed {
+                Ok(()) => result,
+                Err(error) => Err(copy(error)),
+            });
+        }
+    }
+
+    /// Ends a transaction that failed, if it is still open.
+    fn rollback(&self) {
+        if !self.conn.is_autocommit()
+            && let Err(error) = self.conn.execute_batch("ROLLBACK")
+        {
+            tracing::warn!(%error, "cannot roll back a failed transaction");
+        }
+    }
+}
+
+/// Runs jobs until every sender is gone; after `closed` says so, answers every job with
+/// [`StoreError::Unavailable`].
+pub(super) fn run(
+    engine: Engine,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    closed: impl Fn() -> bool,
+) {
+    let mut held: VecDeque<Job> = VecDeque::new();
+    loop {
+        let mut taken: Vec<Job> = held.drain(..).collect();
+        if taken.is_empty() {
+            match jobs.blocking_recv() {
+                Some(job) => taken.push(job),
+                None => return,
+            }
+        }
+        while taken.len() < MAX_TAKEN {
+            match jobs.try_recv() {
+                Ok(job) => taken.push(job),
+                Err(_) => break,
+            }
+        }
+        if closed() {
+            let error = StoreError::Unavailable("the store is closed".into());
+            for job in taken {
+                match job {
+                    Job::Transact(t) => {
+                        if let Decision::Remote { snapshot, .. } = t.decision {
+                            let _ = snapshot.send(Err(copy(&error)));
+                        }
+                        let _ = t.done.send(Err(copy(&error)));
+                    }
+                    Job::Execute(e) => {
+                        let _ = e.done.send(Err(copy(&error)));
+                    }
+                    Job::Read(r) => {
+                        let _ = r.done.send(Err(copy(&error)));
+                    }
+                    // Dropped unanswered: its caller sees the engine gone.
+                    Job::Call(_) => {}
+                }
+            }
+            continue;
+        }
+        let mut reads = Vec::new();
+        let mut transacts = Vec::new();
+        let mut executes = Vec::new();
+        let mut instances = HashSet::new();
+        for job in taken {
+            match job {
+                Job::Read(read) => reads.push(read),
+                Job::Call(call) => call(&engine),
+                Job::Execute(execute) if transacts.len() + executes.len() < MAX_GROUP => {
+                    executes.push(execute);
+                }
+                Job::Transact(t)
+                    if transacts.len() + executes.len() < MAX_GROUP
+                        && !instances.contains(t.key.instance_id.as_str()) =>
+                {
+                    instances.insert(t.key.instance_id.as_str().to_owned());
+                    transacts.push(t);
+                }
+                // The next group's.
+                job @ (Job::Transact(_) | Job::Execute(_)) => held.push_back(job),
+            }
+        }
+        if !reads.is_empty() {
+            engine.read_all(reads);
+        }
+        if !transacts.is_empty() || !executes.is_empty() {
+            tracing::trace!(jobs = transacts.len() + executes.len(), "group commit");
+            engine.commit_group(transacts, executes);
+        }
+    }
+}
