@@ -139,3 +139,40 @@ async fn a_transaction_whose_statements_fail_is_rolled_back_alone() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_writes_reach_the_database_file_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    for i in 0..10 {
+        let record = instance(&format!("i-{i}"));
+        store
+            .transact(&record.key.clone(), &mut |_| {
+                vec![Write::PutResource(record.clone())]
+            })
+            .await
+            .unwrap();
+    }
+    // The database file alone, without its WAL: what checkpoints copied into it.
+    let file_only = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("engine.db"))
+        .immutable(true)
+        .read_only(true);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let mut conn = sqlx::ConnectOptions::connect(&file_only).await.unwrap();
+        // Before the first checkpoint, even the tables are only in the WAL.
+        let in_file: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM resources")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(0);
+        if in_file == 10 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{in_file} of 10 resources in the database file after 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
