@@ -357,8 +357,10 @@ impl SqliteStore {
     }
 }
 
+/// A job the engine dropped: the store is closed, or the job's transaction failed in a way
+/// that left no answer (it was rolled back).
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the store is closed".into())
+    StoreError::Unavailable("the store is closed or could not run the request".into())
 }
 
 /// How often the checkpointer copies the WAL into the database file.

@@ -176,3 +176,40 @@ async fn committed_writes_reach_the_database_file_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_that_panics_fails_its_transaction_and_the_store_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let broken = instance("broken");
+    let key = broken.key.clone();
+    store.execute_with(
+        &key,
+        vec![("INSERT INTO notes (id, a) VALUES ('broken', 'x')", vec![])],
+    );
+    let refused = store
+        .transact_owned(
+            &key,
+            Box::new(move |_| -> Vec<Write> { panic!("a decision with a bug") }),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(osb_store::StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert_eq!(store.resource(&key).await.unwrap(), None);
+    // The store still works, and nothing of the failed transaction was written.
+    let fine = instance("fine");
+    store
+        .transact(&fine.key.clone(), &mut |_| {
+            vec![Write::PutResource(fine.clone())]
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.resource(&fine.key).await.unwrap(), Some(fine));
+    let notes: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM notes")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(notes, 0);
+}

@@ -551,34 +551,42 @@ pub(super) fn run(
             }
             continue;
         }
-        let mut reads = Vec::new();
-        let mut transacts = Vec::new();
-        let mut executes = Vec::new();
-        let mut instances = HashSet::new();
-        for job in taken {
-            match job {
-                Job::Read(read) => reads.push(read),
-                Job::Call(call) => call(&engine),
-                Job::Execute(execute) if transacts.len() + executes.len() < MAX_GROUP => {
-                    executes.push(execute);
+        // A job that panics (a decision with a bug) loses its own iteration, which is rolled
+        // back; the engine goes on with the next jobs.
+        let iteration = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut reads = Vec::new();
+            let mut transacts = Vec::new();
+            let mut executes = Vec::new();
+            let mut instances = HashSet::new();
+            for job in taken {
+                match job {
+                    Job::Read(read) => reads.push(read),
+                    Job::Call(call) => call(&engine),
+                    Job::Execute(execute) if transacts.len() + executes.len() < MAX_GROUP => {
+                        executes.push(execute);
+                    }
+                    Job::Transact(t)
+                        if transacts.len() + executes.len() < MAX_GROUP
+                            && !instances.contains(t.key.instance_id.as_str()) =>
+                    {
+                        instances.insert(t.key.instance_id.as_str().to_owned());
+                        transacts.push(t);
+                    }
+                    // The next group's.
+                    job @ (Job::Transact(_) | Job::Execute(_)) => held.push_back(job),
                 }
-                Job::Transact(t)
-                    if transacts.len() + executes.len() < MAX_GROUP
-                        && !instances.contains(t.key.instance_id.as_str()) =>
-                {
-                    instances.insert(t.key.instance_id.as_str().to_owned());
-                    transacts.push(t);
-                }
-                // The next group's.
-                job @ (Job::Transact(_) | Job::Execute(_)) => held.push_back(job),
             }
-        }
-        if !reads.is_empty() {
-            engine.read_all(reads);
-        }
-        if !transacts.is_empty() || !executes.is_empty() {
-            tracing::trace!(jobs = transacts.len() + executes.len(), "group commit");
-            engine.commit_group(transacts, executes);
+            if !reads.is_empty() {
+                engine.read_all(reads);
+            }
+            if !transacts.is_empty() || !executes.is_empty() {
+                tracing::trace!(jobs = transacts.len() + executes.len(), "group commit");
+                engine.commit_group(transacts, executes);
+            }
+        }));
+        if iteration.is_err() {
+            tracing::error!("a store job panicked; its transaction was rolled back");
+            engine.rollback();
         }
     }
 }
