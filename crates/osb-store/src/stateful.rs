@@ -1008,11 +1008,10 @@ impl<B: Backend, S: Store> Inner<B, S> {
         .map_err(BrokerError::internal)?;
         let request = op.request.get("request").cloned().unwrap_or(Value::Null);
         let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
-        match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
-            Begin::Started(..) => {}
-            other => return Ok(Some((other, None))),
+        if let Some(other) = create_blocked(&snapshot, fingerprint) {
+            return Ok(Some((other, None)));
         }
-        let (_, store_writes) =
+        let (started, store_writes) =
             decide_create(&Snapshot::default(), fingerprint, &op, work, &request, ids);
         let progress = Arc::new(Progress {
             phase: tokio::sync::Mutex::new(Phase::Waiting),
@@ -1042,9 +1041,9 @@ impl<B: Backend, S: Store> Inner<B, S> {
             settle: Some(settle),
         };
         let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
-        match decide_create(&snapshot, fingerprint, &op, work, &request, ids).0 {
-            begin @ Begin::Started(..) => Ok(Some((begin, Some((progress, guard))))),
-            other => Ok(Some((other, None))),
+        match create_blocked(&snapshot, fingerprint) {
+            None => Ok(Some((started, Some((progress, guard))))),
+            Some(other) => Ok(Some((other, None))),
         }
     }
 
@@ -1287,6 +1286,28 @@ fn finished_writes(
     writes
 }
 
+/// What a create finds on `snapshot` when it cannot start there (the resource exists, is being
+/// created or deleted, or another request created it); `None` when it may start.
+fn create_blocked(snapshot: &Snapshot, fingerprint: &str) -> Option<Begin> {
+    let resource = snapshot.resource.as_ref()?;
+    if let Some(active) = &snapshot.active
+        && active.kind == OperationKind::Delete
+    {
+        return Some(Begin::Busy("It is being deleted.".into()));
+    }
+    if resource.state == ResourceState::Failed {
+        return None;
+    }
+    if resource.fingerprint != fingerprint {
+        return Some(Begin::Conflict);
+    }
+    Some(match (resource.state, &snapshot.active) {
+        (ResourceState::Creating, Some(active)) => Begin::Running(active.clone()),
+        (ResourceState::Deleting, _) => Begin::Busy("It is being deleted.".into()),
+        _ => Begin::Exists(resource.reply.clone()),
+    })
+}
+
 fn decide_create(
     snapshot: &Snapshot,
     fingerprint: &str,
@@ -1295,26 +1316,8 @@ fn decide_create(
     request: &Value,
     ids: &(Option<String>, Option<String>),
 ) -> (Begin, Vec<Write>) {
-    if let Some(resource) = &snapshot.resource {
-        if let Some(active) = &snapshot.active
-            && active.kind == OperationKind::Delete
-        {
-            return (Begin::Busy("It is being deleted.".into()), Vec::new());
-        }
-        if resource.state != ResourceState::Failed {
-            if resource.fingerprint != fingerprint {
-                return (Begin::Conflict, Vec::new());
-            }
-            return match (resource.state, &snapshot.active) {
-                (ResourceState::Creating, Some(active)) => {
-                    (Begin::Running(active.clone()), Vec::new())
-                }
-                (ResourceState::Deleting, _) => {
-                    (Begin::Busy("It is being deleted.".into()), Vec::new())
-                }
-                _ => (Begin::Exists(resource.reply.clone()), Vec::new()),
-            };
-        }
+    if let Some(begin) = create_blocked(snapshot, fingerprint) {
+        return (begin, Vec::new());
     }
     let now = op.created_at;
     let resource = ResourceRecord {

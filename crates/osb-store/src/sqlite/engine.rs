@@ -11,9 +11,10 @@
 //! **Group commit.** The transactions queued while the previous group committed run as **one**
 //! SQLite transaction (`BEGIN IMMEDIATE`, one `COMMIT`, at most [`MAX_GROUP`] of them, at most
 //! one per instance: an instance's deletion takes its bindings with it, so two keys of one
-//! instance could see each other's writes; a second one waits for the next group). Each job
-//! runs in a savepoint of its own: a job whose statements fail is rolled back alone and answered
-//! with its error, and the others commit. A failure that ends the transaction itself (a full
+//! instance could see each other's writes; a second one waits for the next group). The jobs'
+//! writes go in one after the other; should one fail, the group starts again with each job in a
+//! savepoint of its own: a job whose statements fail is rolled back alone and answered with its
+//! error, and the others commit. A failure that ends the transaction itself (a full
 //! disk, an I/O error) or of the `COMMIT` fails every job of the group: nothing is half-written.
 //! Every caller is answered after the commit.
 //!
@@ -97,6 +98,15 @@ pub(super) struct Read {
     /// Whether its operation in progress is wanted too.
     pub(super) active: bool,
     pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
+}
+
+/// A transaction of a group, with its writes chosen.
+struct Decided {
+    writes: Vec<Write>,
+    /// The snapshot, for an owned decision (a remote one has it already).
+    snapshot: Option<Snapshot>,
+    attached: Vec<Attached>,
+    done: oneshot::Sender<Result<Option<Snapshot>, StoreError>>,
 }
 
 /// The engine's connection and what it needs to read and write records.
@@ -404,15 +414,9 @@ impl Engine {
                 let _ = job.done.send(Err(copy(error)));
             }
         };
-        let mut seq: i64 = match self.execute("BEGIN IMMEDIATE", &[]).and_then(|_| {
-            self.query_row(MAX_SEQ, &[], |row| Ok(row.get(0)?))
-                .map(Option::unwrap_or_default)
-        }) {
+        let mut seq = match self.begin_write() {
             Ok(seq) => seq,
-            Err(error) => {
-                self.rollback();
-                return fail_all(&error, transacts, executes);
-            }
+            Err(error) => return fail_all(&error, transacts, executes),
         };
         // The snapshots first, so that every remote caller decides at the same time.
         let mut jobs = Vec::with_capacity(transacts.len());
@@ -444,38 +448,56 @@ impl Engine {
             };
             jobs.push((decision, job.attached, job.done));
         }
-        // Then each job in its savepoint.
-        let mut answers = Vec::with_capacity(jobs.len());
-        let mut broken = None;
-        for ((snapshot, decide), attached, done) in jobs {
-            let writes = match (decide, &snapshot) {
-                (Ok(mut decide), Some(snapshot)) => decide(snapshot),
-                (Err(writes), _) => writes.blocking_recv().unwrap_or_default(),
-                (Ok(_), None) => Vec::new(),
-            };
-            let result = self.savepoint(|| {
-                for write in &writes {
+        // Then the decisions: the writes of every job, on its snapshot.
+        let decided: Vec<Decided> = jobs
+            .into_iter()
+            .map(|((snapshot, decide), attached, done)| Decided {
+                writes: match (decide, &snapshot) {
+                    (Ok(mut decide), Some(snapshot)) => decide(snapshot),
+                    (Err(writes), _) => writes.blocking_recv().unwrap_or_default(),
+                    (Ok(_), None) => Vec::new(),
+                },
+                snapshot,
+                attached,
+                done,
+            })
+            .collect();
+        // Every job's writes at once; should one fail, the group starts again (from the same
+        // state: no other writer ran meanwhile) with each job in a savepoint of its own, so
+        // that only the failing jobs fail.
+        let at_once = (|| {
+            for job in &decided {
+                for write in &job.writes {
                     self.apply(write, &mut seq)?;
                 }
-                self.run_statements(&attached)
-            });
-            if let Err(error) = &result
-                && self.conn.is_autocommit()
-            {
-                broken = Some(copy(error));
+                self.run_statements(&job.attached)?;
             }
-            answers.push((done, result.map(|_| snapshot)));
-        }
-        let mut changed = Vec::with_capacity(executes.len());
-        for job in executes {
-            let result = self.savepoint(|| self.run_statements(&job.statements));
-            if let Err(error) = &result
-                && self.conn.is_autocommit()
-            {
-                broken = Some(copy(error));
+            executes
+                .iter()
+                .map(|job| self.run_statements(&job.statements))
+                .collect::<Result<Vec<u64>, StoreError>>()
+        })();
+        let (results, changed, broken) = match at_once {
+            Ok(changed) => (
+                decided.iter().map(|_| Ok(())).collect(),
+                changed.into_iter().map(Ok).collect(),
+                None,
+            ),
+            Err(_) => {
+                self.rollback();
+                match self.begin_write() {
+                    Ok(again) => {
+                        seq = again;
+                        self.one_by_one(&decided, &executes, &mut seq)
+                    }
+                    Err(error) => (
+                        decided.iter().map(|_| Err(copy(&error))).collect(),
+                        executes.iter().map(|_| Err(copy(&error))).collect(),
+                        Some(error),
+                    ),
+                }
             }
-            changed.push((job.done, result));
-        }
+        };
         let committed = match broken {
             Some(error) => Err(error),
             None => self.execute("COMMIT", &[]).map(|_| ()),
@@ -483,18 +505,71 @@ impl Engine {
         if committed.is_err() {
             self.rollback();
         }
-        for (done, result) in answers {
-            let _ = done.send(match &committed {
+        for (job, result) in decided.into_iter().zip(results) {
+            let _ = job.done.send(match &committed {
+                Ok(()) => result.map(|()| job.snapshot),
+                Err(error) => Err(copy(error)),
+            });
+        }
+        for (job, result) in executes.into_iter().zip(changed) {
+            let _ = job.done.send(match &committed {
                 Ok(()) => result,
                 Err(error) => Err(copy(error)),
             });
         }
-        for (done, result) in changed {
-            let _ = done.send(match &committed {
-                Ok(()) => result,
-                Err(error) => Err(copy(error)),
-            });
+    }
+
+    /// `BEGIN IMMEDIATE`, and the last operation number; nothing is left open on a failure.
+    fn begin_write(&self) -> Result<i64, StoreError> {
+        let begun = self.execute("BEGIN IMMEDIATE", &[]).and_then(|_| {
+            self.query_row(MAX_SEQ, &[], |row| Ok(row.get(0)?))
+                .map(Option::unwrap_or_default)
+        });
+        if begun.is_err() {
+            self.rollback();
         }
+        begun
+    }
+
+    /// Applies each job in a savepoint of its own: the results of the transactions and of the
+    /// broker statements, and the error that ended the whole transaction, if one did.
+    #[allow(clippy::type_complexity)]
+    fn one_by_one(
+        &self,
+        decided: &[Decided],
+        executes: &[Execute],
+        seq: &mut i64,
+    ) -> (
+        Vec<Result<(), StoreError>>,
+        Vec<Result<u64, StoreError>>,
+        Option<StoreError>,
+    ) {
+        let mut broken = None;
+        let mut note = |error: Option<&StoreError>| {
+            if let Some(error) = error
+                && self.conn.is_autocommit()
+            {
+                broken = Some(copy(error));
+            }
+        };
+        let mut results = Vec::with_capacity(decided.len());
+        for job in decided {
+            let result = self.savepoint(|| {
+                for write in &job.writes {
+                    self.apply(write, seq)?;
+                }
+                self.run_statements(&job.attached).map(|_| ())
+            });
+            note(result.as_ref().err());
+            results.push(result);
+        }
+        let mut changed = Vec::with_capacity(executes.len());
+        for job in executes {
+            let result = self.savepoint(|| self.run_statements(&job.statements));
+            note(result.as_ref().err());
+            changed.push(result);
+        }
+        (results, changed, broken)
     }
 
     /// Ends a transaction that failed, if it is still open.
