@@ -77,11 +77,12 @@ impl Default for SqliteOptions {
 ///   (rusqlite) owned by one thread, whose page cache ([`SqliteOptions::write_cache_kib`])
 ///   stays valid between commits. A caller hands it one job and gets one answer.
 /// - **Group commit**: [`Store::transact`] calls that queue while a transaction commits run
-///   together as the next transaction (one per instance at most, up to 64), each in a savepoint
-///   of its own: each caller's `decide` sees its own snapshot and each is answered after the
-///   commit; the result is that of running them one after the other. A caller whose writes
-///   fail is rolled back alone; a failure of the transaction itself (full disk, I/O error) or
-///   of the commit rolls the whole group back and every caller in it gets the error.
+///   together as the next transaction (one per instance at most, up to 64): each caller's
+///   `decide` sees its own snapshot and each is answered after the commit; the result is that
+///   of running them one after the other. A caller whose writes fail is rolled back alone (the
+///   group starts again with a savepoint per caller); a failure of the transaction itself (full
+///   disk, I/O error) or of the commit rolls the whole group back and every caller in it gets
+///   the error.
 /// - **Batched reads**: [`Store::snapshot`], [`Store::resource`] and [`Store::operation`]
 ///   calls queued meanwhile run in one read transaction.
 /// - **Background checkpoints**: a thread of its own copies committed pages from the WAL into
