@@ -816,6 +816,36 @@ async fn stateful_answers<S: Store>(backend: Arc<TestBackend>, store: S) {
     }
     assert_eq!(backend.count("create c-1"), 1);
 
+    // Provisions given up at any point (the platform hung up) leave no claim behind: the next
+    // provision of each instance answers.
+    for n in 0..64u64 {
+        let id = format!("gone-{n}");
+        let given_up = broker.provision(
+            InstanceId::from(id.clone()),
+            provision_request(SYNC),
+            ctx(SYNC, false),
+        );
+        let _ = tokio::time::timeout(Duration::from_micros(n * 25), given_up).await;
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            broker.provision(
+                InstanceId::from(id),
+                provision_request(SYNC),
+                ctx(SYNC, false),
+            ),
+        )
+        .await
+        .expect("a provision after one given up answers")
+        .unwrap();
+        assert!(
+            matches!(
+                again,
+                ProvisionOutcome::Created(_) | ProvisionOutcome::AlreadyExists(_)
+            ),
+            "{again:?}"
+        );
+    }
+
     // 64 concurrent identical async provisions: one token.
     let mut tasks = Vec::new();
     for _ in 0..64 {
