@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use osb_server::types::OperationId;
 
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot};
-use crate::store::{Decide, OwnedDecide, SnapshotThen, Store};
+use crate::store::{Decide, OwnedDecide, Store};
 use crate::{MemoryStore, StoreError};
 
 /// One of the stores, chosen at run time, e.g. from a broker's `OSB_DATABASE_URL`
@@ -96,14 +96,6 @@ impl Store for AnyStore {
 
     async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
         dispatch!(self, s => s.snapshot(key).await)
-    }
-
-    async fn snapshot_then(
-        &self,
-        key: &Key,
-        then: SnapshotThen,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        dispatch!(self, s => s.snapshot_then(key, then).await)
     }
 
     async fn operation(

@@ -83,4 +83,4 @@ pub use seal::StoreKeys;
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqlValue, SqliteOptions, SqliteStore};
 pub use stateful::{RestartPolicy, Stateful, StatefulConfig};
-pub use store::{Decide, OwnedDecide, SnapshotThen, Store};
+pub use store::{Decide, OwnedDecide, Store};

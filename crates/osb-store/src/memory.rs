@@ -8,7 +8,7 @@ use osb_server::types::OperationId;
 
 use crate::StoreError;
 use crate::record::{Key, Millis, OperationRecord, ResourceRecord, Snapshot, Write};
-use crate::store::{Decide, SnapshotThen, Store};
+use crate::store::{Decide, Store};
 
 /// A [`Store`] in memory: fast, and gone with the process.
 ///
@@ -103,21 +103,6 @@ impl Store for MemoryStore {
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
         Ok(self.lock().resources.get(key).cloned())
-    }
-
-    /// Reads and runs `then` under the store's lock.
-    async fn snapshot_then(
-        &self,
-        key: &Key,
-        then: SnapshotThen,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let state = self.lock();
-        let snapshot = Snapshot {
-            resource: state.resources.get(key).cloned(),
-            active: state.active(key).cloned(),
-        };
-        then(&snapshot);
-        Ok(Some(snapshot))
     }
 
     async fn operation(

@@ -318,18 +318,12 @@ impl SqliteStore {
 
     /// Reads `key` (and its operation in progress when `active` says so) in the engine's next
     /// batch of reads.
-    async fn read(
-        &self,
-        key: &Key,
-        active: bool,
-        then: Option<crate::store::SnapshotThen>,
-    ) -> Result<Snapshot, StoreError> {
+    async fn read(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
         let (done, answer) = tokio::sync::oneshot::channel();
         self.jobs
             .send(engine::Job::Read(engine::Read {
                 key: key.clone(),
                 active,
-                then,
                 done,
             }))
             .map_err(|_| stopped())?;
@@ -512,22 +506,12 @@ impl Store for SqliteStore {
     }
 
     async fn resource(&self, key: &Key) -> Result<Option<ResourceRecord>, StoreError> {
-        Ok(self.read(key, false, None).await?.resource)
+        Ok(self.read(key, false).await?.resource)
     }
 
     /// Reads queued meanwhile by other callers run together, in one read transaction.
     async fn snapshot(&self, key: &Key) -> Result<Snapshot, StoreError> {
-        self.read(key, true, None).await
-    }
-
-    /// `then` runs on the engine's thread right after the read, before the engine commits
-    /// anything else.
-    async fn snapshot_then(
-        &self,
-        key: &Key,
-        then: crate::store::SnapshotThen,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        self.read(key, true, Some(then)).await.map(Some)
+        self.read(key, true).await
     }
 
     async fn operation(

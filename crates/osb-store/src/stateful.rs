@@ -1007,12 +1007,6 @@ impl<B: Backend, S: Store> Inner<B, S> {
         )
         .map_err(BrokerError::internal)?;
         let request = op.request.get("request").cloned().unwrap_or(Value::Null);
-        if let Some(begun) = self
-            .begin_with_read(key, fingerprint, &op, work, &request, ids)
-            .await?
-        {
-            return Ok(begun);
-        }
         let snapshot = self.store.snapshot(key).await.map_err(unavailable)?;
         if let Some(other) = create_blocked(&snapshot, fingerprint) {
             return Ok(Some((other, None)));
@@ -1051,73 +1045,6 @@ impl<B: Backend, S: Store> Inner<B, S> {
             None => Ok(Some((started, Some((progress, guard))))),
             Some(other) => Ok(Some((other, None))),
         }
-    }
-
-    /// [`begin_in_memory`](Self::begin_in_memory) on a store that runs work with its reads
-    /// ([`Store::snapshot_then`]): the claim is taken together with the one read, so that no
-    /// create of the key can commit between them. `None` when the store cannot.
-    async fn begin_with_read(
-        self: &Arc<Self>,
-        key: &Key,
-        fingerprint: &str,
-        op: &OperationRecord,
-        work: &Work,
-        request: &Value,
-        ids: &(Option<String>, Option<String>),
-    ) -> Result<Option<Option<Begun<B, S>>>, BrokerError> {
-        let (started, store_writes) =
-            decide_create(&Snapshot::default(), fingerprint, op, work, request, ids);
-        let progress = Arc::new(Progress {
-            phase: tokio::sync::Mutex::new(Phase::Waiting),
-            stored: AtomicBool::new(false),
-            store_writes,
-        });
-        let (settle, settled) = watch::channel(None);
-        let claim = Claim {
-            fingerprint: fingerprint.to_string(),
-            op: op.clone(),
-            progress: progress.clone(),
-            settled,
-        };
-        let guard = ClaimGuard {
-            inner: self.clone(),
-            key: key.clone(),
-            op: op.id.clone(),
-            settle: Some(settle),
-        };
-        // The guard comes back here once the claim is taken. Dropped anywhere else (this
-        // request went away meanwhile), it removes the claim again.
-        let taken = Arc::new(Mutex::new(None));
-        let slot = taken.clone();
-        let inner = self.clone();
-        let claimed_key = key.clone();
-        let then: crate::store::SnapshotThen = Box::new(move |snapshot: &Snapshot| {
-            if create_blocked(snapshot, &claim.fingerprint).is_some() {
-                return;
-            }
-            {
-                let mut claims = inner.claims.lock().unwrap_or_else(PoisonError::into_inner);
-                if claims.contains_key(&claimed_key) {
-                    return;
-                }
-                claims.insert(claimed_key, claim);
-            }
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(guard);
-        });
-        let Some(snapshot) = self
-            .store
-            .snapshot_then(key, then)
-            .await
-            .map_err(unavailable)?
-        else {
-            return Ok(None);
-        };
-        let guard = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
-        Ok(Some(match guard {
-            Some(guard) => Some((started, Some((progress, guard)))),
-            // Blocked, or another request claimed it first.
-            None => create_blocked(&snapshot, fingerprint).map(|other| (other, None)),
-        }))
     }
 
     /// The create held in memory on `key`, if any: its fingerprint, operation, progress and

@@ -13,10 +13,6 @@ pub type Decide<'a> = dyn FnMut(&Snapshot) -> Vec<Write> + Send + 'a;
 /// writer runs it inline, without handing the snapshot back to the caller's task).
 pub type OwnedDecide = Box<Decide<'static>>;
 
-/// Work run on a snapshot before any other write of the store commits
-/// ([`Store::snapshot_then`]).
-pub type SnapshotThen = Box<dyn FnOnce(&Snapshot) + Send>;
-
 /// Durable broker state: resources (instances and bindings) and the operations on them.
 ///
 /// Every method is atomic. [`transact`](Self::transact) is the only read-then-write: it reads a
@@ -67,19 +63,6 @@ pub trait Store: Send + Sync + 'static {
             None => None,
         };
         Ok(Snapshot { resource, active })
-    }
-
-    /// [`snapshot`](Self::snapshot), then `then` on what was read, before any other write of
-    /// this store can commit: what `then` decides (a claim taken in memory, say) cannot be
-    /// overtaken by a write that the snapshot missed. `None` when the store cannot (the
-    /// default); `then` does not run then.
-    async fn snapshot_then(
-        &self,
-        key: &Key,
-        then: SnapshotThen,
-    ) -> Result<Option<Snapshot>, StoreError> {
-        let _ = (key, then);
-        Ok(None)
     }
 
     /// The operation `id` on `key`, or without an id the latest operation on `key`.

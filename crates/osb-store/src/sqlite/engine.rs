@@ -97,8 +97,6 @@ pub(super) struct Read {
     pub(super) key: Key,
     /// Whether its operation in progress is wanted too.
     pub(super) active: bool,
-    /// Run on what was read, before the engine commits anything else.
-    pub(super) then: Option<crate::store::SnapshotThen>,
     pub(super) done: oneshot::Sender<Result<Snapshot, StoreError>>,
 }
 
@@ -395,11 +393,7 @@ impl Engine {
             if read.done.is_closed() {
                 continue;
             }
-            let snapshot = self.snapshot(&read.key, read.active);
-            if let (Ok(snapshot), Some(then)) = (&snapshot, read.then) {
-                then(snapshot);
-            }
-            let _ = read.done.send(snapshot);
+            let _ = read.done.send(self.snapshot(&read.key, read.active));
         }
         if began && !self.conn.is_autocommit() {
             let _ = self.execute("COMMIT", &[]);
