@@ -10,7 +10,6 @@ use crate::record::{
 use crate::seal::Sealer;
 
 /// The columns of `resources`, in the order the stores write them.
-#[cfg(feature = "postgres")]
 macro_rules! resource_columns {
     () => {
         "instance_id, binding_id, service_id, plan_id, state, fingerprint, request, reply, created_at, updated_at"
@@ -25,16 +24,13 @@ macro_rules! operation_columns {
 }
 pub(crate) use operation_columns;
 
-/// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`);
-/// SQLite's transactions write with its own multi-row statements (`sqlite/batch.rs`).
+/// The statements SQLite and PostgreSQL share (both read `$n` placeholders and `ON CONFLICT`).
 pub(crate) mod sql {
-    #[cfg(feature = "postgres")]
     pub(crate) const SELECT_RESOURCE: &str = concat!(
         "SELECT ",
         resource_columns!(),
         " FROM resources WHERE instance_id = $1 AND binding_id = $2"
     );
-    #[cfg(feature = "postgres")]
     pub(crate) const SELECT_ACTIVE: &str = concat!(
         "SELECT ",
         operation_columns!(),
@@ -50,7 +46,6 @@ pub(crate) mod sql {
         operation_columns!(),
         " FROM operations WHERE instance_id = $1 AND binding_id = $2 ORDER BY seq DESC LIMIT 1"
     );
-    #[cfg(feature = "postgres")]
     pub(crate) const UPSERT_RESOURCE: &str = concat!(
         "INSERT INTO resources (",
         resource_columns!(),
@@ -61,11 +56,9 @@ pub(crate) mod sql {
         "request = excluded.request, reply = excluded.reply, created_at = excluded.created_at, ",
         "updated_at = excluded.updated_at"
     );
-    #[cfg(feature = "postgres")]
     pub(crate) const DELETE_BINDING: &str =
         "DELETE FROM resources WHERE instance_id = $1 AND binding_id = $2";
     /// An instance takes its bindings with it (`$2` is `''` for an instance).
-    #[cfg(feature = "postgres")]
     pub(crate) const DELETE_INSTANCE: &str =
         "DELETE FROM resources WHERE instance_id = $1 AND $2 = ''";
     pub(crate) const RENEW: &str = "UPDATE operations SET lease_until = $1 \

@@ -201,7 +201,7 @@ impl SqliteStore {
         // The checkpointer stops with the engine.
         let (engine_alive, stopped) = std::sync::mpsc::channel::<()>();
         if !in_memory {
-            let conn = checkpoint_connection(&connect, options)?;
+            let conn = connection(&connect, false, options)?;
             std::thread::Builder::new()
                 .name("osb-sqlite-checkpoint".into())
                 .spawn(move || checkpointer(&conn, &stopped))
@@ -382,26 +382,9 @@ fn checkpointer(conn: &rusqlite::Connection, stop: &std::sync::mpsc::Receiver<()
     }
 }
 
-/// The checkpointer's connection.
-fn checkpoint_connection(
-    connect: &SqliteConnectOptions,
-    options: &SqliteOptions,
-) -> Result<rusqlite::Connection, StoreError> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
-        connect.get_filename(),
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(options.busy_timeout)?;
-    conn.execute_batch(&format!(
-        "PRAGMA synchronous = {};",
-        if options.full_sync { "FULL" } else { "NORMAL" }
-    ))?;
-    Ok(conn)
-}
-
-/// The engine's connection: the same database as the pool's, with the same settings.
-fn engine_connection(
+/// A connection of the store's own to the pool's database (in memory: shared by name within
+/// the process), with the pool's busy timeout and `synchronous` setting.
+fn connection(
     connect: &SqliteConnectOptions,
     in_memory: bool,
     options: &SqliteOptions,
@@ -412,7 +395,6 @@ fn engine_connection(
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let filename = connect.get_filename();
     let conn = if in_memory {
-        // The pool's in-memory database is shared by name within the process.
         let name = filename.to_string_lossy();
         let name = name.strip_prefix("file:").unwrap_or(&name);
         rusqlite::Connection::open_with_flags(
@@ -423,10 +405,25 @@ fn engine_connection(
         rusqlite::Connection::open_with_flags(filename, flags)?
     };
     conn.busy_timeout(options.busy_timeout)?;
+    conn.execute_batch(if options.full_sync {
+        "PRAGMA synchronous = FULL;"
+    } else {
+        "PRAGMA synchronous = NORMAL;"
+    })?;
+    Ok(conn)
+}
+
+/// The engine's connection: [`connection`], with foreign keys, its page cache and its own
+/// checkpoints past [`ENGINE_CHECKPOINT_PAGES`].
+fn engine_connection(
+    connect: &SqliteConnectOptions,
+    in_memory: bool,
+    options: &SqliteOptions,
+) -> Result<rusqlite::Connection, StoreError> {
+    let conn = connection(connect, in_memory, options)?;
     conn.execute_batch(&format!(
-        "PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
+        "PRAGMA foreign_keys = ON; PRAGMA cache_size = -{}; \
          PRAGMA wal_autocheckpoint = {ENGINE_CHECKPOINT_PAGES};{}",
-        if options.full_sync { "FULL" } else { "NORMAL" },
         options.write_cache_kib,
         if options.keys.is_some() {
             " PRAGMA secure_delete = ON;"

@@ -126,21 +126,6 @@ fn copy(error: &StoreError) -> StoreError {
     }
 }
 
-const SELECT_RESOURCE: &str = "SELECT instance_id, binding_id, service_id, plan_id, state, \
-    fingerprint, request, reply, created_at, updated_at FROM resources \
-    WHERE instance_id = ?1 AND binding_id = ?2";
-const SELECT_ACTIVE: &str = concat!(
-    "SELECT ",
-    crate::rows::operation_columns!(),
-    " FROM operations WHERE instance_id = ?1 AND binding_id = ?2 AND state = 'in progress'"
-);
-const UPSERT_RESOURCE: &str = "INSERT INTO resources (instance_id, binding_id, service_id, \
-    plan_id, state, fingerprint, request, reply, created_at, updated_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-    ON CONFLICT (instance_id, binding_id) DO UPDATE SET service_id = excluded.service_id, \
-    plan_id = excluded.plan_id, state = excluded.state, fingerprint = excluded.fingerprint, \
-    request = excluded.request, reply = excluded.reply, created_at = excluded.created_at, \
-    updated_at = excluded.updated_at";
 const UPSERT_OPERATION: &str = concat!(
     "INSERT INTO operations (",
     crate::rows::operation_columns!(),
@@ -150,9 +135,6 @@ const UPSERT_OPERATION: &str = concat!(
     "lease_until = excluded.lease_until, deadline = excluded.deadline, ",
     "finished_at = excluded.finished_at"
 );
-const DELETE_BINDING: &str = "DELETE FROM resources WHERE instance_id = ?1 AND binding_id = ?2";
-/// An instance takes its bindings with it.
-const DELETE_INSTANCE: &str = "DELETE FROM resources WHERE instance_id = ?1";
 const MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) FROM operations";
 
 impl ToSql for SqlValue {
@@ -220,19 +202,11 @@ impl Engine {
 
     /// Commits the transaction a call began when `result` is a success, else rolls it back.
     pub(super) fn finish<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
-        match result {
-            Ok(value) => match self.execute("COMMIT", &[]) {
-                Ok(_) => Ok(value),
-                Err(error) => {
-                    self.rollback();
-                    Err(error)
-                }
-            },
-            Err(error) => {
-                self.rollback();
-                Err(error)
-            }
+        let finished = result.and_then(|value| self.execute("COMMIT", &[]).map(|_| value));
+        if finished.is_err() {
+            self.rollback();
         }
+        finished
     }
 
     /// Runs `sql` with `values`; the rows it changed.
@@ -261,11 +235,11 @@ impl Engine {
     /// The resource `key` and, when `active`, its operation in progress.
     fn snapshot(&self, key: &Key, active: bool) -> Result<Snapshot, StoreError> {
         let values: [&dyn ToSql; 2] = [&key.instance_id.as_str(), &key.binding_column()];
-        let resource = self.query_row(SELECT_RESOURCE, &values, |row| {
+        let resource = self.query_row(sql::SELECT_RESOURCE, &values, |row| {
             resource_of(row, &self.sealer)
         })?;
         let active = match (&resource, active) {
-            (Some(_), true) => self.query_row(SELECT_ACTIVE, &values, |row| {
+            (Some(_), true) => self.query_row(sql::SELECT_ACTIVE, &values, |row| {
                 operation_of(row, &self.sealer)
             })?,
             _ => None,
@@ -297,13 +271,14 @@ impl Engine {
                 self.put_operation(op, *seq)
             }
             Write::DeleteResource(key) => {
-                let instance = key.instance_id.as_str();
-                match &key.binding_id {
-                    Some(binding) => {
-                        self.execute(DELETE_BINDING, &[&instance, &binding.as_str()])?
-                    }
-                    None => self.execute(DELETE_INSTANCE, &[&instance])?,
+                let statement = match key.binding_id {
+                    Some(_) => sql::DELETE_BINDING,
+                    None => sql::DELETE_INSTANCE,
                 };
+                self.execute(
+                    statement,
+                    &[&key.instance_id.as_str(), &key.binding_column()],
+                )?;
                 Ok(())
             }
         }
@@ -312,7 +287,7 @@ impl Engine {
     fn put_resource(&self, r: &ResourceRecord) -> Result<(), StoreError> {
         let (fingerprint, request, reply) = sealed_resource(r, &self.sealer)?;
         self.execute(
-            UPSERT_RESOURCE,
+            sql::UPSERT_RESOURCE,
             &[
                 &r.key.instance_id.as_str(),
                 &r.key.binding_column(),
