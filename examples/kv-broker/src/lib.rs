@@ -216,6 +216,15 @@ macro_rules! on_db_write {
     };
 }
 
+/// Sets an instance's key limit (`$1` the instance, `$2` the limit).
+const UPSERT_MAX_KEYS: &str = "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
+     ON CONFLICT (instance_id) DO UPDATE SET max_keys = excluded.max_keys";
+
+/// The key limit that request parameters set, if any.
+fn max_keys_of(parameters: Option<&Map<String, Value>>) -> Option<i64> {
+    parameters?.get("max_keys").and_then(Value::as_i64)
+}
+
 /// A value bound to one of the backend's statements.
 enum Arg {
     Text(String),
@@ -376,21 +385,18 @@ impl Backend for KvBackend {
         if request.plan_id.as_str() == ASYNC_PLAN_ID {
             tokio::time::sleep(self.async_delay).await;
         }
-        let max_keys = request
-            .parameters
-            .as_ref()
-            .and_then(|p| p.get("max_keys"))
-            .and_then(Value::as_i64)
-            .unwrap_or(DEFAULT_MAX_KEYS);
-        self.write(
-            &Key::instance(id.clone()),
-            vec![(
-                "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
-             ON CONFLICT (instance_id) DO NOTHING",
-                vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
-            )],
-        )
-        .await?;
+        // An instance keeps a row in `kv_instances` only when its parameters set a limit;
+        // without one, the plan's default applies.
+        if let Some(max_keys) = max_keys_of(request.parameters.as_ref()) {
+            self.write(
+                &Key::instance(id.clone()),
+                vec![(
+                    UPSERT_MAX_KEYS,
+                    vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
+                )],
+            )
+            .await?;
+        }
         Ok(ServiceInstanceProvisionResponse::new()
             .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
     }
@@ -400,17 +406,12 @@ impl Backend for KvBackend {
         id: &InstanceId,
         request: &ServiceInstanceUpdateRequest,
     ) -> Result<ServiceInstanceUpdateResponse, BrokerError> {
-        if let Some(max_keys) = request
-            .parameters
-            .as_ref()
-            .and_then(|p| p.get("max_keys"))
-            .and_then(Value::as_i64)
-        {
+        if let Some(max_keys) = max_keys_of(request.parameters.as_ref()) {
             self.write(
                 &Key::instance(id.clone()),
                 vec![(
-                    "UPDATE kv_instances SET max_keys = $1 WHERE instance_id = $2",
-                    vec![Arg::Int(max_keys), Arg::Text(id.to_string())],
+                    UPSERT_MAX_KEYS,
+                    vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
                 )],
             )
             .await?;
@@ -643,7 +644,8 @@ impl KvBackend {
 
     /// Stores a value; `Some(max)` when the instance already holds its maximum of keys. The
     /// count and the write are one transaction that holds the instance's write lock (SQLite:
-    /// `BEGIN IMMEDIATE`; PostgreSQL: the instance's row, `FOR UPDATE`).
+    /// `BEGIN IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock on the instance id,
+    /// which also holds for instances without a `kv_instances` row).
     async fn put(
         &self,
         instance: &str,
@@ -651,18 +653,24 @@ impl KvBackend {
         value: &[u8],
     ) -> Result<Option<i64>, sqlx::Error> {
         let (begin, lock) = match &self.db {
-            Db::Sqlite(_) => ("BEGIN IMMEDIATE", ""),
-            Db::Postgres(_) => ("BEGIN", " FOR UPDATE"),
+            Db::Sqlite(_) => ("BEGIN IMMEDIATE", None),
+            Db::Postgres(_) => (
+                "BEGIN",
+                Some("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"),
+            ),
         };
-        let max_query = format!("SELECT max_keys FROM kv_instances WHERE instance_id = $1{lock}");
         on_db_write!(&self.db, pool => {
             async {
                 let mut tx = pool.begin_with(begin).await?;
-                let max: i64 = sqlx::query_scalar(&max_query)
-                    .bind(instance)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .unwrap_or(DEFAULT_MAX_KEYS);
+                if let Some(lock) = lock {
+                    sqlx::query(lock).bind(instance).execute(&mut *tx).await?;
+                }
+                let max: i64 =
+                    sqlx::query_scalar("SELECT max_keys FROM kv_instances WHERE instance_id = $1")
+                        .bind(instance)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or(DEFAULT_MAX_KEYS);
                 let exists: Option<i32> = sqlx::query_scalar(
                     "SELECT 1 FROM kv_entries WHERE instance_id = $1 AND key = $2",
                 )

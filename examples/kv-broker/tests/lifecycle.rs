@@ -245,6 +245,56 @@ async fn the_sized_plan_checks_and_enforces_max_keys() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_sets_the_limit_of_an_instance_provisioned_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = running(&dir.path().join("kv.db")).await;
+    let client = client(broker.addr);
+    let opts = CallOptions::new();
+    let instance = InstanceId::from("u-1");
+    client
+        .provision(
+            &instance,
+            &provision_request(SMALL_PLAN_ID),
+            &ProvisionQuery::new(),
+            &opts,
+        )
+        .await
+        .unwrap();
+    let bound = client
+        .bind(
+            &instance,
+            &BindingId::from("b"),
+            &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
+            &BindQuery::new(),
+            &opts,
+        )
+        .await
+        .unwrap();
+    let (uri, token) = credentials(&bound);
+    assert_eq!(kv(Method::PUT, &uri, "a", &token, Some("1")).await.0, 204);
+    assert_eq!(kv(Method::PUT, &uri, "b", &token, Some("2")).await.0, 204);
+    let one = ServiceInstanceUpdateRequest::new(SERVICE_ID).with_parameters(
+        serde_json::Map::from_iter([("max_keys".to_string(), json!(2))]),
+    );
+    client
+        .update(&instance, &one, &UpdateQuery::new(), &opts)
+        .await
+        .unwrap();
+    let (status, body) = kv(Method::PUT, &uri, "c", &token, Some("3")).await;
+    assert_eq!(status, 507, "{body}");
+    assert!(
+        json_of(&body)["description"]
+            .as_str()
+            .unwrap()
+            .contains("maximum of 2")
+    );
+    assert_eq!(
+        kv(Method::PUT, &uri, "a", &token, Some("again")).await.0,
+        204
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_async_plan_answers_202_and_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let broker = running(&dir.path().join("kv.db")).await;

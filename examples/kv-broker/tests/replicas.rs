@@ -85,6 +85,92 @@ async fn replicas_on_postgres_create_an_instance_once_and_every_binding() {
     );
 }
 
+/// An instance without a limit of its own holds its plan's default, however many writes
+/// through however many replicas race for the last keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_hold_an_instance_to_its_key_limit() {
+    let Some(server) = server() else {
+        return;
+    };
+    let url = server.fresh_database().await;
+    let mut replicas = Vec::new();
+    for _ in 0..3 {
+        replicas.push(
+            start(Config::new(USER, PASS, url.clone()))
+                .await
+                .expect("a replica starts"),
+        );
+    }
+    let client = client(replicas[0].addr);
+    let instance = InstanceId::from("limited");
+    client
+        .provision(
+            &instance,
+            &provision_request(SMALL_PLAN_ID),
+            &ProvisionQuery::new(),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    let bound = client
+        .bind(
+            &instance,
+            &BindingId::from("b"),
+            &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
+            &BindQuery::new(),
+            &CallOptions::new(),
+        )
+        .await
+        .unwrap();
+    let token = credentials(&bound).1;
+    let limit = usize::try_from(example_kv_broker::DEFAULT_MAX_KEYS).unwrap();
+    let uri = |n: usize| format!("http://{}/kv/limited", replicas[n % replicas.len()].addr);
+    for n in 0..limit - 3 {
+        let (status, body) = kv(
+            reqwest::Method::PUT,
+            &uri(n),
+            &format!("k-{n}"),
+            &token,
+            Some("v"),
+        )
+        .await;
+        assert_eq!(status, 204, "{body}");
+    }
+    // 30 writers, each on a connection of its own made beforehand, race for the last 3 keys.
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(30));
+    let mut tasks = Vec::new();
+    for n in limit..limit + 30 {
+        let (uri, token, start) = (uri(n), token.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let warm = http
+                .get(format!("{uri}/k-{n}"))
+                .bearer_auth(&token)
+                .send()
+                .await;
+            assert_eq!(warm.expect("the key-value API answers").status(), 404);
+            start.wait().await;
+            let put = http
+                .put(format!("{uri}/k-{n}"))
+                .bearer_auth(&token)
+                .body("v")
+                .send()
+                .await;
+            put.expect("the key-value API answers").status().as_u16()
+        }));
+    }
+    let mut stored = 0;
+    let mut refused = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            204 => stored += 1,
+            507 => refused += 1,
+            other => panic!("a write answered {other}"),
+        }
+    }
+    assert_eq!((stored, refused), (3, 27));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_replica_finishes_the_operation_of_one_killed_with_sigkill() {
     let Some(server) = server() else {
