@@ -10,6 +10,12 @@ use std::process::ExitCode;
 use example_kv_broker::{Config, app};
 use osb_server::Server;
 
+/// The store's thread and the server's threads hand records to each other, so much memory is
+/// freed by a thread other than the one that allocated it. glibc's allocator takes a lock of the
+/// allocating thread's arena for each such free; mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()

@@ -24,6 +24,11 @@ use clap::{Parser, Subcommand};
 
 use crate::error::{BenchError, Result};
 
+/// The allocator of the kv-broker, so that the stateful layer over `MemoryStore` (served by this
+/// binary) is compared with it on equal terms, and the load generator is as fast as it can be.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(name = "osb-bench", about = "osb-rs benchmarks over loopback")]
 struct Cli {
