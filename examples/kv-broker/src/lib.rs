@@ -216,15 +216,6 @@ macro_rules! on_db_write {
     };
 }
 
-/// Sets an instance's key limit (`$1` the instance, `$2` the limit).
-const UPSERT_MAX_KEYS: &str = "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
-     ON CONFLICT (instance_id) DO UPDATE SET max_keys = excluded.max_keys";
-
-/// The key limit that request parameters set, if any.
-fn max_keys_of(parameters: Option<&Map<String, Value>>) -> Option<i64> {
-    parameters?.get("max_keys").and_then(Value::as_i64)
-}
-
 /// A value bound to one of the backend's statements.
 enum Arg {
     Text(String),
@@ -345,6 +336,30 @@ impl KvBackend {
         }
     }
 
+    /// Records the key limit that request `parameters` set, if they set one. An instance keeps
+    /// a row in `kv_instances` only then; without one, the plan's default applies.
+    async fn set_max_keys(
+        &self,
+        id: &InstanceId,
+        parameters: Option<&Map<String, Value>>,
+    ) -> Result<(), BrokerError> {
+        let Some(max_keys) = parameters
+            .and_then(|p| p.get("max_keys"))
+            .and_then(Value::as_i64)
+        else {
+            return Ok(());
+        };
+        self.write(
+            &Key::instance(id.clone()),
+            vec![(
+                "INSERT INTO kv_instances (instance_id, max_keys) VALUES ($1, $2) \
+                 ON CONFLICT (instance_id) DO UPDATE SET max_keys = excluded.max_keys",
+                vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
+            )],
+        )
+        .await
+    }
+
     /// The instance a bearer token opens, if any. Tokens are kept as digests; a token stored
     /// in clear by an earlier version is still accepted.
     async fn instance_of(&self, token: &str) -> Result<Option<String>, sqlx::Error> {
@@ -385,18 +400,7 @@ impl Backend for KvBackend {
         if request.plan_id.as_str() == ASYNC_PLAN_ID {
             tokio::time::sleep(self.async_delay).await;
         }
-        // An instance keeps a row in `kv_instances` only when its parameters set a limit;
-        // without one, the plan's default applies.
-        if let Some(max_keys) = max_keys_of(request.parameters.as_ref()) {
-            self.write(
-                &Key::instance(id.clone()),
-                vec![(
-                    UPSERT_MAX_KEYS,
-                    vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
-                )],
-            )
-            .await?;
-        }
+        self.set_max_keys(id, request.parameters.as_ref()).await?;
         Ok(ServiceInstanceProvisionResponse::new()
             .with_dashboard_url(format!("{}/kv/{id}", self.public_url)))
     }
@@ -406,16 +410,7 @@ impl Backend for KvBackend {
         id: &InstanceId,
         request: &ServiceInstanceUpdateRequest,
     ) -> Result<ServiceInstanceUpdateResponse, BrokerError> {
-        if let Some(max_keys) = max_keys_of(request.parameters.as_ref()) {
-            self.write(
-                &Key::instance(id.clone()),
-                vec![(
-                    UPSERT_MAX_KEYS,
-                    vec![Arg::Text(id.to_string()), Arg::Int(max_keys)],
-                )],
-            )
-            .await?;
-        }
+        self.set_max_keys(id, request.parameters.as_ref()).await?;
         Ok(ServiceInstanceUpdateResponse::new())
     }
 

@@ -251,33 +251,14 @@ async fn an_update_sets_the_limit_of_an_instance_provisioned_without_one() {
     let client = client(broker.addr);
     let opts = CallOptions::new();
     let instance = InstanceId::from("u-1");
-    client
-        .provision(
-            &instance,
-            &provision_request(SMALL_PLAN_ID),
-            &ProvisionQuery::new(),
-            &opts,
-        )
-        .await
-        .unwrap();
-    let bound = client
-        .bind(
-            &instance,
-            &BindingId::from("b"),
-            &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
-            &BindQuery::new(),
-            &opts,
-        )
-        .await
-        .unwrap();
-    let (uri, token) = credentials(&bound);
+    let (uri, token) = small_instance_bound(&client, &instance).await;
     assert_eq!(kv(Method::PUT, &uri, "a", &token, Some("1")).await.0, 204);
     assert_eq!(kv(Method::PUT, &uri, "b", &token, Some("2")).await.0, 204);
-    let one = ServiceInstanceUpdateRequest::new(SERVICE_ID).with_parameters(
+    let two_keys = ServiceInstanceUpdateRequest::new(SERVICE_ID).with_parameters(
         serde_json::Map::from_iter([("max_keys".to_string(), json!(2))]),
     );
     client
-        .update(&instance, &one, &UpdateQuery::new(), &opts)
+        .update(&instance, &two_keys, &UpdateQuery::new(), &opts)
         .await
         .unwrap();
     let (status, body) = kv(Method::PUT, &uri, "c", &token, Some("3")).await;

@@ -101,28 +101,9 @@ async fn replicas_on_postgres_hold_an_instance_to_its_key_limit() {
                 .expect("a replica starts"),
         );
     }
-    let client = client(replicas[0].addr);
-    let instance = InstanceId::from("limited");
-    client
-        .provision(
-            &instance,
-            &provision_request(SMALL_PLAN_ID),
-            &ProvisionQuery::new(),
-            &CallOptions::new(),
-        )
+    let token = small_instance_bound(&client(replicas[0].addr), &InstanceId::from("limited"))
         .await
-        .unwrap();
-    let bound = client
-        .bind(
-            &instance,
-            &BindingId::from("b"),
-            &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
-            &BindQuery::new(),
-            &CallOptions::new(),
-        )
-        .await
-        .unwrap();
-    let token = credentials(&bound).1;
+        .1;
     let limit = usize::try_from(example_kv_broker::DEFAULT_MAX_KEYS).unwrap();
     let uri = |n: usize| format!("http://{}/kv/limited", replicas[n % replicas.len()].addr);
     for n in 0..limit - 3 {

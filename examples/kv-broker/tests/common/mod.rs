@@ -49,6 +49,31 @@ pub fn credentials(outcome: &BindOutcome) -> (String, String) {
     (text("uri"), text("token"))
 }
 
+/// Provisions `instance` on the small plan and binds `b` to it: the binding's uri and token.
+pub async fn small_instance_bound(client: &Client, instance: &InstanceId) -> (String, String) {
+    let opts = CallOptions::new();
+    client
+        .provision(
+            instance,
+            &provision_request(SMALL_PLAN_ID),
+            &ProvisionQuery::new(),
+            &opts,
+        )
+        .await
+        .expect("the instance is provisioned");
+    let bound = client
+        .bind(
+            instance,
+            &BindingId::from("b"),
+            &ServiceBindingRequest::new(SERVICE_ID, SMALL_PLAN_ID),
+            &BindQuery::new(),
+            &opts,
+        )
+        .await
+        .expect("the binding is created");
+    credentials(&bound)
+}
+
 /// `method` on `{uri}/{key}` with the token: the status and the body.
 pub async fn kv(
     method: reqwest::Method,
