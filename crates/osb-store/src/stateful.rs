@@ -252,11 +252,23 @@ enum Created {
     Accepted(OperationId),
 }
 
+/// A stored operation whose execution has started: what the request that started it waits on.
+#[derive(Debug)]
+struct Launch {
+    key: Key,
+    progress: Arc<Progress>,
+    done: oneshot::Receiver<Result<Done, BrokerError>>,
+    /// Answered `202` at once (an asynchronous plan, and the request allows it).
+    immediate: bool,
+}
+
 /// The outcome of starting work on a resource.
 #[derive(Debug)]
 enum Begin {
     /// New work, to run.
     Started(OperationRecord, Box<Work>),
+    /// New work, stored and running ([`Inner::begin_launched`]).
+    Launched(OperationRecord, Launch),
     /// Identical work is running.
     Running(OperationRecord),
     /// The resource exists as asked (its stored reply).
@@ -883,19 +895,6 @@ impl<B: Backend, S: Store> Inner<B, S> {
     /// Runs a started operation and waits for it as the request allows: `Ok(None)` means
     /// "answer 202". A create held in memory comes with its `claim`; it is stored before a
     /// `202`.
-    /// [`run`](Self::run) for an operation already stored (an update or a delete).
-    async fn run_stored(
-        self: &Arc<Self>,
-        op: OperationRecord,
-        work: Work,
-        permit: Option<AsyncPermit>,
-        always_async: bool,
-    ) -> Result<Option<Done>, BrokerError> {
-        let progress = Progress::stored(Phase::Waiting);
-        self.run(op, work, permit, always_async, progress, None)
-            .await
-    }
-
     async fn run(
         self: &Arc<Self>,
         op: OperationRecord,
@@ -906,17 +905,81 @@ impl<B: Backend, S: Store> Inner<B, S> {
         claim: Option<ClaimGuard<B, S>>,
     ) -> Result<Option<Done>, BrokerError> {
         let immediate = always_async && permit.is_some();
+        let launch = self.launch(op, work, immediate, progress, claim).await;
+        self.wait(launch, permit).await
+    }
+
+    /// Starts the execution of `op`, which then runs to its end whatever becomes of the
+    /// request that started it.
+    async fn launch(
+        self: &Arc<Self>,
+        op: OperationRecord,
+        work: Work,
+        immediate: bool,
+        progress: Arc<Progress>,
+        claim: Option<ClaimGuard<B, S>>,
+    ) -> Launch {
         if immediate {
             *progress.phase.lock().await = Phase::Async;
         }
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, done) = oneshot::channel();
         let key = op.key.clone();
         tokio::spawn(self.clone().execute(op, work, progress.clone(), tx, claim));
+        Launch {
+            key,
+            progress,
+            done,
+            immediate,
+        }
+    }
+
+    /// Runs `begin` (a transaction that may store a new operation) and, when it stores one,
+    /// starts its execution, both in a task of their own: a request given up meanwhile (the
+    /// platform hung up) leaves no stored operation that nobody runs until its lease ends.
+    /// A started operation comes back as [`Begin::Launched`].
+    async fn begin_launched<F>(
+        self: &Arc<Self>,
+        begin: F,
+        immediate: bool,
+    ) -> Result<Begin, BrokerError>
+    where
+        F: std::future::Future<Output = Result<Begin, BrokerError>> + Send + 'static,
+    {
+        let inner = self.clone();
+        tokio::spawn(async move {
+            Ok(match begin.await? {
+                Begin::Started(op, work) => {
+                    let progress = Progress::stored(Phase::Waiting);
+                    let launch = inner
+                        .launch(op.clone(), *work, immediate, progress, None)
+                        .await;
+                    Begin::Launched(op, launch)
+                }
+                other => other,
+            })
+        })
+        .await
+        .map_err(|e| BrokerError::internal(format!("starting an operation failed: {e}")))?
+    }
+
+    /// Waits for a launched operation: its result, or `None` when the request is answered
+    /// `202` (at once, or once the synchronous budget is spent and the request allows it).
+    async fn wait(
+        &self,
+        launch: Launch,
+        permit: Option<AsyncPermit>,
+    ) -> Result<Option<Done>, BrokerError> {
+        let Launch {
+            key,
+            progress,
+            mut done,
+            immediate,
+        } = launch;
         if immediate {
             return Ok(None);
         }
         let received = if permit.is_some() {
-            match tokio::time::timeout(self.config.sync_budget, &mut rx).await {
+            match tokio::time::timeout(self.config.sync_budget, &mut done).await {
                 Ok(received) => received,
                 Err(_) => {
                     let mut phase = progress.phase.lock().await;
@@ -925,7 +988,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
                     }
                     if *phase == Phase::Finishing {
                         drop(phase);
-                        rx.await
+                        done.await
                     } else {
                         self.store_claim(&key, &progress).await?;
                         return Ok(None);
@@ -933,7 +996,7 @@ impl<B: Backend, S: Store> Inner<B, S> {
                 }
             }
         } else {
-            rx.await
+            done.await
         };
         match received {
             Ok(result) => result.map(Some),
@@ -1485,13 +1548,21 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                     None => continue,
                 }
             } else {
+                let (starter, key, fingerprint, work, ids) = (
+                    inner.clone(),
+                    key.clone(),
+                    fingerprint.clone(),
+                    work.clone(),
+                    ids.clone(),
+                );
                 let begin = inner
-                    .begin_create(
-                        &key,
-                        fingerprint.clone(),
-                        work.clone(),
-                        ids.clone(),
-                        deadline,
+                    .begin_launched(
+                        async move {
+                            starter
+                                .begin_create(&key, fingerprint, work, ids, deadline)
+                                .await
+                        },
+                        always_async && permit.is_some(),
                     )
                     .await?;
                 (begin, None)
@@ -1512,6 +1583,11 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                         None => Ok(Created::Accepted(id)),
                     }
                 }
+                Begin::Launched(op, launch) => match inner.wait(launch, permit).await? {
+                    Some(Done::Created(v)) => Ok(Created::New(v)),
+                    Some(_) => Err(BrokerError::internal("a create finished as another kind")),
+                    None => Ok(Created::Accepted(op.id)),
+                },
                 Begin::Running(op) => {
                     let id = op.id.clone();
                     match self.repeat_of_running(op, permit, always_async).await? {
@@ -1599,19 +1675,19 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
         let fingerprint = update_fingerprint(&request);
         let deadline = deadline(ctx.plan(), now_millis());
         let work = Work::UpdateInstance { request };
-        match self
-            .inner
-            .begin_change(&key, fingerprint, work, deadline)
-            .await?
-        {
-            Begin::Started(op, work) => {
+        let starter = self.inner.clone();
+        let begin = self.inner.begin_launched(
+            async move {
+                starter
+                    .begin_change(&key, fingerprint, work, deadline)
+                    .await
+            },
+            always_async && permit.is_some(),
+        );
+        match begin.await? {
+            Begin::Launched(op, launch) => {
                 let id = op.id.clone();
-                match (
-                    self.inner
-                        .run_stored(op, *work, permit, always_async)
-                        .await?,
-                    permit,
-                ) {
+                match (self.inner.wait(launch, permit).await?, permit) {
                     (Some(Done::Updated(v)), _) => {
                         Ok(UpdateOutcome::Updated(from_reply::<
                             ServiceInstanceUpdateResponse,
@@ -1866,19 +1942,19 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                 previous: String::new(),
             },
         };
-        match self
-            .inner
-            .begin_change(&key, fingerprint, work, deadline)
-            .await?
-        {
-            Begin::Started(op, work) => {
+        let starter = self.inner.clone();
+        let begin = self.inner.begin_launched(
+            async move {
+                starter
+                    .begin_change(&key, fingerprint, work, deadline)
+                    .await
+            },
+            always_async && permit.is_some(),
+        );
+        match begin.await? {
+            Begin::Launched(op, launch) => {
                 let id = op.id.clone();
-                match (
-                    self.inner
-                        .run_stored(op, *work, permit, always_async)
-                        .await?,
-                    permit,
-                ) {
+                match (self.inner.wait(launch, permit).await?, permit) {
                     (Some(_), _) => Ok(DeleteOutcome::Deleted),
                     (None, Some(permit)) => Ok(DeleteOutcome::accepted(permit, id)),
                     (None, None) => Err(BrokerError::internal("no permit for an accepted delete")),
