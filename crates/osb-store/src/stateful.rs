@@ -962,6 +962,24 @@ impl<B: Backend, S: Store> Inner<B, S> {
         .map_err(|e| BrokerError::internal(format!("starting an operation failed: {e}")))?
     }
 
+    /// [`begin_change`](Self::begin_change) with its operation launched
+    /// ([`begin_launched`](Self::begin_launched)).
+    async fn begin_change_launched(
+        self: &Arc<Self>,
+        key: Key,
+        fingerprint: String,
+        work: Work,
+        deadline: Option<Millis>,
+        immediate: bool,
+    ) -> Result<Begin, BrokerError> {
+        let inner = self.clone();
+        self.begin_launched(
+            async move { inner.begin_change(&key, fingerprint, work, deadline).await },
+            immediate,
+        )
+        .await
+    }
+
     /// Waits for a launched operation: its result, or `None` when the request is answered
     /// `202` (at once, or once the synchronous budget is spent and the request allows it).
     async fn wait(
@@ -1675,16 +1693,12 @@ impl<B: Backend, S: Store> ServiceBroker for Stateful<B, S> {
         let fingerprint = update_fingerprint(&request);
         let deadline = deadline(ctx.plan(), now_millis());
         let work = Work::UpdateInstance { request };
-        let starter = self.inner.clone();
-        let begin = self.inner.begin_launched(
-            async move {
-                starter
-                    .begin_change(&key, fingerprint, work, deadline)
-                    .await
-            },
-            always_async && permit.is_some(),
-        );
-        match begin.await? {
+        let immediate = always_async && permit.is_some();
+        match self
+            .inner
+            .begin_change_launched(key, fingerprint, work, deadline, immediate)
+            .await?
+        {
             Begin::Launched(op, launch) => {
                 let id = op.id.clone();
                 match (self.inner.wait(launch, permit).await?, permit) {
@@ -1942,16 +1956,12 @@ impl<B: Backend, S: Store> Stateful<B, S> {
                 previous: String::new(),
             },
         };
-        let starter = self.inner.clone();
-        let begin = self.inner.begin_launched(
-            async move {
-                starter
-                    .begin_change(&key, fingerprint, work, deadline)
-                    .await
-            },
-            always_async && permit.is_some(),
-        );
-        match begin.await? {
+        let immediate = always_async && permit.is_some();
+        match self
+            .inner
+            .begin_change_launched(key, fingerprint, work, deadline, immediate)
+            .await?
+        {
             Begin::Launched(op, launch) => {
                 let id = op.id.clone();
                 match (self.inner.wait(launch, permit).await?, permit) {

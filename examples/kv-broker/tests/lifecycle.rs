@@ -227,14 +227,7 @@ async fn the_sized_plan_checks_and_enforces_max_keys() {
     let (uri, token) = credentials(&bound);
     assert_eq!(kv(Method::PUT, &uri, "a", &token, Some("1")).await.0, 204);
     assert_eq!(kv(Method::PUT, &uri, "b", &token, Some("2")).await.0, 204);
-    let (status, body) = kv(Method::PUT, &uri, "c", &token, Some("3")).await;
-    assert_eq!(status, 507);
-    assert!(
-        json_of(&body)["description"]
-            .as_str()
-            .unwrap()
-            .contains("maximum of 2")
-    );
+    assert_full(&uri, "c", &token, 2).await;
     assert_eq!(
         kv(Method::PUT, &uri, "a", &token, Some("changed")).await.0,
         204,
@@ -261,14 +254,7 @@ async fn an_update_sets_the_limit_of_an_instance_provisioned_without_one() {
         .update(&instance, &two_keys, &UpdateQuery::new(), &opts)
         .await
         .unwrap();
-    let (status, body) = kv(Method::PUT, &uri, "c", &token, Some("3")).await;
-    assert_eq!(status, 507, "{body}");
-    assert!(
-        json_of(&body)["description"]
-            .as_str()
-            .unwrap()
-            .contains("maximum of 2")
-    );
+    assert_full(&uri, "c", &token, 2).await;
     assert_eq!(
         kv(Method::PUT, &uri, "a", &token, Some("again")).await.0,
         204

@@ -93,6 +93,19 @@ pub async fn kv(
     (status, response.text().await.unwrap_or_default())
 }
 
+/// A write of a new `key` is refused with `507`: the instance holds its maximum of `max` keys.
+pub async fn assert_full(uri: &str, key: &str, token: &str, max: usize) {
+    let (status, body) = kv(reqwest::Method::PUT, uri, key, token, Some("v")).await;
+    assert_eq!(status, 507, "{body}");
+    assert!(
+        json_of(&body)["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("maximum of {max}")),
+        "{body}"
+    );
+}
+
 pub fn json_of(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
